@@ -1,0 +1,70 @@
+/**
+ * Typed errors. Every error this library throws on purpose is a {@link MixtralError} (with a stable `code`),
+ * a `TypeError` or a `RangeError` naming the argument and the bad value.
+ *
+ * @example
+ * ```ts
+ * try { await Mixtral.load("broken.gguf"); }
+ * catch (err) { if (err instanceof GgufError) console.error(err.code, err.message); }
+ * ```
+ * @module
+ */
+
+/** Base class of the library's own errors. `code` is stable across versions; match on it, not on `message`. */
+export class MixtralError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * A GGUF file that cannot be used: unreadable, malformed, hostile, or not a model this library runs.
+ * Codes start with `GGUF_` (the container) or `MODEL_` (the hyperparameters and tensors), for example
+ * `GGUF_TRUNCATED`, `GGUF_BAD_OFFSET`, `MODEL_SHAPE_MISMATCH`.
+ */
+export class GgufError extends MixtralError {}
+
+/** The tokens do not fit the session's context (code `CONTEXT_OVERFLOW`). */
+export class ContextOverflowError extends MixtralError {
+  constructor(message: string) {
+    super("CONTEXT_OVERFLOW", message);
+  }
+}
+
+/** The model, session or chat was disposed before or during the call (code `DISPOSED`). */
+export class DisposedError extends MixtralError {
+  constructor(what: string) {
+    super("DISPOSED", `${what} has been disposed`);
+  }
+}
+
+/** The operation was stopped by an AbortSignal (code `ABORT_ERR`, name `AbortError`, as Node's own). */
+export class AbortError extends MixtralError {
+  constructor(message = "The operation was aborted", options?: { cause?: unknown }) {
+    super("ABORT_ERR", message, options);
+    this.name = "AbortError";
+  }
+}
+
+/** Turns an error thrown by the addon (a plain Error with `code`) into the matching typed error. */
+export function fromNativeError(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== "string") return error;
+  if (code.startsWith("GGUF_") || code.startsWith("MODEL_")) return new GgufError(code, error.message);
+  if (code === "CONTEXT_OVERFLOW") return new ContextOverflowError(error.message);
+  if (code === "ABORT_ERR") return new AbortError(error.message);
+  return new MixtralError(code, error.message);
+}
+
+/** Runs `work`, rethrowing addon errors as typed ones. */
+export async function withNativeErrors<T>(work: () => Promise<T> | T): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw fromNativeError(error);
+  }
+}

@@ -1,0 +1,7 @@
+/**
+ * mixtral-native: Mixtral 8x7B and the dense Mistral family from GGUF files, on the CPU, from Node.js.
+ * @module
+ */
+export * from "./errors.js";
+export { GgufWriter, type GgufWriterOptions, type TensorData, type WriteOptions } from "./gguf/writer.js";
+export * from "./gguf/types.js";

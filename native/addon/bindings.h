@@ -1,0 +1,23 @@
+// Each binding file adds its functions and classes to the addon's exports. N-API glue only: no arithmetic here.
+#pragma once
+
+#include <napi.h>
+
+#include "common/status.h"
+
+namespace mn {
+
+void registerCpuBinding(Napi::Env env, Napi::Object exports);
+void registerGgufBinding(Napi::Env env, Napi::Object exports);
+void registerKernelsBinding(Napi::Env env, Napi::Object exports);
+void registerTokenizerBinding(Napi::Env env, Napi::Object exports);
+void registerModelBinding(Napi::Env env, Napi::Object exports);
+
+// A JS Error carrying error.code; lib/errors.ts turns it into the matching typed class.
+inline Napi::Error toJsError(Napi::Env env, const Error& error) {
+  Napi::Error jsError = Napi::Error::New(env, error.message);
+  jsError.Value().Set("code", Napi::String::New(env, error.code));
+  return jsError;
+}
+
+}  // namespace mn

@@ -1,0 +1,82 @@
+// A Mixtral / Mistral / Llama model as the forward pass sees it: validated hyperparameters and pointers into the
+// mmapped GGUF file. Built by bindModel() (weights.cc), which checks every tensor the forward pass will read.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/ggml_type.h"
+#include "common/status.h"
+
+namespace mn {
+
+class GgufFile;
+
+constexpr uint32_t kMaxExperts = 256;
+
+struct Hparams {
+  std::string architecture;   // "llama"
+  uint32_t nVocab = 0;
+  uint32_t contextLength = 0;  // llama.context_length
+  uint32_t nEmbd = 0;
+  uint32_t nLayers = 0;
+  uint32_t nFf = 0;            // per expert for MoE
+  uint32_t nHeads = 0;
+  uint32_t nHeadsKv = 0;
+  uint32_t headDim = 0;        // nEmbd / nHeads
+  uint32_t ropeDim = 0;        // llama.rope.dimension_count, default headDim
+  float ropeFreqBase = 10000.0f;
+  float rmsEps = 1e-5f;
+  uint32_t nExperts = 0;       // 0: dense FFN
+  uint32_t nExpertsUsed = 0;
+  uint32_t slidingWindow = 0;  // 0: full attention
+  int64_t fileType = -1;       // general.file_type, -1 when absent
+  bool legacyExpertLayout = false;  // blk.N.ffn_gate.E.weight instead of ffn_gate_exps
+};
+
+// One weight matrix W (nOut, nIn): row r holds nIn values of `type`, rowBytes apart, starting at data.
+struct MatrixRef {
+  GgmlType type = GgmlType::F32;
+  const uint8_t* data = nullptr;
+  uint64_t rowBytes = 0;
+  uint32_t nIn = 0;   // ne[0]
+  uint32_t nOut = 0;  // ne[1]
+};
+
+// nExperts matrices of one shape and type; merged files give evenly spaced pointers, legacy files arbitrary ones.
+struct ExpertsRef {
+  GgmlType type = GgmlType::F32;
+  const uint8_t* data[kMaxExperts] = {};
+  uint64_t rowBytes = 0;
+  uint32_t nIn = 0;
+  uint32_t nOut = 0;
+};
+
+struct LayerWeights {
+  const float* attnNorm = nullptr;  // (nEmbd,) F32
+  MatrixRef wq, wk, wv, wo;         // (nEmbd -> nHeads*headDim), (-> nHeadsKv*headDim) x2, (nHeads*headDim -> nEmbd)
+  const float* ffnNorm = nullptr;   // (nEmbd,) F32
+  // Dense layers:
+  MatrixRef ffnGate, ffnUp, ffnDown;  // (nEmbd -> nFf) x2, (nFf -> nEmbd)
+  // MoE layers:
+  MatrixRef ffnGateInp;                      // router (nEmbd -> nExperts)
+  ExpertsRef ffnGateExps, ffnUpExps, ffnDownExps;
+};
+
+struct ModelWeights {
+  MatrixRef tokenEmbd;     // (nVocab rows of nEmbd)
+  const float* outputNorm = nullptr;
+  MatrixRef output;        // (nEmbd -> nVocab); token_embd when the file has no output.weight
+  std::vector<LayerWeights> layers;
+};
+
+struct BindOptions {
+  bool verifyTensorData = false;  // scan every weight and block scale for NaN/Inf (reads the whole file)
+};
+
+// Validates the hyperparameters and every tensor against them (REFERENCE.md "Mixtral in GGUF", "Hostile files")
+// and fills hparams and weights with pointers into file's mapping. Codes: MODEL_* (see docs/gguf.md).
+Error bindModel(const GgufFile& file, const BindOptions& options, Hparams* hparams, ModelWeights* weights);
+
+}  // namespace mn
