@@ -1,0 +1,102 @@
+// GGUF v3 reader. The file is mmapped read-only; tensor data is never copied. Every byte is bounds-checked and
+// every size computation overflow-checked; a malformed file gives an Error (GGUF_* code), never an abort.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/ggml_type.h"
+#include "common/status.h"
+
+namespace mn {
+
+enum class GgufValueType : uint32_t {
+  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
+  STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+};
+
+// One metadata value. Scalars are decoded; strings and arrays point into the mapping (valid while the file is).
+struct GgufValue {
+  GgufValueType type = GgufValueType::UINT8;
+  union {
+    uint64_t u64;
+    int64_t i64;
+    double f64;
+    bool b;
+  } scalar = {0};                 // integers widen into u64/i64 by signedness, floats into f64
+  std::string_view string;        // STRING
+  GgufValueType elementType = GgufValueType::UINT8;  // ARRAY
+  uint64_t count = 0;             // ARRAY: number of elements
+  const uint8_t* elements = nullptr;  // ARRAY of fixed-size elements: packed little-endian values
+  std::vector<std::string_view> strings;  // ARRAY of STRING
+  std::vector<GgufValue> arrays;          // ARRAY of ARRAY
+};
+
+struct GgufKv {
+  std::string_view key;
+  GgufValue value;
+};
+
+struct GgufTensorInfo {
+  std::string_view name;
+  uint32_t nDims = 0;
+  uint64_t ne[4] = {1, 1, 1, 1};  // ne[0] is the contiguous row length
+  GgmlType type = GgmlType::F32;
+  uint64_t offset = 0;            // relative to the data section
+  uint64_t nElements = 0;
+  uint64_t nBytes = 0;
+};
+
+struct GgufReadOptions {
+  bool verifyTensorData = false;  // scan F32/F16/BF16 values and block scales for NaN/Inf (touches every page)
+};
+
+class GgufFile {
+ public:
+  // mmaps and parses path. Codes: GGUF_OPEN_FAILED (with strerror) and the format codes of parse().
+  static Error open(const std::string& path, const GgufReadOptions& options, std::unique_ptr<GgufFile>* out);
+  // Parses bytes the caller keeps alive (fuzzing, tests). Same validation as open().
+  static Error parse(const uint8_t* data, size_t size, const GgufReadOptions& options, std::unique_ptr<GgufFile>* out);
+  ~GgufFile();
+  GgufFile(const GgufFile&) = delete;
+  GgufFile& operator=(const GgufFile&) = delete;
+
+  uint32_t version() const { return version_; }
+  uint32_t alignment() const { return alignment_; }
+  uint64_t dataOffset() const { return dataOffset_; }
+  uint64_t fileSize() const { return size_; }
+  const std::vector<GgufKv>& metadata() const { return kvs_; }
+  const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
+
+  const GgufKv* findKv(std::string_view key) const;
+  const GgufTensorInfo* findTensor(std::string_view name) const;
+  const uint8_t* tensorData(const GgufTensorInfo& tensor) const { return data_ + dataOffset_ + tensor.offset; }
+
+  // Typed lookups for model code. Missing key: returns false with *error untouched. Present with an
+  // incompatible type or an out-of-range value: returns false and sets *error (GGUF_WRONG_TYPE / GGUF_BAD_VALUE).
+  // Integer getters accept any integer type whose value fits.
+  bool getU32(std::string_view key, uint32_t* out, Error* error) const;
+  bool getI64(std::string_view key, int64_t* out, Error* error) const;
+  bool getF32(std::string_view key, float* out, Error* error) const;
+  bool getBool(std::string_view key, bool* out, Error* error) const;
+  bool getString(std::string_view key, std::string_view* out, Error* error) const;
+
+ private:
+  GgufFile() = default;
+  Error parseAll(const GgufReadOptions& options);
+
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+  bool mapped_ = false;
+  uint32_t version_ = 0;
+  uint32_t alignment_ = 32;
+  uint64_t dataOffset_ = 0;
+  std::vector<GgufKv> kvs_;
+  std::vector<GgufTensorInfo> tensors_;
+};
+
+}  // namespace mn
