@@ -22,6 +22,8 @@ export interface NativeAddon {
   cpuInfo(): CpuInfo;
   // ---- gguf (native/addon/gguf_binding.cc) ----
   // ---- kernels (native/addon/kernels_binding.cc) ----
+  quantizeRows(type: number, values: Float32Array, rowLength: number): Uint8Array;
+  dequantizeRows(type: number, bytes: Uint8Array, rowLength: number): Float32Array;
   // ---- tokenizer (native/addon/tokenizer_binding.cc) ----
   // ---- model (native/addon/model_binding.cc) ----
 }

@@ -60,11 +60,6 @@ struct KernelTable {
 const KernelTable& kernels();            // the table for activeIsa()
 const KernelTable* kernelsFor(Isa isa);  // nullptr if this CPU lacks isa
 
-// Weight quantization (writer, quantizer, tests): n floats -> one row of `type`. Scalar, deterministic, matching
-// ggml's reference quantizers' algorithms. Returns false if `type` cannot be quantized or n is not a multiple of
-// its block size.
-bool quantizeRow(GgmlType type, const float* x, uint8_t* dst, size_t n);
-
 // Converts between floats and IEEE fp16 / bfloat16 for a whole KV cache row.
 void floatsToFp16(const float* x, uint16_t* dst, size_t n);
 

@@ -1,0 +1,46 @@
+/**
+ * Converting float rows to a ggml type's bytes and back (the scalar reference converters of the addon).
+ * @module
+ */
+import { native } from "../native.js";
+import { GGML_TYPE_TRAITS, GgmlType } from "./types.js";
+
+/** The types {@link quantize} can write. */
+export const QUANTIZABLE_TYPES: readonly GgmlType[] = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0];
+
+function checkRows(what: string, type: GgmlType, elements: number, rowLength: number): void {
+  const traits = GGML_TYPE_TRAITS[type];
+  if (traits === undefined) throw new RangeError(`type must be a GgmlType; got ${type}`);
+  if (!Number.isSafeInteger(rowLength) || rowLength <= 0 || rowLength % traits.blockSize !== 0) {
+    throw new RangeError(`rowLength must be a positive multiple of ${traits.name}'s block size ${traits.blockSize}; got ${rowLength}`);
+  }
+  if (elements % rowLength !== 0) throw new RangeError(`${what} holds ${elements} values, not a whole number of rows of ${rowLength}`);
+}
+
+/**
+ * Quantizes `values` (whole rows of `rowLength`) to `type`, row by row.
+ * @example
+ * ```ts
+ * const bytes = quantize(GgmlType.Q8_0, new Float32Array(64).fill(0.5), 64); // 2 blocks, 68 bytes
+ * ```
+ */
+export function quantize(type: GgmlType, values: Float32Array, rowLength: number): Uint8Array {
+  if (!(values instanceof Float32Array)) throw new TypeError("values must be a Float32Array");
+  if (!QUANTIZABLE_TYPES.includes(type)) {
+    throw new RangeError(`type must be one of ${QUANTIZABLE_TYPES.map((t) => GGML_TYPE_TRAITS[t].name).join(", ")}; got ${GGML_TYPE_TRAITS[type]?.name ?? type}`);
+  }
+  checkRows("values", type, values.length, rowLength);
+  return native().quantizeRows(type, values, rowLength);
+}
+
+/** Expands bytes of `type` (whole rows of `rowLength` values) to floats. */
+export function dequantize(type: GgmlType, bytes: Uint8Array, rowLength: number): Float32Array {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError("bytes must be a Uint8Array");
+  checkRows("bytes", type, 0, rowLength);
+  const traits = GGML_TYPE_TRAITS[type];
+  const rowBytes = (rowLength / traits.blockSize) * traits.blockBytes;
+  if (bytes.byteLength % rowBytes !== 0) {
+    throw new RangeError(`bytes holds ${bytes.byteLength} bytes, not a whole number of ${traits.name} rows of ${rowBytes} bytes`);
+  }
+  return native().dequantizeRows(type, bytes, rowLength);
+}

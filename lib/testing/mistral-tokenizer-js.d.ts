@@ -1,0 +1,1 @@
+declare module "mistral-tokenizer-js" { const tokenizer: { vocabById: string[]; merges: Map<string, number>; encode(text: string, addBos?: boolean, addPrecedingSpace?: boolean): number[]; decode(ids: number[], addBos?: boolean, addPrecedingSpace?: boolean): string }; export default tokenizer; }
