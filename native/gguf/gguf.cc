@@ -42,22 +42,11 @@ constexpr char kAlignmentKey[] = "general.alignment";
 
 bool isKnownValueType(uint32_t id) { return id <= static_cast<uint32_t>(GgufValueType::FLOAT64); }
 
-// Encoded size of a fixed-size value, 0 for STRING and ARRAY.
-uint64_t fixedValueBytes(GgufValueType type) {
-  switch (type) {
-    case GgufValueType::UINT8: case GgufValueType::INT8: case GgufValueType::BOOL: return 1;
-    case GgufValueType::UINT16: case GgufValueType::INT16: return 2;
-    case GgufValueType::UINT32: case GgufValueType::INT32: case GgufValueType::FLOAT32: return 4;
-    case GgufValueType::UINT64: case GgufValueType::INT64: case GgufValueType::FLOAT64: return 8;
-    default: return 0;
-  }
-}
-
 // The fewest bytes one array element of this type can take: bounds the element count against the bytes left.
 uint64_t minElementBytes(GgufValueType type) {
   if (type == GgufValueType::STRING) return kMinStringBytes;
   if (type == GgufValueType::ARRAY) return 4 + 8;  // element type and count of an empty array
-  return fixedValueBytes(type);
+  return ggufFixedValueBytes(type);
 }
 
 bool isValidUtf8(std::string_view text) {
@@ -193,7 +182,7 @@ struct ValueReader {
   std::string valueText() const { return cat("the value of metadata key ", quoted(key)); }
 
   Error readNumber(GgufValueType type, GgufValue* out) {
-    const uint64_t bytes = fixedValueBytes(type);
+    const uint64_t bytes = ggufFixedValueBytes(type);
     if (!in.has(bytes)) return truncatedAt(in, bytes, [&] { return valueText(); });
     switch (type) {
       case GgufValueType::UINT8: out->scalar.u64 = in.read<uint8_t>(); break;
@@ -253,7 +242,7 @@ struct ValueReader {
       }
       return Error::none();
     }
-    const uint64_t bytes = out->count * fixedValueBytes(elementType);  // cannot overflow: checkCount bounded it
+    const uint64_t bytes = out->count * ggufFixedValueBytes(elementType);  // cannot overflow: checkCount bounded it
     out->elements = in.here();
     if (elementType == GgufValueType::BOOL) {
       for (uint64_t i = 0; i < out->count; i++) {
@@ -312,11 +301,7 @@ T loadLe(const uint8_t* bytes) {
 
 bool isPowerOfTwo(uint64_t value) { return value != 0 && (value & (value - 1)) == 0; }
 
-std::string shapeText(const GgufTensorInfo& tensor) {
-  std::string out = "[";
-  for (uint32_t d = 0; d < tensor.nDims; d++) out += cat(d ? ", " : "", tensor.ne[d]);
-  return out + "]";
-}
+std::string shapeText(const GgufTensorInfo& tensor) { return dimsText(tensor.ne, tensor.nDims); }
 
 // Sorts indices by the string each names and reports the first repeated one (O(n log n) comparisons).
 template <class Name>
@@ -342,6 +327,16 @@ const uint32_t* findSorted(const std::vector<uint32_t>& order, std::string_view 
 }
 
 }  // namespace
+
+uint64_t ggufFixedValueBytes(GgufValueType type) {
+  switch (type) {
+    case GgufValueType::UINT8: case GgufValueType::INT8: case GgufValueType::BOOL: return 1;
+    case GgufValueType::UINT16: case GgufValueType::INT16: return 2;
+    case GgufValueType::UINT32: case GgufValueType::INT32: case GgufValueType::FLOAT32: return 4;
+    case GgufValueType::UINT64: case GgufValueType::INT64: case GgufValueType::FLOAT64: return 8;
+    default: return 0;
+  }
+}
 
 const char* ggufValueTypeName(GgufValueType type) {
   switch (type) {

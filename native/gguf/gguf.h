@@ -38,6 +38,8 @@ struct GgufValue {
 
 // "UINT8", "ARRAY", ... ; "?" for an id outside the enum.
 const char* ggufValueTypeName(GgufValueType type);
+// Encoded bytes of one value of a fixed-size type; 0 for STRING and ARRAY.
+uint64_t ggufFixedValueBytes(GgufValueType type);
 
 struct GgufKv {
   std::string_view key;

@@ -33,6 +33,13 @@ std::string cat(const Parts&... parts) {
   return out;
 }
 
+// "[4096, 1024]": a shape in ggml order.
+inline std::string dimsText(const uint64_t* dims, size_t count) {
+  std::string out = "[";
+  for (size_t d = 0; d < count; d++) out += cat(d ? ", " : "", dims[d]);
+  return out + "]";
+}
+
 // A string from the file as it should appear in a message: double-quoted, non-printable bytes as \xNN, and cut
 // after 80 bytes so that a hostile 1 GB key cannot become a 1 GB message.
 inline std::string quoted(std::string_view text) {

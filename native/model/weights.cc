@@ -40,7 +40,7 @@ Error optionalF32(const GgufFile& file, std::string_view key, float* out) {
   return error;
 }
 
-Error badHparam(std::string_view key, double value, const char* rule) {
+Error badHparam(std::string_view key, double value, const std::string& rule) {
   return makeError("MODEL_BAD_HPARAM", cat("metadata ", key, " = ", value, ": ", rule));
 }
 
@@ -85,7 +85,7 @@ Error readHparams(const GgufFile& file, Hparams* hp) {
   if (Error e = optionalU32(file, "llama.rope.dimension_count", &hp->ropeDim); !e.ok()) return e;
   if (hp->ropeDim == 0 || hp->ropeDim % 2 != 0 || hp->ropeDim > hp->headDim) {
     return badHparam("llama.rope.dimension_count", hp->ropeDim,
-                     cat("must be even and between 2 and the head dimension ", hp->headDim).c_str());
+                     cat("must be even and between 2 and the head dimension ", hp->headDim));
   }
   hp->ropeFreqBase = 10000.0f;
   if (Error e = optionalF32(file, "llama.rope.freq_base", &hp->ropeFreqBase); !e.ok()) return e;
@@ -193,12 +193,6 @@ Error checkVocabulary(const GgufFile& file, Hparams* hp) {
 
 // ============================================================================================== tensors
 
-std::string shapeText(const uint64_t* dims, size_t count) {
-  std::string out = "[";
-  for (size_t d = 0; d < count; d++) out += cat(d ? ", " : "", dims[d]);
-  return out + "]";
-}
-
 std::string blockName(uint32_t layer, const char* suffix) { return cat("blk.", layer, ".", suffix); }
 
 class Binder {
@@ -212,8 +206,8 @@ class Binder {
     const uint64_t* expected = shape.begin();
     for (size_t d = 0; d < 4; d++) {
       if (tensor->ne[d] != (d < shape.size() ? expected[d] : 1)) {
-        return makeError("MODEL_SHAPE_MISMATCH", cat("tensor ", name, " has shape ", shapeText(tensor->ne, tensor->nDims),
-                                                     "; expected ", shapeText(expected, shape.size())));
+        return makeError("MODEL_SHAPE_MISMATCH", cat("tensor ", name, " has shape ", dimsText(tensor->ne, tensor->nDims),
+                                                     "; expected ", dimsText(expected, shape.size())));
       }
     }
     if (options_.verifyTensorData) {

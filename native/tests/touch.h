@@ -16,16 +16,6 @@ inline void touchBytes(const void* data, uint64_t size) {
   touchSink = static_cast<const uint8_t*>(data)[size - 1];
 }
 
-inline uint64_t fixedBytes(GgufValueType type) {
-  switch (type) {
-    case GgufValueType::UINT8: case GgufValueType::INT8: case GgufValueType::BOOL: return 1;
-    case GgufValueType::UINT16: case GgufValueType::INT16: return 2;
-    case GgufValueType::UINT32: case GgufValueType::INT32: case GgufValueType::FLOAT32: return 4;
-    case GgufValueType::UINT64: case GgufValueType::INT64: case GgufValueType::FLOAT64: return 8;
-    default: return 0;
-  }
-}
-
 inline void touchValue(const GgufValue& value) {
   touchBytes(value.string.data(), value.string.size());
   if (value.type != GgufValueType::ARRAY) return;
@@ -34,7 +24,7 @@ inline void touchValue(const GgufValue& value) {
   } else if (value.elementType == GgufValueType::ARRAY) {
     for (const GgufValue& inner : value.arrays) touchValue(inner);
   } else {
-    touchBytes(value.elements, value.count * fixedBytes(value.elementType));
+    touchBytes(value.elements, value.count * ggufFixedValueBytes(value.elementType));
   }
 }
 
