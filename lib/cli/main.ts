@@ -14,7 +14,7 @@ import { packageRoot } from "../native.js";
 import { registerInfoCommand } from "./info.js";
 
 /** The one stderr line for an error that ends the command: `error CODE: message` for the library's own errors. */
-export function formatCliError(error: unknown): string {
+function formatCliError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   const oneLine = message.replace(/\s*\n\s*/g, " ");
   return error instanceof MixtralError ? `error ${error.code}: ${oneLine}` : `error: ${oneLine}`;

@@ -104,19 +104,31 @@ Napi::Value metadataValue(Napi::Env env, const GgufValue& value) {
 
 Napi::Number number(Napi::Env env, uint64_t value) { return Napi::Number::New(env, static_cast<double>(value)); }
 
-// ============================================================================================== readGguf
-
-class ReadGgufWorker : public PromiseWorker {
+// Work on one file: the (path, verifyTensorData) arguments both functions take.
+class FileWorker : public PromiseWorker {
  public:
-  ReadGgufWorker(Napi::Env env, std::string path, bool verifyTensorData)
+  FileWorker(Napi::Env env, std::string path, bool verifyTensorData)
       : PromiseWorker(env), path_(std::move(path)), verifyTensorData_(verifyTensorData) {}
 
- private:
-  Error run() override {
+ protected:
+  GgufReadOptions readOptions() const {
     GgufReadOptions options;
     options.verifyTensorData = verifyTensorData_;
-    return GgufFile::open(path_, options, &file_);
+    return options;
   }
+
+  std::string path_;
+  bool verifyTensorData_;
+};
+
+// ============================================================================================== readGguf
+
+class ReadGgufWorker : public FileWorker {
+ public:
+  using FileWorker::FileWorker;
+
+ private:
+  Error run() override { return GgufFile::open(path_, readOptions(), &file_); }
 
   Napi::Value result(Napi::Env env) override {
     // Property names made once: 100k-entry files would otherwise create a million key strings.
@@ -160,24 +172,19 @@ class ReadGgufWorker : public PromiseWorker {
     return out;
   }
 
-  std::string path_;
-  bool verifyTensorData_;
   std::unique_ptr<GgufFile> file_;
 };
 
 // ============================================================================================== inspectModel
 
-class InspectModelWorker : public PromiseWorker {
+class InspectModelWorker : public FileWorker {
  public:
-  InspectModelWorker(Napi::Env env, std::string path, bool verifyTensorData)
-      : PromiseWorker(env), path_(std::move(path)), verifyTensorData_(verifyTensorData) {}
+  using FileWorker::FileWorker;
 
  private:
   Error run() override {
-    GgufReadOptions options;
-    options.verifyTensorData = verifyTensorData_;  // scans every tensor, so bindModel need not scan again
-    std::unique_ptr<GgufFile> file;
-    if (Error e = GgufFile::open(path_, options, &file); !e.ok()) return e;
+    std::unique_ptr<GgufFile> file;  // open() scans every tensor when asked, so bindModel need not scan again
+    if (Error e = GgufFile::open(path_, readOptions(), &file); !e.ok()) return e;
     ModelWeights weights;
     if (Error e = bindModel(*file, BindOptions{}, &hparams_, &weights); !e.ok()) {
       e.message = path_ + ": " + e.message;
@@ -217,8 +224,6 @@ class InspectModelWorker : public PromiseWorker {
     return out;
   }
 
-  std::string path_;
-  bool verifyTensorData_;
   Hparams hparams_;
   std::map<uint32_t, uint64_t> typeCounts_;  // by ggml type id
   uint64_t tensorCount_ = 0;

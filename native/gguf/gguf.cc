@@ -678,19 +678,28 @@ bool integerInRange(const GgufValue& value, int64_t min, uint64_t max, int64_t* 
   return true;
 }
 
-}  // namespace
-
-bool GgufFile::getU32(std::string_view key, uint32_t* out, Error* error) const {
-  const GgufKv* kv = findKv(key);
+// The integer value of `key` if it lies in [min, max] (max <= INT64_MAX); the getters' contract otherwise.
+bool getInteger(const GgufFile& file, std::string_view key, int64_t min, uint64_t max, const char* range,
+                int64_t* out, Error* error) {
+  const GgufKv* kv = file.findKv(key);
   if (kv == nullptr) return false;
   if (!isSignedInteger(kv->value.type) && !isUnsignedInteger(kv->value.type)) {
     *error = wrongType(*kv, "an integer");
     return false;
   }
-  int64_t value = 0;
-  if (!integerInRange(kv->value, 0, std::numeric_limits<uint32_t>::max(), &value)) {
+  if (!integerInRange(kv->value, min, max, out)) {
     *error = makeError("GGUF_BAD_VALUE", cat("metadata ", quoted(kv->key), " = ", integerText(kv->value),
-                                             " does not fit an unsigned 32-bit integer"));
+                                             " does not fit ", range));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool GgufFile::getU32(std::string_view key, uint32_t* out, Error* error) const {
+  int64_t value = 0;
+  if (!getInteger(*this, key, 0, std::numeric_limits<uint32_t>::max(), "an unsigned 32-bit integer", &value, error)) {
     return false;
   }
   *out = static_cast<uint32_t>(value);
@@ -698,18 +707,8 @@ bool GgufFile::getU32(std::string_view key, uint32_t* out, Error* error) const {
 }
 
 bool GgufFile::getI64(std::string_view key, int64_t* out, Error* error) const {
-  const GgufKv* kv = findKv(key);
-  if (kv == nullptr) return false;
-  if (!isSignedInteger(kv->value.type) && !isUnsignedInteger(kv->value.type)) {
-    *error = wrongType(*kv, "an integer");
-    return false;
-  }
-  if (!integerInRange(kv->value, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), out)) {
-    *error = makeError("GGUF_BAD_VALUE", cat("metadata ", quoted(kv->key), " = ", integerText(kv->value),
-                                             " does not fit a signed 64-bit integer"));
-    return false;
-  }
-  return true;
+  return getInteger(*this, key, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
+                    "a signed 64-bit integer", out, error);
 }
 
 bool GgufFile::getF32(std::string_view key, float* out, Error* error) const {
