@@ -105,7 +105,11 @@ export function fileTypeName(fileType: number): string | null {
 export async function inspectModel(path: string, options: InspectModelOptions = {}): Promise<ModelInfo> {
   checkPath(path);
   const verifyTensorData = checkVerifyOption(options);
-  const raw = await withNativeErrors(() => native().inspectModel(path, verifyTensorData));
+  return toModelInfo(await withNativeErrors(() => native().inspectModel(path, verifyTensorData)));
+}
+
+/** The public ModelInfo of the addon's hyperparameters; model loading can return the same shape. @internal */
+export function toModelInfo(raw: NativeModelInfo): ModelInfo {
   const fileType = raw.fileType < 0 ? null : raw.fileType;
   return {
     architecture: raw.architecture,
