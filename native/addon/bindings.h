@@ -4,6 +4,8 @@
 #include <napi.h>
 
 #include "common/status.h"
+#include "gguf/gguf.h"
+#include "model/weights.h"
 
 namespace mn {
 
@@ -12,6 +14,9 @@ void registerGgufBinding(Napi::Env env, Napi::Object exports);
 void registerKernelsBinding(Napi::Env env, Napi::Object exports);
 void registerTokenizerBinding(Napi::Env env, Napi::Object exports);
 void registerModelBinding(Napi::Env env, Napi::Object exports);
+
+// The object lib/gguf/inspect.ts turns into ModelInfo (inspectModel and model.info share it).
+Napi::Object modelInfoToJs(Napi::Env env, const GgufFile& file, const Hparams& hparams);
 
 // A JS Error carrying error.code; lib/errors.ts turns it into the matching typed class.
 inline Napi::Error toJsError(Napi::Env env, const Error& error) {

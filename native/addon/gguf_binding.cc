@@ -4,49 +4,12 @@
 #include <new>
 
 #include "addon/bindings.h"
+#include "addon/promise_worker.h"
 #include "gguf/gguf.h"
 #include "model/weights.h"
 
 namespace mn {
 namespace {
-
-// A promise settled by a worker: run() on the pool (no N-API there), result() on the main thread.
-class PromiseWorker : public Napi::AsyncWorker {
- public:
-  explicit PromiseWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-
- protected:
-  virtual Error run() = 0;
-  virtual Napi::Value result(Napi::Env env) = 0;
-
- private:
-  void Execute() override {
-    try {
-      error_ = run();
-    } catch (const std::bad_alloc&) {
-      error_ = makeError("OUT_OF_MEMORY", "out of memory while reading the GGUF file");
-    }
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (!error_.ok()) {
-      deferred_.Reject(toJsError(env, error_).Value());
-      return;
-    }
-    try {
-      deferred_.Resolve(result(env));
-    } catch (const Napi::Error& error) {
-      deferred_.Reject(error.Value());
-    }
-  }
-
-  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
-
-  Napi::Promise::Deferred deferred_;
-  Error error_;
-};
 
 // ============================================================================================== metadata to JS
 
@@ -183,51 +146,20 @@ class InspectModelWorker : public FileWorker {
 
  private:
   Error run() override {
-    std::unique_ptr<GgufFile> file;  // open() scans every tensor when asked, so bindModel need not scan again
-    if (Error e = GgufFile::open(path_, readOptions(), &file); !e.ok()) return e;
+    // open() scans every tensor when asked, so bindModel need not scan again
+    if (Error e = GgufFile::open(path_, readOptions(), &file_); !e.ok()) return e;
     ModelWeights weights;
-    if (Error e = bindModel(*file, BindOptions{}, &hparams_, &weights); !e.ok()) {
+    if (Error e = bindModel(*file_, BindOptions{}, &hparams_, &weights); !e.ok()) {
       e.message = path_ + ": " + e.message;
       return e;
     }
-    for (const GgufTensorInfo& tensor : file->tensors()) typeCounts_[static_cast<uint32_t>(tensor.type)]++;
-    tensorCount_ = file->tensors().size();
-    fileSize_ = file->fileSize();
     return Error::none();
   }
 
-  Napi::Value result(Napi::Env env) override {
-    const Hparams& hp = hparams_;
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("architecture", hp.architecture);
-    out.Set("nVocab", hp.nVocab);
-    out.Set("contextLength", hp.contextLength);
-    out.Set("nEmbd", hp.nEmbd);
-    out.Set("nLayers", hp.nLayers);
-    out.Set("nFf", hp.nFf);
-    out.Set("nHeads", hp.nHeads);
-    out.Set("nHeadsKv", hp.nHeadsKv);
-    out.Set("headDim", hp.headDim);
-    out.Set("ropeDim", hp.ropeDim);
-    out.Set("ropeFreqBase", hp.ropeFreqBase);
-    out.Set("rmsEps", hp.rmsEps);
-    out.Set("nExperts", hp.nExperts);
-    out.Set("nExpertsUsed", hp.nExpertsUsed);
-    out.Set("slidingWindow", hp.slidingWindow);
-    out.Set("fileType", static_cast<double>(hp.fileType));
-    out.Set("legacyExpertLayout", hp.legacyExpertLayout);
-    out.Set("tensorCount", number(env, tensorCount_));
-    out.Set("fileSize", number(env, fileSize_));
-    Napi::Object histogram = Napi::Object::New(env);  // type names are not integer-like: insertion order holds
-    for (const auto& [typeId, count] : typeCounts_) histogram.Set(ggmlTypeTraits(typeId).name, number(env, count));
-    out.Set("tensorTypes", histogram);
-    return out;
-  }
+  Napi::Value result(Napi::Env env) override { return modelInfoToJs(env, *file_, hparams_); }
 
+  std::unique_ptr<GgufFile> file_;
   Hparams hparams_;
-  std::map<uint32_t, uint64_t> typeCounts_;  // by ggml type id
-  uint64_t tensorCount_ = 0;
-  uint64_t fileSize_ = 0;
 };
 
 // Arguments are validated in lib/gguf; this only guards against misuse of the raw addon.
@@ -244,6 +176,35 @@ Napi::Value startWorker(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+Napi::Object modelInfoToJs(Napi::Env env, const GgufFile& file, const Hparams& hp) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("architecture", hp.architecture);
+  out.Set("nVocab", hp.nVocab);
+  out.Set("contextLength", hp.contextLength);
+  out.Set("nEmbd", hp.nEmbd);
+  out.Set("nLayers", hp.nLayers);
+  out.Set("nFf", hp.nFf);
+  out.Set("nHeads", hp.nHeads);
+  out.Set("nHeadsKv", hp.nHeadsKv);
+  out.Set("headDim", hp.headDim);
+  out.Set("ropeDim", hp.ropeDim);
+  out.Set("ropeFreqBase", hp.ropeFreqBase);
+  out.Set("rmsEps", hp.rmsEps);
+  out.Set("nExperts", hp.nExperts);
+  out.Set("nExpertsUsed", hp.nExpertsUsed);
+  out.Set("slidingWindow", hp.slidingWindow);
+  out.Set("fileType", static_cast<double>(hp.fileType));
+  out.Set("legacyExpertLayout", hp.legacyExpertLayout);
+  out.Set("tensorCount", number(env, file.tensors().size()));
+  out.Set("fileSize", number(env, file.fileSize()));
+  std::map<uint32_t, uint64_t> typeCounts;  // by ggml type id
+  for (const GgufTensorInfo& tensor : file.tensors()) typeCounts[static_cast<uint32_t>(tensor.type)]++;
+  Napi::Object histogram = Napi::Object::New(env);  // type names are not integer-like: insertion order holds
+  for (const auto& [typeId, count] : typeCounts) histogram.Set(ggmlTypeTraits(typeId).name, number(env, count));
+  out.Set("tensorTypes", histogram);
+  return out;
+}
 
 void registerGgufBinding(Napi::Env env, Napi::Object exports) {
   exports.Set("readGguf", Napi::Function::New(env, startWorker<ReadGgufWorker>, "readGguf"));
