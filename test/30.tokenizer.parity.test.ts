@@ -84,6 +84,17 @@ describe("30 tokenizer parity: Mistral v1 vocabulary against llama.cpp and mistr
     expect(mismatches.map(label)).toEqual([]);
   });
 
+  it("encode gives the same ids again in reverse order, from a fresh tokenizer and on a worker (segment caches)", async () => {
+    const fresh = Tokenizer.fromVocabulary(await loadMistralV1Vocabulary());
+    for (const entry of [...corpus].reverse()) {
+      const expected = llama.tokenize(entry.text, false);
+      expect(sameIds(tokenizer.encode(entry.text, { addBos: false }), expected), label(entry)).toBe(true);
+      expect(sameIds(fresh.encode(entry.text, { addBos: false }), expected), label(entry)).toBe(true);
+    }
+    const joined = corpus.map((entry) => entry.text).join(" ");
+    expect(sameIds(await tokenizer.encodeAsync(joined, { addBos: false }), llama.tokenize(joined, false))).toBe(true);
+  });
+
   it("encode with special: true gives llama.cpp's parse-special ids (tokenize(text, true)) on every corpus string", () => {
     const mismatches = corpus.filter(
       (entry) => !sameIds(tokenizer.encode(entry.text, { addBos: false, special: true }), llama.tokenize(entry.text, true)),

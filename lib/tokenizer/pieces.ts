@@ -17,7 +17,17 @@ export enum TokenType {
   BYTE = 6,
 }
 
-const SPACE_MARK = "\u2581";
+/** Strings as one UTF-8 arena: string i is `bytes[offsets[i] .. offsets[i + 1])`. */
+export function utf8Table(strings: readonly string[]): { bytes: Uint8Array; offsets: Uint32Array } {
+  const offsets = new Uint32Array(strings.length + 1);
+  for (let i = 0; i < strings.length; i++) offsets[i + 1] = offsets[i] + Buffer.byteLength(strings[i], "utf8");
+  const joined = Buffer.from(strings.join(""), "utf8");
+  if (joined.length === offsets[strings.length]) return { bytes: new Uint8Array(joined.buffer, joined.byteOffset, joined.length), offsets };
+  // A lone surrogate at the end of one string paired with the start of the next: encode one by one.
+  const bytes = new Uint8Array(offsets[strings.length]);
+  for (let i = 0; i < strings.length; i++) bytes.set(Buffer.from(strings[i], "utf8"), offsets[i]);
+  return { bytes, offsets };
+}
 
 /** Every token's piece: `bytes[offsets[id] .. offsets[id + 1])`, in the form decode gives with `special: true`. */
 export class PieceTable {
@@ -28,21 +38,49 @@ export class PieceTable {
   /** Pieces that are whole UTF-8 on their own, decoded lazily; null when the piece is not. */
   private readonly texts: (string | null | undefined)[];
 
-  constructor(tokens: readonly string[], types: Int32Array) {
-    const encoder = new TextEncoder();
-    const parts: Uint8Array[] = new Array(tokens.length);
-    this.offsets = new Uint32Array(tokens.length + 1);
-    this.hidden = new Uint8Array(tokens.length);
-    let total = 0;
-    for (let id = 0; id < tokens.length; id++) {
-      parts[id] = pieceOf(tokens[id], types[id], encoder);
-      if (types[id] === TokenType.CONTROL || types[id] === TokenType.UNKNOWN) this.hidden[id] = 1;
-      total += parts[id].length;
-      this.offsets[id + 1] = total;
+  /** `texts` holds the token texts as {@link utf8Table} lays them out. */
+  constructor(tokens: readonly string[], texts: { bytes: Uint8Array; offsets: Uint32Array }, types: Int32Array) {
+    const count = tokens.length;
+    this.bytes = new Uint8Array(texts.bytes.length); // pieces are never longer than their token text
+    this.offsets = new Uint32Array(count + 1);
+    this.hidden = new Uint8Array(count);
+    const source = texts.bytes;
+    const out = this.bytes;
+    let written = 0;
+    for (let id = 0; id < count; id++) {
+      const start = texts.offsets[id];
+      const end = texts.offsets[id + 1];
+      switch (types[id]) {
+        case TokenType.NORMAL:
+          // U+2581 (E2 96 81) becomes a space.
+          for (let at = start; at < end; ) {
+            if (source[at] === 0xe2 && at + 2 < end && source[at + 1] === 0x96 && source[at + 2] === 0x81) {
+              out[written++] = 0x20;
+              at += 3;
+            } else {
+              out[written++] = source[at++];
+            }
+          }
+          break;
+        case TokenType.UNKNOWN:
+        case TokenType.CONTROL:
+          this.hidden[id] = 1;
+          out.set(source.subarray(start, end), written);
+          written += end - start;
+          break;
+        case TokenType.USER_DEFINED:
+          out.set(source.subarray(start, end), written);
+          written += end - start;
+          break;
+        case TokenType.BYTE:
+          out[written++] = byteOfByteToken(tokens[id]);
+          break;
+        default:
+          break; // unused and undefined tokens decode to nothing
+      }
+      this.offsets[id + 1] = written;
     }
-    this.bytes = new Uint8Array(total);
-    for (let id = 0; id < tokens.length; id++) this.bytes.set(parts[id], this.offsets[id]);
-    this.texts = new Array(tokens.length);
+    this.texts = new Array(count);
   }
 
   /** Bytes of `id`'s piece (0 for a hidden piece when `special` is false). */
@@ -64,22 +102,6 @@ export class PieceTable {
 }
 
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-/** token_to_piece for SPM vocabularies, with special tokens shown. */
-function pieceOf(token: string, type: number, encoder: { encode(text: string): Uint8Array }): Uint8Array {
-  switch (type) {
-    case TokenType.NORMAL:
-      return encoder.encode(token.replaceAll(SPACE_MARK, " "));
-    case TokenType.UNKNOWN:
-    case TokenType.CONTROL:
-    case TokenType.USER_DEFINED:
-      return encoder.encode(token);
-    case TokenType.BYTE:
-      return Uint8Array.of(byteOfByteToken(token));
-    default:
-      return new Uint8Array(0); // unused and undefined tokens decode to nothing
-  }
-}
 
 /** llama.cpp reads a byte token "<0xXX>" as strtol(text.substr(3, 2), 16), truncated to a byte. */
 function byteOfByteToken(token: string): number {

@@ -13,7 +13,7 @@
  */
 import { MixtralError } from "../errors.js";
 import { native } from "../native.js";
-import { PieceTable, TokenType } from "./pieces.js";
+import { PieceTable, TokenType, utf8Table } from "./pieces.js";
 import { StreamingDecoder } from "./streaming-decoder.js";
 
 export { TokenType } from "./pieces.js";
@@ -98,7 +98,7 @@ export class Tokenizer {
   private readonly handle: NativeHandle;
   private decodeBuffer = new Uint8Array(4096);
 
-  private constructor(vocabulary: Required<TokenizerVocabulary>, types: Int32Array, handle: NativeHandle) {
+  private constructor(vocabulary: Required<TokenizerVocabulary>, types: Int32Array, pieces: PieceTable, handle: NativeHandle) {
     this.tokens = vocabulary.tokens;
     this.types = types;
     this.vocabSize = vocabulary.tokens.length;
@@ -108,7 +108,7 @@ export class Tokenizer {
     this.addBos = vocabulary.addBos;
     this.addEos = vocabulary.addEos;
     this.addSpacePrefix = vocabulary.addSpacePrefix;
-    this.pieces = new PieceTable(this.tokens, types);
+    this.pieces = pieces;
     this.handle = handle;
   }
 
@@ -142,20 +142,15 @@ export class Tokenizer {
     if (addBos && bosId === null) throw new TokenizerError("TOKENIZER_BAD_VOCABULARY", "addBos is true but the vocabulary has no BOS token");
     if (addEos && eosId === null) throw new TokenizerError("TOKENIZER_BAD_VOCABULARY", "addEos is true but the vocabulary has no EOS token");
 
-    const encoder = new TextEncoder();
-    const encoded = texts.map((text) => encoder.encode(text));
-    const offsets = new Uint32Array(count + 1);
-    for (let id = 0; id < count; id++) offsets[id + 1] = offsets[id] + encoded[id].length;
-    const blob = new Uint8Array(offsets[count]);
-    for (let id = 0; id < count; id++) blob.set(encoded[id], offsets[id]);
-
+    const utf8 = utf8Table(texts);
     let handle: NativeHandle;
     try {
-      handle = new (native().TokenizerHandle)(blob, offsets, scores, types, unkId ?? -1, addSpacePrefix);
+      handle = new (native().TokenizerHandle)(utf8.bytes, utf8.offsets, scores, types, unkId ?? -1, addSpacePrefix);
     } catch (error) {
       throw toTokenizerError(error);
     }
-    return new Tokenizer({ tokens: texts, scores, tokenTypes: types, bosId, eosId, unkId, addBos, addEos, addSpacePrefix }, types, handle);
+    const pieces = new PieceTable(texts, utf8, types);
+    return new Tokenizer({ tokens: texts, scores, tokenTypes: types, bosId, eosId, unkId, addBos, addEos, addSpacePrefix }, types, pieces, handle);
   }
 
   /**

@@ -11,6 +11,11 @@ constexpr uint8_t kSpaceMark[3] = {0xE2, 0x96, 0x81};  // U+2581, SentencePiece'
 // Segments up to this many characters merge by rescanning their pairs; longer ones use the priority queue.
 // Both give the same merges (see mergeByScan); the scan is faster on word-sized segments.
 constexpr uint32_t kScanLimit = 40;
+// Segments up to this many bytes go through the per-scratch cache (words and their leading U+2581).
+constexpr uint32_t kCachedSegmentBytes = 64;
+// The cache starts small (worker calls make a fresh one), doubles while half full, and is emptied at the maximum.
+constexpr uint32_t kCacheFirstSlots = 1u << 12;
+constexpr uint32_t kCacheMaxSlots = 1u << 17;
 
 // Bytes of the UTF-8 character a lead byte starts, as llama.cpp's unicode_len_utf8 counts them.
 inline uint32_t utf8Length(uint8_t lead) {
@@ -344,6 +349,11 @@ Error SpmVocabulary::encodeFragment(const uint8_t* text, size_t length, bool spa
   uint32_t segmentBegin = 0;
   uint32_t previous = 0, previousLength = 0;
   for (uint32_t at = 0; at < total;) {
+    if (start[at] < 0x80) {
+      previous = at++;
+      previousLength = 1;
+      continue;
+    }
     const uint32_t charLength = std::min<uint32_t>(utf8Length(start[at]), total - at);
     if (at > 0 && isSpaceMark(start + at, total - at) && !charPrecedesSpaceInToken(start + previous, previousLength)) {
       Error error = encodeSegment(start, segmentBegin, at, scratch, out);
@@ -357,8 +367,69 @@ Error SpmVocabulary::encodeFragment(const uint8_t* text, size_t length, bool spa
   return encodeSegment(start, segmentBegin, total, scratch, out);
 }
 
+// Doubles the slot table, re-placing every entry.
+static void growCache(SpmScratch::SegmentCache* cache) {
+  std::vector<SpmScratch::SegmentCache::Entry> grown(cache->slots.size() * 2);
+  const uint32_t mask = static_cast<uint32_t>(grown.size() - 1);
+  for (const SpmScratch::SegmentCache::Entry& entry : cache->slots) {
+    if (entry.hash == 0) continue;
+    uint32_t slot = static_cast<uint32_t>(entry.hash >> 20) & mask;
+    while (grown[slot].hash != 0) slot = (slot + 1) & mask;
+    grown[slot] = entry;
+  }
+  cache->slots.swap(grown);
+}
+
 Error SpmVocabulary::encodeSegment(const uint8_t* text, uint32_t begin, uint32_t end, SpmScratch* scratch,
                                    std::vector<int32_t>* out) const {
+  const uint32_t length = end - begin;
+  if (length > kCachedSegmentBytes) return encodeSegmentUncached(text, begin, end, scratch, out);
+  SpmScratch::SegmentCache& cache = scratch->cache;
+  if (cache.owner != this) {
+    cache.slots.assign(kCacheFirstSlots, SpmScratch::SegmentCache::Entry{});
+    cache.keys.clear();
+    cache.ids.clear();
+    cache.used = 0;
+    cache.owner = this;
+  } else if (cache.used * 2 >= cache.slots.size()) {
+    if (cache.slots.size() < kCacheMaxSlots) {
+      growCache(&cache);
+    } else {
+      std::fill(cache.slots.begin(), cache.slots.end(), SpmScratch::SegmentCache::Entry{});
+      cache.keys.clear();
+      cache.ids.clear();
+      cache.used = 0;
+    }
+  }
+  const uint32_t mask = static_cast<uint32_t>(cache.slots.size() - 1);
+  const uint8_t* key = text + begin;
+  const uint64_t hash = hashBytes(key, length) | 1;  // never 0, the empty mark
+  uint32_t slot = static_cast<uint32_t>(hash >> 20) & mask;
+  for (;; slot = (slot + 1) & mask) {
+    const SpmScratch::SegmentCache::Entry& entry = cache.slots[slot];
+    if (entry.hash == 0) break;
+    if (entry.hash == hash && entry.keyLength == length && std::memcmp(cache.keys.data() + entry.keyOffset, key, length) == 0) {
+      out->insert(out->end(), cache.ids.begin() + entry.idsOffset, cache.ids.begin() + entry.idsOffset + entry.idCount);
+      return Error::none();
+    }
+  }
+  const size_t first = out->size();
+  Error error = encodeSegmentUncached(text, begin, end, scratch, out);
+  if (!error.ok()) return error;
+  SpmScratch::SegmentCache::Entry& entry = cache.slots[slot];
+  entry.hash = hash;
+  entry.keyOffset = static_cast<uint32_t>(cache.keys.size());
+  entry.keyLength = static_cast<uint16_t>(length);
+  entry.idsOffset = static_cast<uint32_t>(cache.ids.size());
+  entry.idCount = static_cast<uint16_t>(out->size() - first);
+  cache.keys.insert(cache.keys.end(), key, key + length);
+  cache.ids.insert(cache.ids.end(), out->begin() + first, out->end());
+  cache.used++;
+  return Error::none();
+}
+
+Error SpmVocabulary::encodeSegmentUncached(const uint8_t* text, uint32_t begin, uint32_t end, SpmScratch* scratch,
+                                           std::vector<int32_t>* out) const {
   auto& starts = scratch->symbolStart;
   auto& lengths = scratch->symbolLength;
   auto& tokens = scratch->symbolToken;

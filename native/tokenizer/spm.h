@@ -72,6 +72,24 @@ struct SpmScratch {
   };
   std::vector<Fragment> fragments;
   std::vector<Fragment> fragmentsNext;
+
+  // Ids of recently seen short segments (a segment's ids depend only on its bytes). Belongs to one vocabulary:
+  // `owner` is checked on every call and the cache emptied when it changes. Cleared whole when full.
+  struct SegmentCache {
+    struct Entry {
+      uint64_t hash;  // 0: empty slot
+      uint32_t keyOffset;
+      uint32_t idsOffset;
+      uint16_t keyLength;
+      uint16_t idCount;
+    };
+    const void* owner = nullptr;
+    std::vector<Entry> slots;
+    std::vector<uint8_t> keys;
+    std::vector<int32_t> ids;
+    uint32_t used = 0;
+  };
+  SegmentCache cache;
 };
 
 class SpmVocabulary {
@@ -103,6 +121,8 @@ class SpmVocabulary {
                        std::vector<int32_t>* out) const;
   Error encodeSegment(const uint8_t* text, uint32_t begin, uint32_t end, SpmScratch* scratch,
                       std::vector<int32_t>* out) const;
+  Error encodeSegmentUncached(const uint8_t* text, uint32_t begin, uint32_t end, SpmScratch* scratch,
+                              std::vector<int32_t>* out) const;
   void mergeByScan(const uint8_t* text, SpmScratch* scratch, uint32_t count) const;
   void mergeByHeap(const uint8_t* text, SpmScratch* scratch, uint32_t count) const;
   int32_t mergedToken(const uint8_t* text, const SpmScratch& scratch, uint32_t left, uint32_t right) const;
