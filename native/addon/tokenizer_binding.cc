@@ -13,13 +13,14 @@ namespace mn {
 namespace {
 
 // The UTF-8 bytes of a JS string. V8 writes a lone surrogate as U+FFFD, as llama.cpp's bindings receive it.
-void readUtf8(Napi::Env env, Napi::Value value, std::string* out) {
+std::string_view readUtf8(Napi::Env env, Napi::Value value, SpmByteBuffer* buffer) {
   size_t utf16Length = 0;
-  NAPI_THROW_IF_FAILED_VOID(env, napi_get_value_string_utf16(env, value, nullptr, 0, &utf16Length));
-  out->resize(utf16Length * 3 + 1);  // each UTF-16 unit gives at most 3 bytes; +1 for the terminator V8 writes
+  NAPI_THROW_IF_FAILED(env, napi_get_value_string_utf16(env, value, nullptr, 0, &utf16Length), std::string_view());
+  // Each UTF-16 unit gives at most 3 bytes; +1 for the terminator V8 writes.
+  char* bytes = reinterpret_cast<char*>(buffer->reserve(utf16Length * 3 + 1));
   size_t written = 0;
-  NAPI_THROW_IF_FAILED_VOID(env, napi_get_value_string_utf8(env, value, &(*out)[0], out->size(), &written));
-  out->resize(written);
+  NAPI_THROW_IF_FAILED(env, napi_get_value_string_utf8(env, value, bytes, utf16Length * 3 + 1, &written), std::string_view());
+  return std::string_view(bytes, written);
 }
 
 Napi::Int32Array toInt32Array(Napi::Env env, const std::vector<int32_t>& ids) {
@@ -38,19 +39,22 @@ SpmEncodeRequest readRequest(const Napi::CallbackInfo& info, size_t first) {
 
 class EncodeWorker : public Napi::AsyncWorker {
  public:
-  EncodeWorker(Napi::Env env, std::shared_ptr<const SpmVocabulary> vocabulary, std::string text, SpmEncodeRequest request)
+  EncodeWorker(Napi::Env env, std::shared_ptr<const SpmVocabulary> vocabulary, SpmByteBuffer text, size_t textLength,
+               SpmEncodeRequest request)
       : Napi::AsyncWorker(env, "mixtral-native:tokenizer.encode"),
         deferred_(Napi::Promise::Deferred::New(env)),
         vocabulary_(std::move(vocabulary)),
         text_(std::move(text)),
+        textLength_(textLength),
         request_(request) {}
 
   Napi::Promise promise() const { return deferred_.Promise(); }
 
   void Execute() override {
     SpmScratch scratch;
-    ids_.reserve(text_.size() / 3 + 16);
-    error_ = vocabulary_->encode(text_, request_, &scratch, &ids_);
+    ids_.reserve(textLength_ / 2 + 16);
+    const std::string_view text(reinterpret_cast<const char*>(text_.bytes.get()), textLength_);
+    error_ = vocabulary_->encode(text, request_, &scratch, &ids_);
   }
 
   void OnOK() override {
@@ -67,7 +71,8 @@ class EncodeWorker : public Napi::AsyncWorker {
  private:
   Napi::Promise::Deferred deferred_;
   std::shared_ptr<const SpmVocabulary> vocabulary_;
-  std::string text_;
+  SpmByteBuffer text_;  // the UTF-8 copy made on the JS thread
+  size_t textLength_;
   SpmEncodeRequest request_;
   std::vector<int32_t> ids_;
   Error error_;
@@ -113,10 +118,11 @@ class TokenizerHandle : public Napi::ObjectWrap<TokenizerHandle> {
   // encode(text: string, bosId, eosId, parseSpecial) -> Int32Array (bosId/eosId -1: none)
   Napi::Value encode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    readUtf8(env, info[0], &utf8_);
+    const std::string_view text = readUtf8(env, info[0], &utf8_);
     const SpmEncodeRequest request = readRequest(info, 1);
     ids_.clear();
-    Error error = vocabulary_->encode(utf8_, request, &scratch_, &ids_);
+    ids_.reserve(text.size() / 2 + 16);
+    Error error = vocabulary_->encode(text, request, &scratch_, &ids_);
     if (!error.ok()) throw toJsError(env, error);
     return toInt32Array(env, ids_);
   }
@@ -124,9 +130,9 @@ class TokenizerHandle : public Napi::ObjectWrap<TokenizerHandle> {
   // encodeAsync(text: string, bosId, eosId, parseSpecial) -> Promise<Int32Array>
   Napi::Value encodeAsync(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::string text;
-    readUtf8(env, info[0], &text);
-    auto* worker = new EncodeWorker(env, vocabulary_, std::move(text), readRequest(info, 1));
+    SpmByteBuffer buffer;
+    const std::string_view text = readUtf8(env, info[0], &buffer);
+    auto* worker = new EncodeWorker(env, vocabulary_, std::move(buffer), text.size(), readRequest(info, 1));
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;
@@ -135,7 +141,7 @@ class TokenizerHandle : public Napi::ObjectWrap<TokenizerHandle> {
   std::shared_ptr<const SpmVocabulary> vocabulary_;
   // Used only by encode() on the JS thread, kept to reuse their capacity.
   SpmScratch scratch_;
-  std::string utf8_;
+  SpmByteBuffer utf8_;
   std::vector<int32_t> ids_;
 };
 

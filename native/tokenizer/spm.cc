@@ -326,10 +326,8 @@ void SpmVocabulary::partition(std::string_view text, bool parseSpecial, SpmScrat
 Error SpmVocabulary::encodeFragment(const uint8_t* text, size_t length, bool spacePrefix, SpmScratch* scratch,
                                     std::vector<int32_t>* out) const {
   // llama_escape_whitespace after the optional prefix: every ' ' becomes U+2581.
-  std::string& escaped = scratch->escaped;
-  escaped.resize(length * 3 + 3);
-  uint8_t* w = reinterpret_cast<uint8_t*>(&escaped[0]);
-  uint8_t* const start = w;
+  uint8_t* const start = scratch->escaped.reserve(length * 3 + 3);
+  uint8_t* w = start;
   if (spacePrefix) {
     std::memcpy(w, kSpaceMark, 3);
     w += 3;

@@ -47,9 +47,23 @@ struct SpmEncodeRequest {
   bool parseSpecial = false;
 };
 
+// A byte buffer that grows without zero-filling (it is always written before it is read).
+struct SpmByteBuffer {
+  std::unique_ptr<uint8_t[]> bytes;
+  size_t capacity = 0;
+
+  uint8_t* reserve(size_t size) {
+    if (size > capacity) {
+      bytes.reset(new uint8_t[size]);
+      capacity = size;
+    }
+    return bytes.get();
+  }
+};
+
 // Working memory of one encode call at a time. Reuse one per thread to avoid regrowing buffers.
 struct SpmScratch {
-  std::string escaped;                 // one fragment with the space prefix and ' ' -> U+2581
+  SpmByteBuffer escaped;               // one fragment with the space prefix and ' ' -> U+2581
   std::vector<uint32_t> symbolStart;   // per symbol of the current segment: byte offset in `escaped`
   std::vector<uint32_t> symbolLength;  // bytes; 0 once merged into its left neighbour (heap path)
   std::vector<int32_t> symbolToken;    // token id of the symbol's text, or -1 (then it falls back to bytes)
