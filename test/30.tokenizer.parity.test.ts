@@ -49,9 +49,9 @@ describe("30 tokenizer parity: Mistral v1 vocabulary against llama.cpp and mistr
   let llama: LlamaOracle;
 
   beforeAll(async () => {
-    const vocab = await loadMistralV1Vocabulary();
-    tokenizer = Tokenizer.fromVocabulary(vocab);
-    llama = await loadLlamaOracle(await mistralVocabGguf());
+    const path = await mistralVocabGguf();
+    tokenizer = await Tokenizer.fromGguf(path); // the same file llama.cpp reads
+    llama = await loadLlamaOracle(path);
   });
 
   afterAll(async () => {
@@ -220,8 +220,13 @@ describe("30 tokenizer parity: user-defined, control and unused tokens, no space
   ].map((text) => ({ category: "variant tokens", text }));
 
   beforeAll(async () => {
-    tokenizer = Tokenizer.fromVocabulary({ ...(await variantVocabulary()), addSpacePrefix: false });
-    llama = await loadLlamaOracle(await variantVocabGguf());
+    const path = await variantVocabGguf();
+    tokenizer = await Tokenizer.fromGguf(path);
+    expect(tokenizer.addSpacePrefix).toBe(false);
+    expect(tokenizer.encode("[INST] x", { addBos: false })).toEqual(
+      Tokenizer.fromVocabulary({ ...(await variantVocabulary()), addSpacePrefix: false }).encode("[INST] x", { addBos: false }),
+    );
+    llama = await loadLlamaOracle(path);
   });
 
   afterAll(async () => {

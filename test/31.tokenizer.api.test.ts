@@ -1,8 +1,15 @@
 import { beforeAll, describe, expect, it } from "vitest";
 
-import { MixtralError } from "../lib/errors.js";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+import { GgufError, MixtralError } from "../lib/errors.js";
+import { readGguf } from "../lib/gguf/reader.js";
+import { GgufValueType } from "../lib/gguf/types.js";
+import { GgufWriter } from "../lib/gguf/writer.js";
 import { Tokenizer, TokenizerError, TokenType } from "../lib/tokenizer/tokenizer.js";
 import { loadMistralV1Vocabulary, type Vocabulary } from "../lib/testing/mistral-vocab.js";
+import { cacheDir, mistralVocabGguf } from "./fixtures/vocab-gguf.js";
 
 let vocab: Vocabulary;
 let tokenizer: Tokenizer;
@@ -275,5 +282,98 @@ describe("31 tokenizer API: building from a vocabulary", () => {
     expect(() => tiny.encode("b")).toThrow(expect.objectContaining({ code: "TOKENIZER_NO_BYTE_TOKEN" }));
     const withUnk = Tokenizer.fromVocabulary({ tokens: ["<unk>", "▁", "a"], tokenTypes: [2, 1, 1], bosId: null, eosId: null, unkId: 0, addBos: false });
     expect(Array.from(withUnk.encode("b"))).toEqual([1, 0]);
+  });
+});
+
+describe("31 tokenizer API: building from a GGUF file", () => {
+  const dir = join(cacheDir, "api");
+
+  /** A small GGUF with the tiny vocabulary's tokenizer keys, changed by `edit`. */
+  async function tinyGguf(name: string, edit: (writer: GgufWriter) => void = () => {}): Promise<string> {
+    mkdirSync(dir, { recursive: true });
+    const vocabulary = tinyVocabulary();
+    const writer = new GgufWriter();
+    writer.set("general.architecture", GgufValueType.STRING, "llama");
+    writer.set("tokenizer.ggml.model", GgufValueType.STRING, "llama");
+    writer.set("tokenizer.ggml.tokens", GgufValueType.ARRAY, vocabulary.tokens, GgufValueType.STRING);
+    writer.set("tokenizer.ggml.scores", GgufValueType.ARRAY, Float32Array.from(vocabulary.scores), GgufValueType.FLOAT32);
+    writer.set("tokenizer.ggml.token_type", GgufValueType.ARRAY, Int32Array.from(vocabulary.tokenTypes), GgufValueType.INT32);
+    edit(writer);
+    const path = join(dir, `${name}-${process.pid}.gguf`);
+    await writer.write(path);
+    return path;
+  }
+
+  async function codeOf(work: Promise<unknown>): Promise<string> {
+    const error = await work.then(() => undefined, (caught: unknown) => caught);
+    expect(error).toBeInstanceOf(MixtralError);
+    return (error as MixtralError).code;
+  }
+
+  it("reads the Mistral v1 tokenizer from a vocab-only GGUF and encodes like fromVocabulary", async () => {
+    const fromFile = await Tokenizer.fromGguf(await mistralVocabGguf());
+    expect([fromFile.vocabSize, fromFile.bos, fromFile.eos, fromFile.unk, fromFile.addBos, fromFile.addSpacePrefix]).toEqual([32000, 1, 2, 0, true, true]);
+    expect(Array.from(fromFile.encode("Hello world!"))).toEqual([1, 22557, 1526, 28808]);
+    const text = "Mixtral: 8 experts, top-2 routing. 混合专家 🙂 <s>";
+    expect(fromFile.encode(text, { special: true })).toEqual(tokenizer.encode(text, { special: true }));
+    const metadata = (await readGguf(await mistralVocabGguf())).metadata;
+    expect(Tokenizer.fromGgufMetadata(metadata).encode(text)).toEqual(tokenizer.encode(text));
+  });
+
+  it("takes llama.cpp's defaults when the optional keys are absent and the file's flags when present", async () => {
+    const defaults = await Tokenizer.fromGguf(await tinyGguf("defaults"));
+    expect([defaults.bos, defaults.eos, defaults.unk, defaults.addBos, defaults.addEos, defaults.addSpacePrefix]).toEqual([1, 2, 0, true, false, true]);
+    const flags = await Tokenizer.fromGguf(
+      await tinyGguf("flags", (w) => {
+        w.set("tokenizer.ggml.add_bos_token", GgufValueType.BOOL, false);
+        w.set("tokenizer.ggml.add_eos_token", GgufValueType.BOOL, true);
+        w.set("tokenizer.ggml.add_space_prefix", GgufValueType.BOOL, false);
+        w.set("tokenizer.ggml.eos_token_id", GgufValueType.UINT32, 1);
+      }),
+    );
+    expect([flags.addBos, flags.addEos, flags.addSpacePrefix, flags.eos]).toEqual([false, true, false, 1]);
+    expect(Array.from(flags.encode("ab"))).toEqual([tinyVocabulary().tokens.indexOf("ab"), 1]);
+    const intScores = await Tokenizer.fromGguf(
+      await tinyGguf("int-scores", (w) => w.set("tokenizer.ggml.scores", GgufValueType.ARRAY, Int32Array.from(tinyVocabulary().scores), GgufValueType.INT32)),
+    );
+    expect(intScores.encode("abc")).toEqual(defaults.encode("abc"));
+  });
+
+  it("refuses a tokenizer model other than llama with TOKENIZER_UNSUPPORTED naming it", async () => {
+    const path = await tinyGguf("gpt2", (w) => w.set("tokenizer.ggml.model", GgufValueType.STRING, "gpt2"));
+    await expect(Tokenizer.fromGguf(path)).rejects.toThrow(/tokenizer.ggml.model is "gpt2"; only "llama"/);
+    expect(await codeOf(Tokenizer.fromGguf(path))).toBe("TOKENIZER_UNSUPPORTED");
+    await expect(Tokenizer.fromGguf(path)).rejects.toBeInstanceOf(TokenizerError);
+  });
+
+  it("refuses a file without a tokenizer with TOKENIZER_UNSUPPORTED", async () => {
+    mkdirSync(dir, { recursive: true });
+    const writer = new GgufWriter().set("general.architecture", GgufValueType.STRING, "llama");
+    const path = join(dir, `no-tokenizer-${process.pid}.gguf`);
+    await writer.write(path);
+    expect(await codeOf(Tokenizer.fromGguf(path))).toBe("TOKENIZER_UNSUPPORTED");
+  });
+
+  it("refuses inconsistent tokenizer keys with TOKENIZER_BAD_VOCABULARY", async () => {
+    const cases: [string, (w: GgufWriter) => void, RegExp][] = [
+      ["bos-out-of-range", (w) => w.set("tokenizer.ggml.bos_token_id", GgufValueType.UINT32, 100_000), /bos_token_id is 100000, outside/],
+      ["scores-as-u8", (w) => w.set("tokenizer.ggml.scores", GgufValueType.ARRAY, new Uint8Array(267), GgufValueType.UINT8), /scores must be an array of FLOAT32 or INT32/],
+      ["short-types", (w) => w.set("tokenizer.ggml.token_type", GgufValueType.ARRAY, new Int32Array(3), GgufValueType.INT32), /token_type has 3 entries for 267 tokens/],
+      ["tokens-as-string", (w) => w.set("tokenizer.ggml.tokens", GgufValueType.STRING, "abc"), /tokens must be an array of STRING/],
+      ["add-bos-as-int", (w) => w.set("tokenizer.ggml.add_bos_token", GgufValueType.UINT8, 1), /add_bos_token must be a BOOL/],
+      ["nan-score", (w) => w.set("tokenizer.ggml.scores", GgufValueType.ARRAY, new Float32Array(267).fill(NaN), GgufValueType.FLOAT32), /NaN/],
+      ["duplicate", (w) => w.set("tokenizer.ggml.tokens", GgufValueType.ARRAY, tinyVocabulary().tokens.map((t) => (t === "bc" ? "ab" : t)), GgufValueType.STRING), /same text/],
+    ];
+    for (const [name, edit, message] of cases) {
+      const path = await tinyGguf(name, edit);
+      await expect(Tokenizer.fromGguf(path), name).rejects.toThrow(message);
+      expect(await codeOf(Tokenizer.fromGguf(path)), name).toBe("TOKENIZER_BAD_VOCABULARY");
+    }
+  });
+
+  it("passes GgufError through for unreadable files and TypeError for bad arguments", async () => {
+    await expect(Tokenizer.fromGguf(join(dir, "does-not-exist.gguf"))).rejects.toBeInstanceOf(GgufError);
+    await expect(Tokenizer.fromGguf(42 as never)).rejects.toThrow(TypeError);
+    expect(() => Tokenizer.fromGgufMetadata({} as never)).toThrow(TypeError);
   });
 });

@@ -12,6 +12,8 @@
  * @module
  */
 import { MixtralError } from "../errors.js";
+import { readGguf, type GgufMetadataEntry } from "../gguf/reader.js";
+import { GgufValueType } from "../gguf/types.js";
 import { native } from "../native.js";
 import { PieceTable, TokenType, utf8Table } from "./pieces.js";
 import { StreamingDecoder } from "./streaming-decoder.js";
@@ -151,6 +153,62 @@ export class Tokenizer {
     }
     const pieces = new PieceTable(texts, utf8, types);
     return new Tokenizer({ tokens: texts, scores, tokenTypes: types, bosId, eosId, unkId, addBos, addEos, addSpacePrefix }, types, pieces, handle);
+  }
+
+  /**
+   * Reads the tokenizer of a GGUF file: its metadata only, never the tensor data.
+   * @throws {TypeError} for a bad path.
+   * @throws {GgufError} when the file cannot be read or is malformed.
+   * @throws {TokenizerError} `TOKENIZER_UNSUPPORTED` when `tokenizer.ggml.model` is not "llama" (SentencePiece
+   * BPE), `TOKENIZER_BAD_VOCABULARY` when the tokenizer.* keys are missing, mistyped or inconsistent.
+   */
+  static async fromGguf(path: string): Promise<Tokenizer> {
+    const file = await readGguf(path);
+    return Tokenizer.fromGgufMetadata(file.metadata);
+  }
+
+  /** Builds the tokenizer from metadata already read with `readGguf` (the model does this). Errors as {@link fromGguf}. */
+  static fromGgufMetadata(metadata: ReadonlyMap<string, GgufMetadataEntry>): Tokenizer {
+    if (!(metadata instanceof Map)) throw new TypeError(`metadata must be the Map readGguf returns; got ${describe(metadata)}`);
+    const model = metadata.get("tokenizer.ggml.model");
+    if (model === undefined) {
+      throw new TokenizerError("TOKENIZER_UNSUPPORTED", "the file has no tokenizer: tokenizer.ggml.model is missing");
+    }
+    if (model.type !== GgufValueType.STRING || model.value !== "llama") {
+      throw new TokenizerError(
+        "TOKENIZER_UNSUPPORTED",
+        `tokenizer.ggml.model is ${describe(model.value)}; only "llama" (SentencePiece BPE, Mixtral and Mistral) is supported`,
+      );
+    }
+    const tokens = metadataArray(metadata, "tokenizer.ggml.tokens", [GgufValueType.STRING], true) as string[];
+    const count = tokens.length;
+    const scores = metadataArray(metadata, "tokenizer.ggml.scores", [GgufValueType.FLOAT32, GgufValueType.INT32], false) as
+      | Float32Array
+      | Int32Array
+      | undefined;
+    const tokenTypes = metadataArray(metadata, "tokenizer.ggml.token_type", [GgufValueType.INT32], false) as Int32Array | undefined;
+    for (const [key, values] of [["tokenizer.ggml.scores", scores], ["tokenizer.ggml.token_type", tokenTypes]] as const) {
+      if (values !== undefined && values.length < count) {
+        throw new TokenizerError("TOKENIZER_BAD_VOCABULARY", `${key} has ${values.length} entries for ${count} tokens`);
+      }
+    }
+    const vocabulary: TokenizerVocabulary = {
+      tokens,
+      scores: scores?.subarray(0, count),
+      tokenTypes: tokenTypes?.subarray(0, count),
+      bosId: metadataTokenId(metadata, "tokenizer.ggml.bos_token_id", 1, count),
+      eosId: metadataTokenId(metadata, "tokenizer.ggml.eos_token_id", 2, count),
+      unkId: metadataTokenId(metadata, "tokenizer.ggml.unknown_token_id", 0, count),
+      addBos: metadataBoolean(metadata, "tokenizer.ggml.add_bos_token", true),
+      addEos: metadataBoolean(metadata, "tokenizer.ggml.add_eos_token", false),
+      addSpacePrefix: metadataBoolean(metadata, "tokenizer.ggml.add_space_prefix", true),
+    };
+    try {
+      return Tokenizer.fromVocabulary(vocabulary);
+    } catch (error) {
+      if (error instanceof TokenizerError) throw error;
+      throw new TokenizerError("TOKENIZER_BAD_VOCABULARY", `the file's vocabulary is unusable: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   /**
@@ -348,6 +406,51 @@ function toTypedArray<T extends Float32Array | Int32Array>(
 
 function isIdList(value: unknown): value is ArrayLike<number> {
   return Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView));
+}
+
+function metadataArray(
+  metadata: ReadonlyMap<string, GgufMetadataEntry>,
+  key: string,
+  elementTypes: readonly GgufValueType[],
+  required: boolean,
+): string[] | Float32Array | Int32Array | undefined {
+  const entry = metadata.get(key);
+  if (entry === undefined) {
+    if (required) throw new TokenizerError("TOKENIZER_BAD_VOCABULARY", `${key} is missing`);
+    return undefined;
+  }
+  if (entry.type !== GgufValueType.ARRAY || entry.elementType === undefined || !elementTypes.includes(entry.elementType)) {
+    const wanted = elementTypes.map((type) => GgufValueType[type]).join(" or ");
+    const got = entry.type === GgufValueType.ARRAY ? `an array of ${GgufValueType[entry.elementType ?? -1] ?? "?"}` : GgufValueType[entry.type];
+    throw new TokenizerError("TOKENIZER_BAD_VOCABULARY", `${key} must be an array of ${wanted}; the file has ${got}`);
+  }
+  if (required && (entry.value as ArrayLike<unknown>).length === 0) throw new TokenizerError("TOKENIZER_BAD_VOCABULARY", `${key} is empty`);
+  return entry.value as string[] | Float32Array | Int32Array;
+}
+
+/** A special token id from the file: any integer type; absent means llama.cpp's default for this tokenizer. */
+function metadataTokenId(metadata: ReadonlyMap<string, GgufMetadataEntry>, key: string, fallback: number, count: number): number | null {
+  const entry = metadata.get(key);
+  if (entry === undefined) return fallback < count ? fallback : null;
+  const value = typeof entry.value === "bigint" ? Number(entry.value) : entry.value;
+  const integerTypes = [GgufValueType.UINT8, GgufValueType.INT8, GgufValueType.UINT16, GgufValueType.INT16, GgufValueType.UINT32,
+    GgufValueType.INT32, GgufValueType.UINT64, GgufValueType.INT64];
+  if (!integerTypes.includes(entry.type) || typeof value !== "number") {
+    throw new TokenizerError("TOKENIZER_BAD_VOCABULARY", `${key} must be an integer; the file has ${GgufValueType[entry.type]}`);
+  }
+  if (value < 0 || value >= count) {
+    throw new TokenizerError("TOKENIZER_BAD_VOCABULARY", `${key} is ${String(entry.value)}, outside the vocabulary [0, ${count})`);
+  }
+  return value;
+}
+
+function metadataBoolean(metadata: ReadonlyMap<string, GgufMetadataEntry>, key: string, fallback: boolean): boolean {
+  const entry = metadata.get(key);
+  if (entry === undefined) return fallback;
+  if (entry.type !== GgufValueType.BOOL) {
+    throw new TokenizerError("TOKENIZER_BAD_VOCABULARY", `${key} must be a BOOL; the file has ${GgufValueType[entry.type]}`);
+  }
+  return entry.value as boolean;
 }
 
 function toTokenizerError(error: unknown): unknown {
