@@ -81,8 +81,8 @@ function rareWord(random, syllables) {
   return word;
 }
 
-export function benchmarkText(targetBytes = 600 * 1024) {
-  const random = seededRandom(0xbe9c4);
+export function benchmarkText(targetBytes = 600 * 1024, seed = 0) {
+  const random = seededRandom(0xbe9c4 + seed);
   const totalWeight = languages.reduce((sum, l) => sum + l.weight, 0);
   const pieces = [];
   let bytes = 0;

@@ -161,16 +161,12 @@ Error SpmVocabulary::build(const SpmVocabularyInput& input, std::unique_ptr<SpmV
       pairs.emplace_back(pairKey(left, right), static_cast<int32_t>(id));
     }
   }
-  // Key 0 is the empty marker; the pair (0, 0) would collide with it, so it is shifted by one bit of salt.
-  vocab->pairKeys_.assign(tableSizeFor(pairs.size()), 0);
-  vocab->pairValues_.assign(vocab->pairKeys_.size(), -1);
-  vocab->pairMask_ = vocab->pairKeys_.size() - 1;
+  vocab->pairSlots_.assign(tableSizeFor(pairs.size()), PairSlot{0, 0, -1});
+  vocab->pairMask_ = vocab->pairSlots_.size() - 1;
   for (const auto& [key, id] : pairs) {
-    const uint64_t stored = key + 1;
-    uint64_t slot;
-    findKey<uint64_t>(vocab->pairKeys_, vocab->pairMask_, stored, mix64(stored), &slot);
-    vocab->pairKeys_[slot] = stored;
-    vocab->pairValues_[slot] = id;
+    uint64_t slot = mix64(key) & vocab->pairMask_;
+    while (vocab->pairSlots_[slot].merged >= 0) slot = (slot + 1) & vocab->pairMask_;
+    vocab->pairSlots_[slot] = PairSlot{static_cast<int32_t>(key >> 32), static_cast<int32_t>(key & 0xFFFFFFFFu), id};
   }
 
   // Characters that precede a U+2581 inside some token.
@@ -240,11 +236,10 @@ int32_t SpmVocabulary::findToken(std::string_view text) const {
 }
 
 int32_t SpmVocabulary::findPair(int32_t left, int32_t right) const {
-  const uint64_t stored = pairKey(left, right) + 1;
-  for (uint64_t i = mix64(stored) & pairMask_;; i = (i + 1) & pairMask_) {
-    const uint64_t key = pairKeys_[i];
-    if (key == stored) return pairValues_[i];
-    if (key == 0) return -1;
+  for (uint64_t i = mix64(pairKey(left, right)) & pairMask_;; i = (i + 1) & pairMask_) {
+    const PairSlot& slot = pairSlots_[i];
+    if (slot.merged < 0) return -1;
+    if (slot.left == left && slot.right == right) return slot.merged;
   }
 }
 

@@ -153,9 +153,13 @@ class SpmVocabulary {
   std::vector<int32_t> textSlots_;
   uint64_t textMask_ = 0;
 
-  // (left id, right id) -> id of the token whose text is their concatenation.
-  std::vector<uint64_t> pairKeys_;
-  std::vector<int32_t> pairValues_;
+  // (left id, right id) -> id of the token whose text is their concatenation; one 12-byte slot per probe.
+  struct PairSlot {
+    int32_t left;
+    int32_t right;
+    int32_t merged;  // -1: empty slot
+  };
+  std::vector<PairSlot> pairSlots_;
   uint64_t pairMask_ = 0;
 
   // one-character tokens: ASCII directly, others by their packed UTF-8 bytes.
