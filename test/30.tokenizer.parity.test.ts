@@ -133,7 +133,7 @@ describe("30 tokenizer parity: Mistral v1 vocabulary against llama.cpp and mistr
 
   it("decode(encode(s)) === s for every well-formed corpus string without U+2581, with and without BOS", () => {
     const roundTrip = corpus.filter((entry) => !hasLoneSurrogate(entry.text) && !entry.text.includes("\u2581"));
-    expect(roundTrip.length).toBeGreaterThanOrEqual(290);
+    expect(roundTrip.length).toBeGreaterThanOrEqual(400);
     for (const entry of roundTrip) {
       expect(tokenizer.decode(tokenizer.encode(entry.text)), label(entry)).toBe(entry.text);
       expect(tokenizer.decode(tokenizer.encode(entry.text, { addBos: false })), label(entry)).toBe(entry.text);
