@@ -30,6 +30,18 @@ export interface NativeAddon {
   quantizeRows(type: number, values: Float32Array, rowLength: number): Uint8Array;
   dequantizeRows(type: number, bytes: Uint8Array, rowLength: number): Float32Array;
   // ---- tokenizer (native/addon/tokenizer_binding.cc) ----
+  TokenizerHandle: new (
+    texts: Uint8Array,
+    offsets: Uint32Array,
+    scores: Float32Array,
+    types: Int32Array,
+    unkId: number,
+    addSpacePrefix: boolean,
+  ) => {
+    /** bosId/eosId -1: none. */
+    encode(text: string, bosId: number, eosId: number, parseSpecial: boolean): Int32Array;
+    encodeAsync(text: string, bosId: number, eosId: number, parseSpecial: boolean): Promise<Int32Array>;
+  };
   // ---- model (native/addon/model_binding.cc) ----
 }
 

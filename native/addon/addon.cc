@@ -24,6 +24,7 @@ static Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   mn::registerCpuBinding(env, exports);
   mn::registerKernelsBinding(env, exports);
   mn::registerGgufBinding(env, exports);
+  mn::registerTokenizerBinding(env, exports);
   return exports;
 }
 
