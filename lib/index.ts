@@ -6,3 +6,4 @@ export * from "./errors.js";
 export { GgufWriter, type GgufWriterOptions, type TensorData, type WriteOptions } from "./gguf/writer.js";
 export * from "./gguf/types.js";
 export { quantize, dequantize, QUANTIZABLE_TYPES } from "./gguf/quantize.js";
+export * from "./sampling/index.js";
