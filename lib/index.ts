@@ -7,3 +7,4 @@ export { GgufWriter, type GgufWriterOptions, type TensorData, type WriteOptions 
 export * from "./gguf/types.js";
 export { quantize, dequantize, QUANTIZABLE_TYPES } from "./gguf/quantize.js";
 export * from "./sampling/index.js";
+export * from "./grammar/index.js";
