@@ -94,20 +94,43 @@ export class Automaton {
     return true;
   }
 
+  /**
+   * Fills the whole transition row of `state` and returns the target for `byte`. Bytes that select the same
+   * stacks lead to the same state, so the row costs one closure per group of bytes (a handful), not 256.
+   */
   computeTransition(state: number, byte: number): number {
     const { args, byteSets } = this.grammar;
+    const stacks = this.stateStacks[state];
+    const row = state * 256;
+    const targetBySelection = new Map<string, number>();
+    for (let b = 0; b < 256; b++) {
+      const word = b >> 5;
+      const bit = 1 << (b & 31);
+      let selection = "";
+      for (let i = 0; i < stacks.length; i++) {
+        const node = stacks[i];
+        if (node !== 0 && (byteSets[args[this.nodePositions[node]] * 8 + word] & bit) !== 0) selection += `${i},`;
+      }
+      let target = targetBySelection.get(selection);
+      if (target === undefined) {
+        target = selection === "" ? DEAD : this.advance(stacks, selection);
+        targetBySelection.set(selection, target);
+      }
+      this.transitions[row + b] = target;
+    }
+    return this.transitions[row + byte];
+  }
+
+  /** The state after advancing the stacks listed in `selection` (indices into `stacks`) past their byte. */
+  private advance(stacks: Int32Array, selection: string): number {
     this.beginClosure();
     let accept = false;
-    for (const node of this.stateStacks[state]) {
-      if (node === 0) continue;
-      const pos = this.nodePositions[node];
-      const set = args[pos];
-      if ((byteSets[set * 8 + (byte >> 5)] & (1 << (byte & 31))) === 0) continue;
-      accept = this.closure(pos + 1, this.nodeParents[node]) || accept;
+    for (const index of selection.split(",")) {
+      if (index === "") continue;
+      const node = stacks[Number(index)];
+      accept = this.closure(this.nodePositions[node] + 1, this.nodeParents[node]) || accept;
     }
-    const target = this.internState(accept);
-    this.transitions[state * 256 + byte] = target;
-    return target;
+    return this.internState(accept);
   }
 
   private reset(): void {
