@@ -78,6 +78,14 @@ describe("60 sampling: each filter keeps exactly the set its definition names", 
     expect(checked).toBeGreaterThan(50);
   });
 
+  it("topP 0 and typicalP 0 keep exactly one token, whatever the selection's pivots do", () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const logits = randomLogits(40 + seed, seed, 3);
+      expect(keptIds(samplers.topP(logits, 0)), `seed ${seed}`).toEqual([rankByLogit(logits)[0]]);
+      expect(keptIds(samplers.typicalP(logits, 0)), `seed ${seed}`).toEqual(bruteTypicalP(logits, 0));
+    }
+  });
+
   it("filters skip masked (-Infinity) tokens and keep the logits of the tokens they keep", () => {
     const logits = randomLogits(1000, 5);
     for (let id = 0; id < 1000; id += 3) logits[id] = -Infinity;

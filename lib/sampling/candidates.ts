@@ -237,7 +237,9 @@ export class Candidates {
       let better = 0;
       for (let i = lo; i < pivot; i++) better += probs[i];
       const withBetter = before + better;
-      if (strict ? withBetter > target : withBetter >= target) {
+      // The prefix holds at least one entry, so an empty better side is never the answer (median-of-three
+      // already keeps the pivot off the range's best; this keeps correctness independent of the pivot rule).
+      if (pivot > lo && (strict ? withBetter > target : withBetter >= target)) {
         hi = pivot;
         continue;
       }
