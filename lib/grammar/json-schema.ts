@@ -67,6 +67,8 @@ const PRIMITIVE_DEPENDENCIES: Record<string, string[]> = {
   "json-array": ["json-value"],
 };
 
+const suffix = (ref: string): string => (ref ? ` ${ref}` : "");
+
 /** Marks a schema no value satisfies. */
 const NEVER = Symbol("never");
 type Expression = string | typeof NEVER;
@@ -102,8 +104,8 @@ class Converter {
     const existing = this.ruleByBody.get(body);
     if (existing !== undefined) return existing;
     const base = hint.replace(/[^A-Za-z0-9-]+/g, "-").replace(/^-+|-+$/g, "") || "rule";
-    let name = base;
-    for (let n = 2; this.rules.has(name) || name in PRIMITIVES || name === "root"; n++) name = `${base}-${n}`;
+    let name = base === "root" ? "root-value" : base;
+    for (let n = 2; this.rules.has(name) || name in PRIMITIVES; n++) name = `${base}-${n}`;
     this.rules.set(name, body);
     this.ruleByBody.set(body, name);
     return name;
@@ -222,19 +224,32 @@ class Converter {
       }
       members.push({ kv: `${gbnfLiteral(JSON.stringify(entry.key))} ":" ${SPACE} ${value}`, required: entry.required });
     }
-    // restFirst(i): members i.. when none is written yet; restMore(i): members i.. after one was.
-    let restFirst = "";
-    let restMore = "";
-    for (let i = members.length - 1; i >= 0; i--) {
-      const { kv, required: isRequired } = members[i];
-      const more = `"," ${SPACE} ${kv}${restMore ? ` ${restMore}` : ""}`;
-      const first = `${kv}${restMore ? ` ${restMore}` : ""}`;
-      const nextMore = isRequired ? more : `(${more})?`;
-      const nextFirst = isRequired ? first : restFirst ? `${first} | ${restFirst}` : `(${first})?`;
-      restMore = this.rule(`${hint}-after-${i}`, nextMore);
-      restFirst = this.rule(`${hint}-from-${i}`, nextFirst);
-    }
-    return this.rule(hint, restFirst ? `"{" ${restFirst} "}"` : `"{" "}"`);
+    // first(i): members i.. when none is written yet; more(i): members i.. after one was. Rules are made on use.
+    const firsts = new Map<number, string>();
+    const mores = new Map<number, string>();
+    const more = (i: number): string => {
+      if (i === members.length) return "";
+      let ref = mores.get(i);
+      if (ref === undefined) {
+        const body = `"," ${SPACE} ${members[i].kv}${suffix(more(i + 1))}`;
+        ref = this.rule(`${hint}-after-${i}`, members[i].required ? body : `(${body})?`);
+        mores.set(i, ref);
+      }
+      return ref;
+    };
+    const first = (i: number): string => {
+      if (i === members.length) return "";
+      let ref = firsts.get(i);
+      if (ref === undefined) {
+        const body = `${members[i].kv}${suffix(more(i + 1))}`;
+        const rest = members[i].required ? "" : first(i + 1);
+        ref = this.rule(`${hint}-from-${i}`, members[i].required ? body : rest ? `${body} | ${rest}` : `(${body})?`);
+        firsts.set(i, ref);
+      }
+      return ref;
+    };
+    const opening = first(0);
+    return this.rule(hint, opening ? `"{" ${opening} "}"` : `"{" "}"`);
   }
 
   private literals(s: JsonSchemaObject, path: string): Expression {
