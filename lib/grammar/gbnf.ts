@@ -313,7 +313,13 @@ function describe(c: string): string {
 }
 
 /**
- * Parses GBNF text into rules. Syntax only: rule references are resolved by the compiler, which reports
+ * Parses GBNF text into rules.
+ *
+ * @example
+ * ```ts
+ * parseGbnf('root ::= [0-9]+').rules[0].body; // { kind: "repeat", item: { kind: "class", … }, min: 1, max: Infinity }
+ * ```
+ * Syntax only: rule references are resolved by the compiler, which reports
  * undefined rules and a missing `root`.
  * @throws GrammarError with code `GRAMMAR_SYNTAX`, `line` and `column`.
  */

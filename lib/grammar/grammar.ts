@@ -59,6 +59,12 @@ export class Grammar {
 
   /**
    * Compiles GBNF text (llama.cpp's grammar format; see docs/grammar.md for the subset).
+   *
+   * @example
+   * ```ts
+   * const yesNo = Grammar.fromGbnf('root ::= " "? ("yes" | "no")');
+   * yesNo.matches(" yes"); // true
+   * ```
    * @throws GrammarError `GRAMMAR_SYNTAX` (with `line` and `column`), `GRAMMAR_UNDEFINED_RULE`,
    *   `GRAMMAR_NO_ROOT`, `GRAMMAR_DUPLICATE_RULE`, `GRAMMAR_LEFT_RECURSION`, `GRAMMAR_EMPTY_LANGUAGE`.
    */
@@ -69,6 +75,12 @@ export class Grammar {
 
   /**
    * Compiles a JSON schema (the subset in docs/grammar.md). The result's type is inferred from a const schema.
+   *
+   * @example
+   * ```ts
+   * const grammar = Grammar.fromJsonSchema({ type: "array", items: { enum: ["a", "b"] }, maxItems: 2 });
+   * const value = grammar.parse('["a", "b"]'); // ("a" | "b")[]
+   * ```
    * @throws GrammarError `JSON_SCHEMA_UNSUPPORTED` (naming the keyword), `JSON_SCHEMA_INVALID`,
    *   `JSON_SCHEMA_UNSATISFIABLE`.
    */

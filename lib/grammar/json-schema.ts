@@ -427,6 +427,11 @@ function describe(value: unknown): string {
 
 /**
  * Converts a JSON schema to GBNF text (see the module notes for what is generated).
+ *
+ * @example
+ * ```ts
+ * jsonSchemaToGbnf({ type: "boolean" }); // 'root ::= " "? json-boolean\njson-boolean ::= "true" | "false"\n'
+ * ```
  * @throws GrammarError `JSON_SCHEMA_UNSUPPORTED` (naming the keyword), `JSON_SCHEMA_INVALID` or
  *   `JSON_SCHEMA_UNSATISFIABLE`.
  */

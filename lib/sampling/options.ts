@@ -101,6 +101,11 @@ const CHOOSING_OPTIONS = ["temperature", "topK", "topP", "minP", "typicalP"] as 
 /**
  * Throws a TypeError when `options` has a key outside `validNames`, listing the valid ones (and the closest
  * match, so `temprature` suggests `temperature`). Reusable by any API that takes an options object.
+ *
+ * @example
+ * ```ts
+ * assertKnownOptions({ temprature: 1 }, SAMPLING_OPTION_NAMES, "options"); // TypeError: … did you mean "temperature"?
+ * ```
  */
 export function assertKnownOptions(options: object, validNames: readonly string[], argumentName: string): void {
   for (const key of Object.keys(options)) {

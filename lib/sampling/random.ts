@@ -93,7 +93,14 @@ class Xoshiro128StarStar implements SeededRandom {
 }
 
 /**
- * Creates a seeded generator. `seed` is any safe non-negative integer (e.g. `Date.now()` works).
+ * Creates a seeded generator.
+ *
+ * @example
+ * ```ts
+ * const random = createRandom(Date.now());
+ * const u = random.nextFloat(); // [0, 1)
+ * ```
+ * `seed` is any safe non-negative integer (e.g. `Date.now()` works).
  * @throws RangeError when `seed` is not an integer in [0, 2^53 - 1].
  */
 export function createRandom(seed: number): SeededRandom {
