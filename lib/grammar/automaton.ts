@@ -20,6 +20,12 @@ export const DEAD = 0;
 
 const UNKNOWN = -1;
 
+interface StateGroups {
+  readonly sets: Int32Array;
+  readonly groups: number[][];
+  readonly targets: Map<number | string, number>;
+}
+
 export class Automaton {
   readonly grammar: FlatGrammar;
   /** Incremented by every flush; state ids from an older epoch are meaningless. */
@@ -41,7 +47,10 @@ export class Automaton {
   private nodeCount = 1; // node 0 is the empty stack
   private nodeIds = new Map<number, number>();
   private stateStacks: Int32Array[] = [];
-  private stateIds = new Map<string, number>();
+  /** Per state, built on its first transition: stacks grouped by top byte set, and targets by selection. */
+  private stateGroups: (StateGroups | undefined)[] = [];
+  /** States by a hash of their sorted stacks (buckets resolve collisions). */
+  private stateIds = new Map<number, number[]>();
 
   // Scratch for closures.
   private readonly seen = new Set<number>();
@@ -95,40 +104,60 @@ export class Automaton {
   }
 
   /**
-   * Fills the whole transition row of `state` and returns the target for `byte`. Bytes that select the same
-   * stacks lead to the same state, so the row costs one closure per group of bytes (a handful), not 256.
+   * Computes (and records) the target of `byte` from `state`. Bytes that select the same stacks lead to the same
+   * state, so each state remembers its targets by selection and runs one closure per distinct selection.
    */
   computeTransition(state: number, byte: number): number {
-    const { args, byteSets } = this.grammar;
-    const stacks = this.stateStacks[state];
-    const row = state * 256;
-    const targetBySelection = new Map<string, number>();
-    for (let b = 0; b < 256; b++) {
-      const word = b >> 5;
-      const bit = 1 << (b & 31);
-      let selection = "";
-      for (let i = 0; i < stacks.length; i++) {
-        const node = stacks[i];
-        if (node !== 0 && (byteSets[args[this.nodePositions[node]] * 8 + word] & bit) !== 0) selection += `${i},`;
-      }
-      let target = targetBySelection.get(selection);
+    const info = (this.stateGroups[state] ??= this.groupStacks(state));
+    const { sets, groups, targets } = info;
+    const byteSets = this.grammar.byteSets;
+    const word = byte >> 5;
+    const bit = 1 << (byte & 31);
+    let target: number | undefined;
+    if (sets.length <= 31) {
+      let mask = 0;
+      for (let g = 0; g < sets.length; g++) if ((byteSets[sets[g] * 8 + word] & bit) !== 0) mask |= 1 << g;
+      target = mask === 0 ? DEAD : targets.get(mask);
       if (target === undefined) {
-        target = selection === "" ? DEAD : this.advance(stacks, selection);
-        targetBySelection.set(selection, target);
+        target = this.advance(groups, (g) => (mask & (1 << g)) !== 0);
+        targets.set(mask, target);
       }
-      this.transitions[row + b] = target;
+    } else {
+      const selected: number[] = [];
+      for (let g = 0; g < sets.length; g++) if ((byteSets[sets[g] * 8 + word] & bit) !== 0) selected.push(g);
+      const key = selected.join(",");
+      target = selected.length === 0 ? DEAD : targets.get(key);
+      if (target === undefined) {
+        const chosen = new Set(selected);
+        target = this.advance(groups, (g) => chosen.has(g));
+        targets.set(key, target);
+      }
     }
-    return this.transitions[row + byte];
+    this.transitions[state * 256 + byte] = target;
+    return target;
   }
 
-  /** The state after advancing the stacks listed in `selection` (indices into `stacks`) past their byte. */
-  private advance(stacks: Int32Array, selection: string): number {
+  /** Groups a state's stacks by the byte set on top: an enum of 1000 words has ~26 groups, not 1000 stacks. */
+  private groupStacks(state: number): StateGroups {
+    const args = this.grammar.args;
+    const groupBySet = new Map<number, number[]>();
+    for (const node of this.stateStacks[state]) {
+      if (node === 0) continue;
+      const set = args[this.nodePositions[node]];
+      const group = groupBySet.get(set);
+      if (group === undefined) groupBySet.set(set, [node]);
+      else group.push(node);
+    }
+    return { sets: Int32Array.from(groupBySet.keys()), groups: [...groupBySet.values()], targets: new Map() };
+  }
+
+  /** The state after advancing every stack of the chosen groups past its byte. */
+  private advance(groups: number[][], chosen: (group: number) => boolean): number {
     this.beginClosure();
     let accept = false;
-    for (const index of selection.split(",")) {
-      if (index === "") continue;
-      const node = stacks[Number(index)];
-      accept = this.closure(this.nodePositions[node] + 1, this.nodeParents[node]) || accept;
+    for (let g = 0; g < groups.length; g++) {
+      if (!chosen(g)) continue;
+      for (const node of groups[g]) accept = this.closure(this.nodePositions[node] + 1, this.nodeParents[node]) || accept;
     }
     return this.internState(accept);
   }
@@ -139,6 +168,7 @@ export class Automaton {
     this.nodeCount = 1;
     this.nodeIds = new Map();
     this.stateStacks = [];
+    this.stateGroups = [];
     this.stateIds = new Map();
     this.stateCount = 0;
     this.transitions = new Int32Array(256 * 64).fill(UNKNOWN);
@@ -211,10 +241,17 @@ export class Automaton {
 
   /** Interns the set in `found` (plus the empty stack when `accept`) as a state. */
   private internState(accept: boolean): number {
-    const stacks = Int32Array.from(new Set(this.found)).sort();
-    const key = (accept ? "a" : "") + stacks.join(",");
-    let id = this.stateIds.get(key);
-    if (id !== undefined) return id;
+    // `found` has no duplicates: the closure visits each (position, parent) once.
+    const stacks = Int32Array.from(this.found).sort();
+    let hash = accept ? 0x9e3779b9 : 0x85ebca6b;
+    for (let i = 0; i < stacks.length; i++) hash = Math.imul(hash ^ stacks[i], 0x01000193);
+    const bucket = this.stateIds.get(hash);
+    if (bucket !== undefined) {
+      for (const candidate of bucket) {
+        if (this.accepting[candidate] === (accept ? 1 : 0) && sameStacks(this.stateStacks[candidate], stacks)) return candidate;
+      }
+    }
+    let id: number;
     id = this.stateCount++;
     if (id * 256 >= this.transitions.length) {
       const transitions = new Int32Array(this.transitions.length * 2).fill(UNKNOWN);
@@ -232,7 +269,14 @@ export class Automaton {
     }
     this.stateStacks.push(stacks);
     this.accepting[id] = accept ? 1 : 0;
-    this.stateIds.set(key, id);
+    if (bucket === undefined) this.stateIds.set(hash, [id]);
+    else bucket.push(id);
     return id;
   }
+}
+
+function sameStacks(a: Int32Array, b: Int32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
