@@ -27,6 +27,16 @@ describe("70 grammar: JSON schema keywords", () => {
     );
   });
 
+  it("object: property names with quotes, backslashes and non-ASCII are written as JSON strings", () => {
+    const keys = ['say "hi"', "a\\b", "ключ", "tab\there"];
+    const schema = { type: "object", properties: Object.fromEntries(keys.map((key) => [key, { type: "integer" }])), required: keys } as const;
+    const value = Object.fromEntries(keys.map((key, i) => [key, i]));
+    const grammar = Grammar.fromJsonSchema(schema);
+    expect(grammar.matches(JSON.stringify(value))).toBe(true);
+    expect(grammar.parse(JSON.stringify(value))).toEqual(value);
+    expect(grammar.matches(JSON.stringify(value).replace("ключ", "kljuch"))).toBe(false);
+  });
+
   it("object: all-optional properties allow {} and any in-order subset", () => {
     accepts(
       { type: "object", properties: { x: { type: "integer" }, y: { type: "integer" } } },
