@@ -9,3 +9,5 @@ export { quantize, dequantize, QUANTIZABLE_TYPES } from "./gguf/quantize.js";
 export { Tokenizer, TokenizerError, TokenType, StreamingDecoder, type TokenizerVocabulary, type EncodeOptions, type DecodeOptions } from "./tokenizer/tokenizer.js";
 export { readGguf, type GgufFileInfo, type GgufMetadataEntry, type GgufTensorDescriptor, type ReadGgufOptions } from "./gguf/reader.js";
 export { inspectModel, fileTypeName, type ModelInfo, type InspectModelOptions, type ExpertLayout } from "./gguf/inspect.js";
+export * from "./sampling/index.js";
+export * from "./grammar/index.js";

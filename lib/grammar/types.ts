@@ -1,0 +1,101 @@
+/**
+ * JSON schema types, and {@link JsonSchemaToType}: the TypeScript type of the values a const schema admits
+ * (as node-llama-cpp's `GbnfJsonSchemaToType`).
+ * @module
+ */
+
+/** A JSON value as `JSON.parse` returns it. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** A JSON value as a const schema may spell it (readonly arrays and objects). */
+export type JsonValueInput = string | number | boolean | null | readonly JsonValueInput[] | { readonly [key: string]: JsonValueInput };
+
+export type JsonTypeName = "object" | "array" | "string" | "number" | "integer" | "boolean" | "null";
+
+/**
+ * The supported JSON-schema subset (see docs/grammar.md). Other keywords type-check (schemas often come from
+ * JSON files) but are rejected at run time with `JSON_SCHEMA_UNSUPPORTED` naming the keyword.
+ */
+export type JsonSchema = boolean | JsonSchemaObject;
+
+export interface JsonSchemaObject {
+  readonly type?: JsonTypeName | readonly JsonTypeName[];
+  readonly properties?: { readonly [name: string]: JsonSchema };
+  readonly required?: readonly string[];
+  readonly additionalProperties?: JsonSchema;
+  readonly items?: JsonSchema;
+  readonly minItems?: number;
+  readonly maxItems?: number;
+  readonly minLength?: number;
+  readonly maxLength?: number;
+  readonly enum?: readonly JsonValueInput[];
+  readonly const?: JsonValueInput;
+  readonly oneOf?: readonly JsonSchema[];
+  readonly anyOf?: readonly JsonSchema[];
+  readonly title?: string;
+  readonly description?: string;
+  readonly [keyword: string]: unknown;
+}
+
+type Prettify<T> = { [K in keyof T]: T[K] } & {};
+
+/** Turns readonly const-schema values (from `const`/`enum`) into the mutable shapes `JSON.parse` returns. */
+type Mutable<T> = T extends readonly unknown[] ? { -readonly [K in keyof T]: Mutable<T[K]> } : T extends object ? { -readonly [K in keyof T]: Mutable<T[K]> } : T;
+
+type RequiredNames<S> = S extends { readonly required: readonly (infer Name)[] } ? Name : never;
+
+type ObjectOf<Properties, Required> = Prettify<
+  { -readonly [K in keyof Properties as K extends Required ? K : never]: JsonSchemaToType<Properties[K]> } & {
+    -readonly [K in keyof Properties as K extends Required ? never : K]?: JsonSchemaToType<Properties[K]>;
+  }
+>;
+
+type TypeOfName<Name, S> = Name extends "string"
+  ? string
+  : Name extends "number" | "integer"
+    ? number
+    : Name extends "boolean"
+      ? boolean
+      : Name extends "null"
+        ? null
+        : Name extends "array"
+          ? S extends { readonly items: infer Items }
+            ? JsonSchemaToType<Items>[]
+            : JsonValue[]
+          : Name extends "object"
+            ? S extends { readonly properties: infer Properties }
+              ? ObjectOf<Properties, RequiredNames<S>>
+              : { [key: string]: JsonValue }
+            : never;
+
+type UnionOf<Schemas> = Schemas extends unknown ? JsonSchemaToType<Schemas> : never;
+
+/**
+ * The type of the values schema `S` admits. Give the schema as a const (`as const`, or directly to
+ * `Grammar.fromJsonSchema`, whose type parameter is const).
+ *
+ * @example
+ * ```ts
+ * const schema = { type: "object", properties: { name: { type: "string" }, age: { type: "integer" } }, required: ["name"] } as const;
+ * type Person = JsonSchemaToType<typeof schema>; // { name: string; age?: number }
+ * ```
+ */
+export type JsonSchemaToType<S> = S extends true
+  ? JsonValue
+  : S extends false
+    ? never
+    : S extends { readonly const: infer Value }
+      ? Mutable<Value>
+      : S extends { readonly enum: readonly (infer Value)[] }
+        ? Mutable<Value>
+        : S extends { readonly oneOf: readonly (infer Options)[] }
+          ? UnionOf<Options>
+          : S extends { readonly anyOf: readonly (infer Options)[] }
+            ? UnionOf<Options>
+            : S extends { readonly type: readonly (infer Names)[] }
+              ? Names extends unknown
+                ? TypeOfName<Names, S>
+                : never
+              : S extends { readonly type: infer Name }
+                ? TypeOfName<Name, S>
+                : JsonValue;
