@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
@@ -26,7 +26,6 @@ async function hostileFile(name: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.json")]);
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   await writeTinyModel(modelPath, { fileType: 7, slidingWindow: 128 });

@@ -81,7 +81,7 @@ describe("31 tokenizer API: encode", () => {
   });
 
   it("throws TypeError for unknown or mistyped options, listing the valid ones", () => {
-    expect(() => tokenizer.encode("a", { addBOS: true } as never)).toThrow(/unknown option "addBOS"; valid options are addBos, addEos, special/);
+    expect(() => tokenizer.encode("a", { addBOS: true } as never)).toThrow(/unknown option "addBOS" \(did you mean "addBos"\?\); valid options: addBos, addEos, special/);
     expect(() => tokenizer.encode("a", { special: "yes" } as never)).toThrow(/options.special must be a boolean/);
     expect(() => tokenizer.encode("a", "special" as never)).toThrow(/options must be an object/);
     expect(() => tokenizer.encode("a", null as never)).toThrow(TypeError);
@@ -150,7 +150,7 @@ describe("31 tokenizer API: decode and pieces", () => {
   it("decode throws TypeError for a non-array and for unknown options", () => {
     expect(() => tokenizer.decode("1 2" as never)).toThrow(TypeError);
     expect(() => tokenizer.decode(null as never)).toThrow(TypeError);
-    expect(() => tokenizer.decode([1], { specail: true } as never)).toThrow(/valid options are special/);
+    expect(() => tokenizer.decode([1], { specail: true } as never)).toThrow(/did you mean "special"\?\); valid options: special, continuation/);
   });
 
   it("tokenToPiece, pieceBytes, tokenText and tokenType describe single tokens", () => {

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { createRandom, createSampler, sample, type SamplingOptions } from "../lib/sampling/index.js";
@@ -101,19 +102,11 @@ describe("60 sampling: a seed makes sampling reproducible", () => {
   });
 
   it("the same seed gives the same tokens in a separate Node process", () => {
-    // Transpile the sampling module to plain JS so a bare `node` child can run it.
+    // The child runs the built package (dist/, made by the global test setup), as a user's process would.
     const out = join(root, ".cache", "determinism");
-    mkdirSync(join(out, "sampling"), { recursive: true });
-    const sourceDir = join(root, "lib", "sampling");
-    for (const file of readdirSync(sourceDir).filter((name) => name.endsWith(".ts"))) {
-      const { outputText } = ts.transpileModule(readFileSync(join(sourceDir, file), "utf8"), {
-        compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 },
-      });
-      writeFileSync(join(out, "sampling", file.replace(/\.ts$/, ".js")), outputText);
-    }
-    writeFileSync(join(out, "package.json"), '{ "type": "module" }');
+    mkdirSync(out, { recursive: true });
     const script = `
-      import { createRandom, createSampler } from "./sampling/index.js";
+      import { createRandom, createSampler } from ${JSON.stringify(pathToFileURL(join(root, "dist", "sampling", "index.js")).href)};
       const options = ${JSON.stringify(OPTIONS)};
       const random = createRandom(5);
       const logits = new Float32Array(32000);

@@ -4,6 +4,9 @@
  */
 import type { RandomSource } from "./random.js";
 import { assertSeed } from "./random.js";
+import { assertKnownOptions } from "../validate.js";
+
+export { assertKnownOptions };
 
 /** What a custom `sampler` function receives besides the logits. */
 export interface CustomSamplerContext {
@@ -98,48 +101,6 @@ export const SAMPLING_OPTION_NAMES: readonly (keyof SamplingOptions)[] = Object.
 /** The options a custom `sampler` replaces, so giving both is a mistake worth reporting. */
 const CHOOSING_OPTIONS = ["temperature", "topK", "topP", "minP", "typicalP"] as const;
 
-/**
- * Throws a TypeError when `options` has a key outside `validNames`, listing the valid ones (and the closest
- * match, so `temprature` suggests `temperature`). Reusable by any API that takes an options object.
- *
- * @example
- * ```ts
- * assertKnownOptions({ temprature: 1 }, SAMPLING_OPTION_NAMES, "options"); // TypeError: … did you mean "temperature"?
- * ```
- */
-export function assertKnownOptions(options: object, validNames: readonly string[], argumentName: string): void {
-  for (const key of Object.keys(options)) {
-    if (validNames.includes(key)) continue;
-    const suggestion = closestName(key, validNames);
-    const hint = suggestion ? ` (did you mean "${suggestion}"?)` : "";
-    throw new TypeError(`${argumentName} has an unknown option "${key}"${hint}; valid options: ${validNames.join(", ")}`);
-  }
-}
-
-function closestName(name: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of candidates) {
-    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
-    if (distance < bestDistance) {
-      bestDistance = distance;
-      best = candidate;
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length];
-}
 
 function finiteNumber(options: SamplingOptions, name: keyof SamplingOptions, fallback: number): number {
   const value = options[name];

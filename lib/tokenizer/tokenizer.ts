@@ -17,6 +17,7 @@ import { GgufValueType } from "../gguf/types.js";
 import { native } from "../native.js";
 import { PieceTable, TokenType, utf8Table } from "./pieces.js";
 import { StreamingDecoder } from "./streaming-decoder.js";
+import { checkOptions } from "../validate.js";
 
 export { TokenType } from "./pieces.js";
 export { StreamingDecoder } from "./streaming-decoder.js";
@@ -65,11 +66,16 @@ export interface EncodeOptions {
 export interface DecodeOptions {
   /** Show control and unknown tokens as their text (`<s>`); default false shows them as nothing. */
   special?: boolean;
+  /**
+   * The tokens continue text decoded earlier (a generation after a prompt), so the first piece keeps its
+   * leading space. Default false: the space the encoder prefixed is removed, as SentencePiece does.
+   */
+  continuation?: boolean;
 }
 
 const VOCABULARY_KEYS = ["tokens", "scores", "tokenTypes", "bosId", "eosId", "unkId", "addBos", "addEos", "addSpacePrefix"] as const;
 const ENCODE_KEYS = ["addBos", "addEos", "special"] as const;
-const DECODE_KEYS = ["special"] as const;
+const DECODE_KEYS = ["special", "continuation"] as const;
 
 /** Inputs above this many UTF-16 units are encoded on a worker thread by {@link Tokenizer.encodeAsync}. */
 const ASYNC_THRESHOLD = 16 * 1024;
@@ -119,7 +125,8 @@ export class Tokenizer {
    * Throws TypeError/RangeError for malformed arguments and {@link TokenizerError} for an unusable vocabulary.
    */
   static fromVocabulary(vocabulary: TokenizerVocabulary): Tokenizer {
-    checkOptions("vocabulary", vocabulary, VOCABULARY_KEYS, false);
+    if (vocabulary === undefined) throw new TypeError("vocabulary must be an object; got undefined");
+    checkOptions("vocabulary", vocabulary, VOCABULARY_KEYS);
     const { tokens } = vocabulary;
     if (!Array.isArray(tokens)) throw new TypeError(`vocabulary.tokens must be an array of strings; got ${describe(tokens)}`);
     const count = tokens.length;
@@ -244,8 +251,9 @@ export class Tokenizer {
    */
   decode(tokens: ArrayLike<number>, options?: DecodeOptions): string {
     if (!isIdList(tokens)) throw new TypeError(`tokens must be an array or typed array of token ids; got ${describe(tokens)}`);
-    checkOptions("options", options, DECODE_KEYS, true);
+    checkOptions("options", options, DECODE_KEYS);
     const special = booleanOption("options.special", options?.special, false);
+    const continuation = booleanOption("options.continuation", options?.continuation, false);
     const pieces = this.pieces;
     const count = tokens.length;
     let total = 0;
@@ -260,7 +268,7 @@ export class Tokenizer {
     const out = this.decodeBuffer;
     const source = pieces.bytes;
     let written = 0;
-    let stripSpace = this.addSpacePrefix;
+    let stripSpace = this.addSpacePrefix && !continuation;
     for (let i = 0; i < count; i++) {
       const id = tokens[i];
       const length = pieces.length(id, special);
@@ -278,9 +286,10 @@ export class Tokenizer {
 
   /** A decoder for tokens that arrive one at a time (generation); see {@link StreamingDecoder}. */
   createDecoder(options?: DecodeOptions): StreamingDecoder {
-    checkOptions("options", options, DECODE_KEYS, true);
+    checkOptions("options", options, DECODE_KEYS);
     const special = booleanOption("options.special", options?.special, false);
-    return new StreamingDecoder(this.pieces, special, this.addSpacePrefix, this.vocabSize);
+    const continuation = booleanOption("options.continuation", options?.continuation, false);
+    return new StreamingDecoder(this.pieces, special, this.addSpacePrefix && !continuation, this.vocabSize);
   }
 
   /**
@@ -289,7 +298,7 @@ export class Tokenizer {
    */
   tokenToPiece(id: number, options?: DecodeOptions): string {
     this.checkId("id", id);
-    checkOptions("options", options, DECODE_KEYS, true);
+    checkOptions("options", options, DECODE_KEYS);
     const special = booleanOption("options.special", options?.special, false);
     const length = this.pieces.length(id, special);
     const start = this.pieces.offsets[id];
@@ -299,7 +308,7 @@ export class Tokenizer {
   /** The exact bytes token `id` decodes to (a copy). */
   pieceBytes(id: number, options?: DecodeOptions): Uint8Array {
     this.checkId("id", id);
-    checkOptions("options", options, DECODE_KEYS, true);
+    checkOptions("options", options, DECODE_KEYS);
     const special = booleanOption("options.special", options?.special, false);
     const start = this.pieces.offsets[id];
     return this.pieces.bytes.slice(start, start + this.pieces.length(id, special));
@@ -335,7 +344,7 @@ export class Tokenizer {
   }
 
   private encodeRequest(options: EncodeOptions | undefined): [number, number, boolean] {
-    checkOptions("options", options, ENCODE_KEYS, true);
+    checkOptions("options", options, ENCODE_KEYS);
     const addBos = booleanOption("options.addBos", options?.addBos, this.addBos);
     const addEos = booleanOption("options.addEos", options?.addEos, this.addEos);
     const special = booleanOption("options.special", options?.special, false);
@@ -355,17 +364,6 @@ function describe(value: unknown): string {
   return `${typeof value} ${String(value)}`;
 }
 
-function checkOptions(name: string, options: unknown, valid: readonly string[], optional: boolean): void {
-  if (options === undefined && optional) return;
-  if (typeof options !== "object" || options === null || Array.isArray(options)) {
-    throw new TypeError(`${name} must be an object; got ${describe(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!valid.includes(key)) {
-      throw new TypeError(`${name} has an unknown option ${JSON.stringify(key)}; valid options are ${valid.join(", ")}`);
-    }
-  }
-}
 
 function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
