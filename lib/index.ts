@@ -6,3 +6,5 @@ export * from "./errors.js";
 export { GgufWriter, type GgufWriterOptions, type TensorData, type WriteOptions } from "./gguf/writer.js";
 export * from "./gguf/types.js";
 export { quantize, dequantize, QUANTIZABLE_TYPES } from "./gguf/quantize.js";
+export { readGguf, type GgufFileInfo, type GgufMetadataEntry, type GgufTensorDescriptor, type ReadGgufOptions } from "./gguf/reader.js";
+export { inspectModel, fileTypeName, type ModelInfo, type InspectModelOptions, type ExpertLayout } from "./gguf/inspect.js";

@@ -7,6 +7,9 @@
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
+import type { NativeModelInfo } from "./gguf/inspect.js";
+import type { NativeGgufFile } from "./gguf/reader.js";
+
 export type IsaName = "scalar" | "avx2" | "avx512";
 const ISA_NAMES: readonly IsaName[] = ["scalar", "avx2", "avx512"];
 
@@ -21,6 +24,8 @@ export interface CpuInfo {
 export interface NativeAddon {
   cpuInfo(): CpuInfo;
   // ---- gguf (native/addon/gguf_binding.cc) ----
+  readGguf(path: string, verifyTensorData: boolean): Promise<NativeGgufFile>;
+  inspectModel(path: string, verifyTensorData: boolean): Promise<NativeModelInfo>;
   // ---- kernels (native/addon/kernels_binding.cc) ----
   quantizeRows(type: number, values: Float32Array, rowLength: number): Uint8Array;
   dequantizeRows(type: number, bytes: Uint8Array, rowLength: number): Float32Array;

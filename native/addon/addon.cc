@@ -23,6 +23,7 @@ void registerCpuBinding(Napi::Env env, Napi::Object exports) {
 static Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   mn::registerCpuBinding(env, exports);
   mn::registerKernelsBinding(env, exports);
+  mn::registerGgufBinding(env, exports);
   return exports;
 }
 

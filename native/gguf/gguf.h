@@ -36,6 +36,11 @@ struct GgufValue {
   std::vector<GgufValue> arrays;          // ARRAY of ARRAY
 };
 
+// "UINT8", "ARRAY", ... ; "?" for an id outside the enum.
+const char* ggufValueTypeName(GgufValueType type);
+// Encoded bytes of one value of a fixed-size type; 0 for STRING and ARRAY.
+uint64_t ggufFixedValueBytes(GgufValueType type);
+
 struct GgufKv {
   std::string_view key;
   GgufValue value;
@@ -57,7 +62,8 @@ struct GgufReadOptions {
 
 class GgufFile {
  public:
-  // mmaps and parses path. Codes: GGUF_OPEN_FAILED (with strerror) and the format codes of parse().
+  // mmaps and parses path. Codes: GGUF_OPEN_FAILED (with strerror) and the format codes of parse(); every message
+  // starts with the path. The mapping lives as long as the GgufFile.
   static Error open(const std::string& path, const GgufReadOptions& options, std::unique_ptr<GgufFile>* out);
   // Parses bytes the caller keeps alive (fuzzing, tests). Same validation as open().
   static Error parse(const uint8_t* data, size_t size, const GgufReadOptions& options, std::unique_ptr<GgufFile>* out);
@@ -76,6 +82,10 @@ class GgufFile {
   const GgufTensorInfo* findTensor(std::string_view name) const;
   const uint8_t* tensorData(const GgufTensorInfo& tensor) const { return data_ + dataOffset_ + tensor.offset; }
 
+  // GGUF_NAN when a float of the tensor (F32/F16/BF16 values, the fp16/fp32 scales and mins of quantized blocks)
+  // is NaN or infinite. Reads every byte of an unquantized tensor, every block header of a quantized one.
+  Error verifyTensorValues(const GgufTensorInfo& tensor) const;
+
   // Typed lookups for model code. Missing key: returns false with *error untouched. Present with an
   // incompatible type or an out-of-range value: returns false and sets *error (GGUF_WRONG_TYPE / GGUF_BAD_VALUE).
   // Integer getters accept any integer type whose value fits.
@@ -88,6 +98,9 @@ class GgufFile {
  private:
   GgufFile() = default;
   Error parseAll(const GgufReadOptions& options);
+  Error parseMetadata(uint64_t* position, uint64_t* tensorCount);
+  Error parseTensorInfos(uint64_t tensorCount, uint64_t position);
+  Error checkTensorLayout();
 
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
@@ -97,6 +110,10 @@ class GgufFile {
   uint64_t dataOffset_ = 0;
   std::vector<GgufKv> kvs_;
   std::vector<GgufTensorInfo> tensors_;
+  // Indices into kvs_ / tensors_ sorted by key / name: duplicate detection and lookups in O(n log n) worst case
+  // (a hash set could be flooded by a crafted file).
+  std::vector<uint32_t> kvsByKey_;
+  std::vector<uint32_t> tensorsByName_;
 };
 
 }  // namespace mn
