@@ -84,22 +84,41 @@ export class LlamaOracle {
   }
 
   /**
-   * Teacher-forced next-token distributions over the whole vocabulary: entry i is p(next | tokens[0..i]),
-   * the softmax of llama.cpp's logits after token i (temperature 1, no top-k/top-p/min-p, no penalties).
-   * The sequence's history is cleared first, so the tokens start at position 0.
+   * llama.cpp's next-token probabilities after each of `tokens`, as node-llama-cpp returns them (a Map from token
+   * to probability, highest first), under temperature 1 with no top-k/top-p/min-p and no penalties. The
+   * sequence's history is cleared first, so the tokens start at position 0.
    */
-  async distributions(tokens: readonly number[]): Promise<Float32Array[]> {
+  async probabilityMaps(tokens: readonly number[]): Promise<Map<number, number>[]> {
     await this.sequence.clearHistory();
     const input: ControlledEvaluateInputItem[] = tokens.map((token) => [token as Token, { generateNext: { probabilities: true, options: FULL_DISTRIBUTION } }]);
     const results = await this.sequence.controlledEvaluate(input);
     return tokens.map((_, i) => {
       const probabilities = results[i]?.next.probabilities;
       if (probabilities === undefined) throw new Error(`llama.cpp returned no distribution for position ${i}`);
+      return probabilities as Map<number, number>;
+    });
+  }
+
+  /**
+   * Teacher-forced next-token distributions over the whole vocabulary: entry i is p(next | tokens[0..i]), the
+   * softmax of llama.cpp's logits after token i. llama.cpp normalises with a float32 sum over 32000 terms, which
+   * is off by up to ~1e-4; that alone would add ~6e-5 to every KL, so the values are renormalised in float64
+   * (after checking that the distribution is whole and that its sum was within 1e-3 of 1).
+   */
+  async distributions(tokens: readonly number[]): Promise<Float64Array[]> {
+    const maps = await this.probabilityMaps(tokens);
+    return maps.map((probabilities, i) => {
       if (probabilities.size !== this.nVocab) {
         throw new Error(`llama.cpp's distribution at position ${i} covers ${probabilities.size} of ${this.nVocab} tokens`);
       }
-      const dense = new Float32Array(this.nVocab);
-      for (const [token, probability] of probabilities) dense[token] = probability;
+      const dense = new Float64Array(this.nVocab);
+      let sum = 0;
+      for (const [token, probability] of probabilities) {
+        dense[token] = probability;
+        sum += probability;
+      }
+      if (!(Math.abs(sum - 1) <= 1e-3)) throw new Error(`llama.cpp's distribution at position ${i} sums to ${sum}`);
+      for (let t = 0; t < dense.length; t++) dense[t] /= sum;
       return dense;
     });
   }
