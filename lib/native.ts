@@ -29,6 +29,30 @@ export interface NativeAddon {
   // ---- kernels (native/addon/kernels_binding.cc) ----
   quantizeRows(type: number, values: Float32Array, rowLength: number): Uint8Array;
   dequantizeRows(type: number, bytes: Uint8Array, rowLength: number): Float32Array;
+  /** The kernel ISAs this CPU can run, scalar first. */
+  kernelIsas(): IsaName[];
+  /**
+   * One chosen ISA's kernels on typed arrays, for tests ("active": the table the engine uses); lib/kernels/testing.ts
+   * validates every argument.
+   */
+  kernelTesting: {
+    matmul(isa: IsaName | "active", type: number, weights: Uint8Array, n: number, x: Float32Array, nCols: number,
+      rowBegin: number, rowEnd: number, out: Float32Array, ldy: number): void;
+    quantizeActivations(isa: IsaName | "active", format: number, x: Float32Array, out: Uint8Array): void;
+    dequantizeRow(isa: IsaName | "active", type: number, row: Uint8Array, n: number, out: Float32Array): void;
+    rmsNorm(isa: IsaName | "active", x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): void;
+    rope(isa: IsaName | "active", x: Float32Array, nHeads: number, headDim: number, ropeDim: number, pos: number, freqBase: number): void;
+    attnScores(isa: IsaName | "active", q: Float32Array, k: Uint16Array | Float32Array, headDim: number, count: number, scale: number,
+      out: Float32Array): void;
+    attnAccumulate(isa: IsaName | "active", out: Float32Array, p: Float32Array, v: Uint16Array | Float32Array, headDim: number,
+      count: number): void;
+    softmax(isa: IsaName | "active", x: Float32Array, n: number): void;
+    siluMul(isa: IsaName | "active", gate: Float32Array, up: Float32Array, n: number): void;
+    axpy(isa: IsaName | "active", y: Float32Array, a: number, x: Float32Array, n: number): void;
+    activationRowBytes(format: number, n: number): number;
+    activationFormatFor(type: number): number;
+    isMatmulSupported(type: number): boolean;
+  };
   // ---- tokenizer (native/addon/tokenizer_binding.cc) ----
   TokenizerHandle: new (
     texts: Uint8Array,

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/half.h"
+#include "kernels/scalar.h"
 
 namespace mn {
 namespace {
@@ -43,6 +44,52 @@ void quantizeQ4_0(const float* x, BlockQ4_0* blocks, size_t n) {
 }
 
 }  // namespace
+
+// Q8_1: Q8_0 plus s = d * sum(q)
+void quantizeRowQ8_1(const float* x, BlockQ8_1* blocks, size_t n) {
+  for (size_t b = 0; b < n / kQK; b++, x += kQK) {
+    float amax = 0.0f;
+    for (size_t j = 0; j < kQK; j++) amax = std::fmax(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    int sum = 0;
+    for (size_t j = 0; j < kQK; j++) {
+      blocks[b].qs[j] = static_cast<int8_t>(std::lround(x[j] * id));
+      sum += blocks[b].qs[j];
+    }
+    blocks[b].d = floatToFp16(d);
+    blocks[b].s = floatToFp16(static_cast<float>(sum) * d);
+  }
+}
+
+// Q8_K: d = (the value of largest magnitude) / -127 in fp32, q = min(127, round(x / d)), bsums per 16
+void quantizeRowQ8_K(const float* x, BlockQ8_K* blocks, size_t n) {
+  for (size_t b = 0; b < n / kQKK; b++, x += kQKK) {
+    BlockQ8_K& block = blocks[b];
+    float amax = 0.0f, extreme = 0.0f;
+    for (size_t j = 0; j < kQKK; j++) {
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        extreme = x[j];
+      }
+    }
+    if (amax == 0.0f) {
+      std::memset(&block, 0, sizeof(block));
+      continue;
+    }
+    const float iscale = -127.0f / extreme;
+    for (size_t j = 0; j < kQKK; j++) {
+      const long q = std::lrint(iscale * x[j]);  // ggml's nearest_int rounds half to even
+      block.qs[j] = static_cast<int8_t>(q < 127 ? q : 127);
+    }
+    for (size_t g = 0; g < kQKK / 16; g++) {
+      int sum = 0;
+      for (size_t j = 0; j < 16; j++) sum += block.qs[16 * g + j];
+      block.bsums[g] = static_cast<int16_t>(sum);
+    }
+    block.d = 1.0f / iscale;
+  }
+}
 
 bool quantizeRow(GgmlType type, const float* x, uint8_t* dst, size_t n) {
   switch (type) {
@@ -119,4 +166,23 @@ bool dequantizeRowReference(GgmlType type, const uint8_t* row, float* out, size_
   }
 }
 
+namespace scalar {
+
+// x (n,) -> one activation row in `format` (REFERENCE.md: Q8_0 for Q4_0/Q5_0/Q8_0 weights, as quantize_row_q8_0_ref)
+void quantizeActivations(ActFormat format, const float* x, void* dst, size_t n) {
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  switch (format) {
+    case ActFormat::F32: quantizeRow(GgmlType::F32, x, out, n); return;
+    case ActFormat::F16: quantizeRow(GgmlType::F16, x, out, n); return;
+    case ActFormat::BF16: quantizeRow(GgmlType::BF16, x, out, n); return;
+    case ActFormat::Q8_0: quantizeQ8_0(x, reinterpret_cast<BlockQ8_0*>(out), n); return;
+    case ActFormat::Q8_1: quantizeRowQ8_1(x, reinterpret_cast<BlockQ8_1*>(out), n); return;
+    case ActFormat::Q8_K: quantizeRowQ8_K(x, reinterpret_cast<BlockQ8_K*>(out), n); return;
+  }
+}
+
+// One row of n values of `type` -> out (n,); types without a reader leave out untouched (the engine checks first).
+void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n) { dequantizeRowReference(type, row, out, n); }
+
+}  // namespace scalar
 }  // namespace mn

@@ -1,0 +1,278 @@
+/**
+ * Runs ONE chosen ISA's compute kernel on typed arrays: the scalar reference, AVX2 or AVX-512 (native/kernels). The
+ * kernel tests hold every fast kernel to its scalar twin through these functions. Not exported from the package root.
+ *
+ * Every argument is checked here (the addon trusts its caller); bad ones throw TypeError or RangeError naming the
+ * argument and value. Outputs are written into `out` when given (so a test can put sentinels after it), otherwise
+ * into a new array; in-place kernels take an explicit length `n` for the same reason.
+ *
+ * @example
+ * ```ts
+ * const y = matmul("avx512", GgmlType.Q4_0, weights, 7, 64, x, 3); // 3 columns x 7 rows
+ * ```
+ * @internal
+ * @module
+ */
+import { native, type IsaName } from "../native.js";
+import { GGML_TYPE_TRAITS, GgmlType } from "../gguf/types.js";
+
+/** The form an activation row takes before it meets a weight type (native/kernels/kernels.h ActFormat). */
+export enum ActFormat {
+  F32 = 0,
+  F16 = 1,
+  BF16 = 2,
+  Q8_0 = 3,
+  Q8_1 = 4,
+  Q8_K = 5,
+}
+
+/** Values per block of each activation format. */
+const ACT_BLOCK_SIZE: Readonly<Record<ActFormat, number>> = {
+  [ActFormat.F32]: 1,
+  [ActFormat.F16]: 1,
+  [ActFormat.BF16]: 1,
+  [ActFormat.Q8_0]: 32,
+  [ActFormat.Q8_1]: 32,
+  [ActFormat.Q8_K]: 256,
+};
+
+/** Weight types matmul has kernels for. */
+export const MATMUL_TYPES: readonly GgmlType[] = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0];
+/** Types dequantizeRow reads. */
+export const DEQUANTIZE_TYPES: readonly GgmlType[] = MATMUL_TYPES;
+
+/** The kernel ISAs this CPU can run, scalar first. */
+export function kernelIsas(): IsaName[] {
+  return native().kernelIsas();
+}
+
+/** An ISA this CPU runs, or "active": the one the engine uses (the best one, capped by MIXTRAL_NATIVE_ISA). */
+export type KernelIsa = IsaName | "active";
+
+function checkIsa(isa: unknown): KernelIsa {
+  const isas = kernelIsas();
+  if (isa !== "active" && (typeof isa !== "string" || !isas.includes(isa as IsaName))) {
+    throw new RangeError(`isa must be "active" or one of ${isas.join(", ")} (the ISAs this CPU runs); got ${JSON.stringify(isa)}`);
+  }
+  return isa as KernelIsa;
+}
+
+function checkInteger(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+    throw new TypeError(`${name} must be an integer; got ${String(value)}`);
+  }
+  if (value < min || value > max) throw new RangeError(`${name} must be in [${min}, ${max}]; got ${value}`);
+  return value;
+}
+
+function checkFinite(name: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isFinite(value)) throw new TypeError(`${name} must be a finite number; got ${String(value)}`);
+  return value;
+}
+
+function checkMultiple(name: string, value: number, blockSize: number, what: string): void {
+  if (value % blockSize !== 0) throw new RangeError(`${name} must be a multiple of ${what}'s block size ${blockSize}; got ${value}`);
+}
+
+function checkFloats(name: string, value: unknown, minLength: number, exact = false): Float32Array {
+  if (!(value instanceof Float32Array)) throw new TypeError(`${name} must be a Float32Array`);
+  if (exact ? value.length !== minLength : value.length < minLength) {
+    throw new RangeError(`${name} must hold ${exact ? "exactly" : "at least"} ${minLength} values; got ${value.length}`);
+  }
+  return value;
+}
+
+function checkBytes(name: string, value: unknown, length: number): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw new TypeError(`${name} must be a Uint8Array`);
+  if (value.byteLength !== length) throw new RangeError(`${name} must hold exactly ${length} bytes; got ${value.byteLength}`);
+  return value;
+}
+
+function checkCache(name: string, value: unknown, length: number): Uint16Array | Float32Array {
+  if (!(value instanceof Uint16Array) && !(value instanceof Float32Array)) {
+    throw new TypeError(`${name} must be a Uint16Array (F16 cache) or a Float32Array (F32 cache)`);
+  }
+  if (value.length !== length) throw new RangeError(`${name} must hold exactly ${length} values; got ${value.length}`);
+  return value;
+}
+
+function checkType(name: string, type: unknown, allowed: readonly GgmlType[]): GgmlType {
+  if (!allowed.includes(type as GgmlType)) {
+    const names = allowed.map((t) => GGML_TYPE_TRAITS[t].name).join(", ");
+    throw new RangeError(`${name} must be one of ${names}; got ${String(type)}`);
+  }
+  return type as GgmlType;
+}
+
+/** Bytes of one row of n values of a ggml type. */
+export function rowBytes(type: GgmlType, n: number): number {
+  const traits = GGML_TYPE_TRAITS[type];
+  return (n / traits.blockSize) * traits.blockBytes;
+}
+
+/** Bytes of one activation row of n values in `format` (native activationRowBytes). */
+export function activationRowBytes(format: ActFormat, n: number): number {
+  if (!(format in ACT_BLOCK_SIZE)) throw new RangeError(`format must be an ActFormat; got ${String(format)}`);
+  checkInteger("n", n, 1);
+  checkMultiple("n", n, ACT_BLOCK_SIZE[format], ActFormat[format]);
+  return native().kernelTesting.activationRowBytes(format, n);
+}
+
+/** The activation format matmul quantizes x to for a weight type (native activationFormatFor). */
+export function activationFormatFor(type: GgmlType): ActFormat {
+  if (GGML_TYPE_TRAITS[type] === undefined) throw new RangeError(`type must be a GgmlType; got ${String(type)}`);
+  return native().kernelTesting.activationFormatFor(type) as ActFormat;
+}
+
+/** Whether matmul has kernels for a weight type (native isMatmulSupported). */
+export function isMatmulSupported(type: GgmlType): boolean {
+  if (GGML_TYPE_TRAITS[type] === undefined) throw new RangeError(`type must be a GgmlType; got ${String(type)}`);
+  return native().kernelTesting.isMatmulSupported(type);
+}
+
+export interface MatmulOptions {
+  /** First weight row computed (default 0). */
+  rowBegin?: number;
+  /** One past the last weight row computed (default nRows). */
+  rowEnd?: number;
+  /** Distance between output columns (default nRows). */
+  ldy?: number;
+  /** Where to write; at least (nCols - 1) * ldy + nRows values. */
+  out?: Float32Array;
+}
+
+/**
+ * `W (nRows, n) @ X (nCols, n)`: `out[c * ldy + r]` = row r of the weights (nRows rows of `type`) . column c of x,
+ * for r in [rowBegin, rowEnd). x is quantized with the same ISA's activation quantizer first.
+ */
+export function matmul(isa: KernelIsa, type: GgmlType, weights: Uint8Array, nRows: number, n: number, x: Float32Array,
+  nCols: number, options: MatmulOptions = {}): Float32Array {
+  checkIsa(isa);
+  checkType("type", type, MATMUL_TYPES);
+  checkInteger("nRows", nRows, 1);
+  checkInteger("n", n, 1);
+  checkMultiple("n", n, GGML_TYPE_TRAITS[type].blockSize, GGML_TYPE_TRAITS[type].name);
+  checkInteger("nCols", nCols, 1);
+  checkBytes("weights", weights, nRows * rowBytes(type, n));
+  checkFloats("x", x, nCols * n, true);
+  const rowBegin = checkInteger("rowBegin", options.rowBegin ?? 0, 0, nRows);
+  const rowEnd = checkInteger("rowEnd", options.rowEnd ?? nRows, rowBegin, nRows);
+  const ldy = checkInteger("ldy", options.ldy ?? nRows, nRows);
+  const needed = (nCols - 1) * ldy + nRows;
+  const out = options.out === undefined ? new Float32Array(needed) : checkFloats("out", options.out, needed);
+  native().kernelTesting.matmul(isa, type, weights, n, x, nCols, rowBegin, rowEnd, out, ldy);
+  return out;
+}
+
+/** x (n,) -> one activation row in `format`, written to `out` (at least activationRowBytes(format, n) bytes). */
+export function quantizeActivations(isa: KernelIsa, format: ActFormat, x: Float32Array, out?: Uint8Array): Uint8Array {
+  checkIsa(isa);
+  checkFloats("x", x, 1);
+  const bytes = activationRowBytes(format, x.length);
+  let target = out;
+  if (target === undefined) {
+    target = new Uint8Array(bytes);
+  } else if (!(target instanceof Uint8Array) || target.byteLength < bytes) {
+    throw new RangeError(`out must be a Uint8Array of at least ${bytes} bytes`);
+  }
+  native().kernelTesting.quantizeActivations(isa, format, x, target);
+  return target;
+}
+
+/** One row of n values of `type` -> floats in `out` (at least n values). */
+export function dequantizeRow(isa: KernelIsa, type: GgmlType, row: Uint8Array, n: number, out?: Float32Array): Float32Array {
+  checkIsa(isa);
+  checkType("type", type, DEQUANTIZE_TYPES);
+  checkInteger("n", n, 1);
+  checkMultiple("n", n, GGML_TYPE_TRAITS[type].blockSize, GGML_TYPE_TRAITS[type].name);
+  checkBytes("row", row, rowBytes(type, n));
+  const target = out === undefined ? new Float32Array(n) : checkFloats("out", out, n);
+  native().kernelTesting.dequantizeRow(isa, type, row, n, target);
+  return target;
+}
+
+/** out (n,) = x (n,) / sqrt(mean(x^2) + eps) * weight (n,) */
+export function rmsNorm(isa: KernelIsa, x: Float32Array, weight: Float32Array, eps: number, out?: Float32Array): Float32Array {
+  checkIsa(isa);
+  checkFloats("x", x, 1);
+  checkFloats("weight", weight, x.length, true);
+  if (checkFinite("eps", eps) < 0) throw new RangeError(`eps must be >= 0; got ${eps}`);
+  const target = out === undefined ? new Float32Array(x.length) : checkFloats("out", out, x.length);
+  native().kernelTesting.rmsNorm(isa, x, weight, eps, target);
+  return target;
+}
+
+/** Adjacent-pair RoPE in place on the first nHeads * headDim values of x. */
+export function rope(isa: KernelIsa, x: Float32Array, nHeads: number, headDim: number, ropeDim: number, pos: number,
+  freqBase: number): Float32Array {
+  checkIsa(isa);
+  checkInteger("nHeads", nHeads, 1);
+  checkInteger("headDim", headDim, 2);
+  checkInteger("ropeDim", ropeDim, 2, headDim);
+  if (ropeDim % 2 !== 0) throw new RangeError(`ropeDim must be even; got ${ropeDim}`);
+  checkInteger("pos", pos, 0);
+  if (checkFinite("freqBase", freqBase) <= 0) throw new RangeError(`freqBase must be > 0; got ${freqBase}`);
+  checkFloats("x", x, nHeads * headDim);
+  native().kernelTesting.rope(isa, x, nHeads, headDim, ropeDim, pos, freqBase);
+  return x;
+}
+
+/** out (count,) = scale * K (count, headDim) @ q (headDim,); K is an F16 (Uint16Array) or F32 cache. */
+export function attnScores(isa: KernelIsa, q: Float32Array, k: Uint16Array | Float32Array, headDim: number, count: number,
+  scale: number, out?: Float32Array): Float32Array {
+  checkIsa(isa);
+  checkInteger("headDim", headDim, 1);
+  checkInteger("count", count, 0);
+  checkFloats("q", q, headDim, true);
+  checkCache("k", k, count * headDim);
+  checkFinite("scale", scale);
+  const target = out === undefined ? new Float32Array(count) : checkFloats("out", out, count);
+  native().kernelTesting.attnScores(isa, q, k, headDim, count, scale, target);
+  return target;
+}
+
+/** out (headDim,) += p (count,) @ V (count, headDim), in place; V is an F16 (Uint16Array) or F32 cache. */
+export function attnAccumulate(isa: KernelIsa, out: Float32Array, p: Float32Array, v: Uint16Array | Float32Array,
+  headDim: number, count: number): Float32Array {
+  checkIsa(isa);
+  checkInteger("headDim", headDim, 1);
+  checkInteger("count", count, 0);
+  checkFloats("out", out, headDim);
+  checkFloats("p", p, count, true);
+  checkCache("v", v, count * headDim);
+  native().kernelTesting.attnAccumulate(isa, out, p, v, headDim, count);
+  return out;
+}
+
+function checkLength(x: Float32Array, n: number | undefined): number {
+  return n === undefined ? x.length : checkInteger("n", n, 1, x.length);
+}
+
+/** Softmax in place over the first n (default all) values of x. */
+export function softmax(isa: KernelIsa, x: Float32Array, n?: number): Float32Array {
+  checkIsa(isa);
+  checkFloats("x", x, 1);
+  native().kernelTesting.softmax(isa, x, checkLength(x, n));
+  return x;
+}
+
+/** gate <- silu(gate) * up over the first n (default all) values, in place. */
+export function siluMul(isa: KernelIsa, gate: Float32Array, up: Float32Array, n?: number): Float32Array {
+  checkIsa(isa);
+  checkFloats("gate", gate, 1);
+  const length = checkLength(gate, n);
+  checkFloats("up", up, length, true);
+  native().kernelTesting.siluMul(isa, gate, up, length);
+  return gate;
+}
+
+/** y += a * x over the first n (default all) values of y, in place. */
+export function axpy(isa: KernelIsa, y: Float32Array, a: number, x: Float32Array, n?: number): Float32Array {
+  checkIsa(isa);
+  checkFloats("y", y, 1);
+  checkFinite("a", a);
+  const length = checkLength(y, n);
+  checkFloats("x", x, length, true);
+  native().kernelTesting.axpy(isa, y, a, x, length);
+  return y;
+}

@@ -1,0 +1,139 @@
+// ISA dispatch: one KernelTable per instruction set, assembled from the scalar reference (scalar.h) and the x86
+// files' constant tables (x86/x86_kernels.h). Baseline x86-64 code only: the CPU is checked here before any
+// AVX2 / AVX-512 function can be reached.
+#include "kernels/kernels.h"
+
+#include "kernels/scalar.h"
+#include "kernels/x86/x86_kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define MN_X86_KERNELS 1
+#endif
+
+namespace mn {
+namespace {
+
+KernelTable scalarTable() {
+  KernelTable table;
+  table.isa = Isa::Scalar;
+  table.quantizeActivations = scalar::quantizeActivations;
+  table.matmul = scalar::matmul;
+  table.rmsNorm = scalar::rmsNorm;
+  table.rope = scalar::rope;
+  table.attnScoresF16 = scalar::attnScoresF16;
+  table.attnScoresF32 = scalar::attnScoresF32;
+  table.attnAccumulateF16 = scalar::attnAccumulateF16;
+  table.attnAccumulateF32 = scalar::attnAccumulateF32;
+  table.softmax = scalar::softmax;
+  table.siluMul = scalar::siluMul;
+  table.axpy = scalar::axpy;
+  table.dequantizeRow = scalar::dequantizeRow;
+  return table;
+}
+
+#if MN_X86_KERNELS
+KernelTable x86Table(Isa isa, const x86::MatmulKernels& matmul, const x86::OpsKernels& ops) {
+  KernelTable table;
+  table.isa = isa;
+  table.quantizeActivations = matmul.quantizeActivations;
+  table.matmul = matmul.matmul;
+  table.dequantizeRow = matmul.dequantizeRow;
+  table.rmsNorm = ops.rmsNorm;
+  table.rope = ops.rope;
+  table.attnScoresF16 = ops.attnScoresF16;
+  table.attnScoresF32 = ops.attnScoresF32;
+  table.attnAccumulateF16 = ops.attnAccumulateF16;
+  table.attnAccumulateF32 = ops.attnAccumulateF32;
+  table.softmax = ops.softmax;
+  table.siluMul = ops.siluMul;
+  table.axpy = ops.axpy;
+  return table;
+}
+
+// The AVX-512 matmul with BF16 weights routed to the AVX512-BF16 kernel (selected only on CPUs that have it).
+void matmulAvx512WithBf16(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin,
+                          size_t rowEnd, const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  const x86::MatmulFn matmul = wType == GgmlType::BF16 ? x86::kMatmulBf16Avx512Bf16 : x86::kMatmulAvx512.matmul;
+  matmul(wType, w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+}
+#endif
+
+struct Tables {
+  KernelTable byIsa[3];
+  bool available[3];
+};
+
+const Tables& tables() {
+  static const Tables all = [] {
+    Tables t;
+    t.byIsa[0] = t.byIsa[1] = t.byIsa[2] = scalarTable();
+    t.available[0] = true;
+    t.available[1] = t.available[2] = false;
+#if MN_X86_KERNELS
+    const CpuFeatures& cpu = detectedCpuFeatures();
+    t.byIsa[1] = x86Table(Isa::Avx2, x86::kMatmulAvx2, x86::kOpsAvx2);
+    t.byIsa[2] = x86Table(Isa::Avx512, x86::kMatmulAvx512, x86::kOpsAvx512);
+    if (cpu.avx512bf16) t.byIsa[2].matmul = matmulAvx512WithBf16;
+    t.available[1] = cpu.avx2;
+    t.available[2] = cpu.avx512;
+#endif
+    return t;
+  }();
+  return all;
+}
+
+}  // namespace
+
+ActFormat activationFormatFor(GgmlType weightType) {
+  switch (weightType) {
+    case GgmlType::F16: return ActFormat::F16;
+    case GgmlType::BF16: return ActFormat::BF16;
+    case GgmlType::Q4_0:
+    case GgmlType::Q5_0:
+    case GgmlType::Q8_0: return ActFormat::Q8_0;
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_1: return ActFormat::Q8_1;
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K: return ActFormat::Q8_K;
+    default: return ActFormat::F32;
+  }
+}
+
+size_t activationRowBytes(ActFormat format, size_t n) {
+  switch (format) {
+    case ActFormat::F32: return n * 4;
+    case ActFormat::F16:
+    case ActFormat::BF16: return n * 2;
+    case ActFormat::Q8_0: return n / 32 * 34;
+    case ActFormat::Q8_1: return n / 32 * 36;
+    case ActFormat::Q8_K: return n / 256 * 292;
+  }
+  return 0;
+}
+
+bool isMatmulSupported(GgmlType weightType) {
+  switch (weightType) {
+    case GgmlType::F32:
+    case GgmlType::F16:
+    case GgmlType::BF16:
+    case GgmlType::Q8_0:
+    case GgmlType::Q4_0: return true;
+    default: return false;
+  }
+}
+
+const KernelTable& kernels() { return tables().byIsa[static_cast<int>(activeIsa())]; }
+
+const KernelTable* kernelsFor(Isa isa) {
+  const int index = static_cast<int>(isa);
+  if (index < 0 || index > 2 || !tables().available[index]) return nullptr;
+  return &tables().byIsa[index];
+}
+
+// The F16 activation format is exactly a row of IEEE fp16, so the active ISA's converter does it.
+void floatsToFp16(const float* x, uint16_t* dst, size_t n) { kernels().quantizeActivations(ActFormat::F16, x, dst, n); }
+
+}  // namespace mn

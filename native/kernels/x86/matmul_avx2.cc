@@ -1,0 +1,385 @@
+// AVX2 (+FMA, F16C) activation quantization, matmul and row dequantization.
+//
+// Q4_0 / Q8_0 weights meet Q8_0 activations block by block with vpmaddubsw (u8 x s8 -> i16 pairs) and vpmaddwd:
+// Q4_0's raw nibbles are the unsigned operand and 8 * (pair sums of q_x) is subtracted once per activation block,
+// shared by the rows of the tile; Q8_0 uses |q_w| and sign(q_x, q_w) (ggml's mul_sum_i8_pairs). Each block's i32
+// sums are scaled by d_w * d_x into a float accumulator per (row, column).
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/quants.h"
+#include "kernels/scalar.h"
+#include "kernels/x86/x86_kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+// GCC 12 warns about the intrinsics' own `__Y = __Y` placeholders once inlined here (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+namespace mn {
+namespace x86 {
+namespace {
+
+constexpr int kDecodeRows = 4;
+constexpr int kTileRows = 2;
+constexpr int kTileCols = 3;
+
+float halfToFloat(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
+
+uint16_t floatToHalf(float f) {
+  return static_cast<uint16_t>(_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(f), _MM_FROUND_TO_NEAREST_INT), 0));
+}
+
+float horizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+float horizontalMax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// W rows (R, nBlocks*32) Q4_0/Q8_0 @ X (C, nBlocks*32) Q8_0 -> y[c * ldy + r]
+template <int R, int C, bool kQ4>
+void tileQuant(const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x, size_t actRowBytes, float* y,
+               size_t ldy) {
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const __m256i eights = _mm256_set1_epi8(8);
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  __m256 acc[R][C];
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
+  for (size_t b = 0; b < nBlocks; b++) {
+    __m256i xq[C], offset[C];
+    float xd[C];
+    for (int c = 0; c < C; c++) {
+      const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(x + c * actRowBytes)[b];
+      xq[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
+      xd[c] = halfToFloat(block.d);
+      if (kQ4) offset[c] = _mm256_maddubs_epi16(eights, xq[c]);
+    }
+    for (int r = 0; r < R; r++) {
+      __m256i wq;
+      float wd;
+      if (kQ4) {
+        const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(w + r * wRowBytes)[b];
+        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs));
+        wq = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low4), _mm_and_si128(packed, low4));
+        wd = halfToFloat(block.d);
+      } else {
+        const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(w + r * wRowBytes)[b];
+        wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
+        wd = halfToFloat(block.d);
+      }
+      const __m256i wAbs = kQ4 ? wq : _mm256_sign_epi8(wq, wq);
+      for (int c = 0; c < C; c++) {
+        const __m256i pairs = kQ4 ? _mm256_sub_epi16(_mm256_maddubs_epi16(wq, xq[c]), offset[c])
+                                  : _mm256_maddubs_epi16(wAbs, _mm256_sign_epi8(xq[c], wq));
+        const __m256 sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones16));
+        acc[r][c] = _mm256_fmadd_ps(sums, _mm256_set1_ps(wd * xd[c]), acc[r][c]);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) y[c * ldy + r] = horizontalSum(acc[r][c]);
+}
+
+template <int C, bool kQ4>
+void tileQuantRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x,
+                   size_t actRowBytes, float* y, size_t ldy) {
+  switch (rows) {
+    case 4: tileQuant<4, C, kQ4>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
+    case 3: tileQuant<3, C, kQ4>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
+    case 2: tileQuant<2, C, kQ4>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
+    default: tileQuant<1, C, kQ4>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
+  }
+}
+
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
+template <bool kQ4>
+void matmulQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                 size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  const size_t nBlocks = n / 32;
+  if (nCols == 1) {
+    size_t r = rowBegin;
+    for (; r + kDecodeRows <= rowEnd; r += kDecodeRows) {
+      tileQuant<kDecodeRows, 1, kQ4>(w + r * wRowBytes, wRowBytes, nBlocks, x, actRowBytes, y + r, ldy);
+    }
+    if (r < rowEnd) tileQuantRows<1, kQ4>(rowEnd - r, w + r * wRowBytes, wRowBytes, nBlocks, x, actRowBytes, y + r, ldy);
+    return;
+  }
+  for (size_t r = rowBegin; r < rowEnd; r += kTileRows) {
+    const size_t rows = rowEnd - r < kTileRows ? rowEnd - r : kTileRows;
+    const uint8_t* wTile = w + r * wRowBytes;
+    size_t c = 0;
+    for (; c + kTileCols <= nCols; c += kTileCols) {
+      tileQuantRows<kTileCols, kQ4>(rows, wTile, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
+    }
+    switch (nCols - c) {
+      case 2: tileQuantRows<2, kQ4>(rows, wTile, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
+      case 1: tileQuantRows<1, kQ4>(rows, wTile, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
+      default: break;
+    }
+  }
+}
+
+// ---- float weights: F32 x F32, F16 x F16, BF16 x BF16 (widened to f32, FMA) ----
+
+enum class FloatKind { F32, F16, BF16 };
+
+template <FloatKind K>
+constexpr size_t floatBytes() {
+  return K == FloatKind::F32 ? 4 : 2;
+}
+
+// 8 values at p as floats
+template <FloatKind K>
+__m256 loadFloats(const uint8_t* p) {
+  if (K == FloatKind::F32) return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+  const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if (K == FloatKind::F16) return _mm256_cvtph_ps(half);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
+}
+
+// The first `count` (< 8) values at p as floats, the rest zero; nothing read past them
+template <FloatKind K>
+__m256 loadFloatsPartial(const uint8_t* p, size_t count) {
+  alignas(32) uint8_t padded[32] = {};
+  std::memcpy(padded, p, count * floatBytes<K>());
+  return loadFloats<K>(padded);
+}
+
+// W rows (R, n) @ X (C, n) -> y[c * ldy + r], one element type for both
+template <int R, int C, FloatKind K>
+void tileFloat(const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x, size_t actRowBytes, float* y,
+               size_t ldy) {
+  constexpr size_t step = 8 * floatBytes<K>();
+  __m256 acc[R][C];
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
+  const size_t nSteps = n / 8;
+  for (size_t s = 0; s < nSteps; s++) {
+    __m256 xs[C];
+    for (int c = 0; c < C; c++) xs[c] = loadFloats<K>(x + c * actRowBytes + s * step);
+    for (int r = 0; r < R; r++) {
+      const __m256 ws = loadFloats<K>(w + r * wRowBytes + s * step);
+      for (int c = 0; c < C; c++) acc[r][c] = _mm256_fmadd_ps(ws, xs[c], acc[r][c]);
+    }
+  }
+  if (n % 8 != 0) {
+    __m256 xs[C];
+    for (int c = 0; c < C; c++) xs[c] = loadFloatsPartial<K>(x + c * actRowBytes + nSteps * step, n % 8);
+    for (int r = 0; r < R; r++) {
+      const __m256 ws = loadFloatsPartial<K>(w + r * wRowBytes + nSteps * step, n % 8);
+      for (int c = 0; c < C; c++) acc[r][c] = _mm256_fmadd_ps(ws, xs[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) y[c * ldy + r] = horizontalSum(acc[r][c]);
+}
+
+template <int C, FloatKind K>
+void tileFloatRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x, size_t actRowBytes,
+                   float* y, size_t ldy) {
+  switch (rows) {
+    case 4: tileFloat<4, C, K>(w, wRowBytes, n, x, actRowBytes, y, ldy); return;
+    case 3: tileFloat<3, C, K>(w, wRowBytes, n, x, actRowBytes, y, ldy); return;
+    case 2: tileFloat<2, C, K>(w, wRowBytes, n, x, actRowBytes, y, ldy); return;
+    default: tileFloat<1, C, K>(w, wRowBytes, n, x, actRowBytes, y, ldy); return;
+  }
+}
+
+// W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r], W and X of one float kind
+template <FloatKind K>
+void matmulFloat(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                 size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  for (size_t r = rowBegin; r < rowEnd; r += 4) {
+    const size_t rows = rowEnd - r < 4 ? rowEnd - r : 4;
+    const uint8_t* wTile = w + r * wRowBytes;
+    size_t c = 0;
+    for (; c + 2 <= nCols; c += 2) {
+      tileFloatRows<2, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
+    }
+    if (c < nCols) tileFloatRows<1, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
+  }
+}
+
+// W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r]; unsupported types leave Y untouched
+void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+            const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  switch (wType) {
+    case GgmlType::Q4_0: matmulQuant<true>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    case GgmlType::Q8_0: matmulQuant<false>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    case GgmlType::F32: matmulFloat<FloatKind::F32>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    case GgmlType::F16: matmulFloat<FloatKind::F16>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    case GgmlType::BF16: matmulFloat<FloatKind::BF16>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    default: return;
+  }
+}
+
+// ---- activation quantization, bit-identical to the scalar reference ----
+
+// round(v) with halves away from zero, as lround
+__m256 roundHalfAway(__m256 v) {
+  const __m256 truncated = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 signBit = _mm256_set1_ps(-0.0f);
+  const __m256 dropped = _mm256_andnot_ps(signBit, _mm256_sub_ps(v, truncated));
+  const __m256 away = _mm256_cmp_ps(dropped, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m256 step = _mm256_or_ps(_mm256_and_ps(v, signBit), _mm256_set1_ps(1.0f));
+  return _mm256_add_ps(truncated, _mm256_and_ps(away, step));
+}
+
+// x (n,) -> Q8_0 blocks (quantize_row_q8_0_ref: d = max|x| / 127, q = round(x / d))
+void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
+  const __m256 signBit = _mm256_set1_ps(-0.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (size_t b = 0; b < n / 32; b++, x += 32) {
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) {
+      v[k] = _mm256_loadu_ps(x + 8 * k);
+      amax = _mm256_max_ps(_mm256_andnot_ps(signBit, v[k]), amax);
+    }
+    const float d = horizontalMax(amax) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    blocks[b].d = floatToHalf(d);
+    const __m256 scale = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int k = 0; k < 4; k++) q[k] = _mm256_cvttps_epi32(roundHalfAway(_mm256_mul_ps(v[k], scale)));
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(blocks[b].qs), _mm256_permutevar8x32_epi32(bytes, order));
+  }
+}
+
+// x (n,) -> fp16 (n,), round to nearest even as floatToFp16
+void quantizeF16(const float* x, uint16_t* out, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  if (i < n) {
+    alignas(32) float padded[8] = {};
+    alignas(16) uint16_t halves[8];
+    std::memcpy(padded, x + i, (n - i) * sizeof(float));
+    _mm_store_si128(reinterpret_cast<__m128i*>(halves), _mm256_cvtps_ph(_mm256_load_ps(padded), _MM_FROUND_TO_NEAREST_INT));
+    std::memcpy(out + i, halves, (n - i) * sizeof(uint16_t));
+  }
+}
+
+// 8 floats -> bfloat16 with floatToBf16's rounding (to nearest even; NaN kept quiet)
+__m128i floatsToBf16(__m256 v) {
+  const __m256i bits = _mm256_castps_si256(v);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+  const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+  const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(64));
+  const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+  const __m256i halves = _mm256_blendv_epi8(rounded, quiet, nan);
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(halves, halves), 0x08);
+  return _mm256_castsi256_si128(packed);
+}
+
+void quantizeBf16(const float* x, uint16_t* out, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), floatsToBf16(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    alignas(32) float padded[8] = {};
+    alignas(16) uint16_t halves[8];
+    std::memcpy(padded, x + i, (n - i) * sizeof(float));
+    _mm_store_si128(reinterpret_cast<__m128i*>(halves), floatsToBf16(_mm256_load_ps(padded)));
+    std::memcpy(out + i, halves, (n - i) * sizeof(uint16_t));
+  }
+}
+
+// x (n,) -> one activation row in `format`
+void quantizeActivations(ActFormat format, const float* x, void* dst, size_t n) {
+  switch (format) {
+    case ActFormat::F32: std::memcpy(dst, x, n * sizeof(float)); return;
+    case ActFormat::F16: quantizeF16(x, static_cast<uint16_t*>(dst), n); return;
+    case ActFormat::BF16: quantizeBf16(x, static_cast<uint16_t*>(dst), n); return;
+    case ActFormat::Q8_0: quantizeQ8_0(x, static_cast<BlockQ8_0*>(dst), n); return;
+    default: scalar::quantizeActivations(format, x, dst, n); return;
+  }
+}
+
+// ---- row dequantization ----
+
+// One row of n values of `type` -> out (n,)
+void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n) {
+  switch (type) {
+    case GgmlType::Q4_0: {
+      const BlockQ4_0* blocks = reinterpret_cast<const BlockQ4_0*>(row);
+      const __m128i low4 = _mm_set1_epi8(0x0F);
+      const __m256i eight = _mm256_set1_epi32(8);
+      for (size_t b = 0; b < n / 32; b++, out += 32) {
+        const __m256 d = _mm256_set1_ps(halfToFloat(blocks[b].d));
+        const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[b].qs));
+        const __m128i lo = _mm_and_si128(qs, low4), hi = _mm_and_si128(_mm_srli_epi16(qs, 4), low4);
+        const __m128i halves[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+        for (int k = 0; k < 4; k++) {
+          const __m256i q = _mm256_sub_epi32(_mm256_cvtepu8_epi32(halves[k]), eight);
+          _mm256_storeu_ps(out + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+        }
+      }
+      return;
+    }
+    case GgmlType::Q8_0: {
+      const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(row);
+      for (size_t b = 0; b < n / 32; b++, out += 32) {
+        const __m256 d = _mm256_set1_ps(halfToFloat(blocks[b].d));
+        for (int k = 0; k < 4; k++) {
+          const __m128i q8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blocks[b].qs + 8 * k));
+          _mm256_storeu_ps(out + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), d));
+        }
+      }
+      return;
+    }
+    case GgmlType::F16:
+    case GgmlType::BF16: {
+      size_t i = 0;
+      for (; i + 8 <= n; i += 8) {
+        _mm256_storeu_ps(out + i, type == GgmlType::F16 ? loadFloats<FloatKind::F16>(row + 2 * i)
+                                                        : loadFloats<FloatKind::BF16>(row + 2 * i));
+      }
+      if (i < n) {
+        alignas(32) float values[8];
+        _mm256_store_ps(values, type == GgmlType::F16 ? loadFloatsPartial<FloatKind::F16>(row + 2 * i, n - i)
+                                                      : loadFloatsPartial<FloatKind::BF16>(row + 2 * i, n - i));
+        std::memcpy(out + i, values, (n - i) * sizeof(float));
+      }
+      return;
+    }
+    default: scalar::dequantizeRow(type, row, out, n); return;
+  }
+}
+
+}  // namespace
+}  // namespace x86
+}  // namespace mn
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+
+namespace mn {
+namespace x86 {
+extern const MatmulKernels kMatmulAvx2 = {quantizeActivations, matmul, dequantizeRow};
+}  // namespace x86
+}  // namespace mn
+
+#endif  // x86-64

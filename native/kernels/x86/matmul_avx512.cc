@@ -1,0 +1,629 @@
+// AVX-512 (F, BW, VL, DQ, VNNI) activation quantization, matmul and row dequantization.
+//
+// Q4_0 and Q8_0 weights meet Q8_0 activations in VNNI int8 dot products (vpdpbusd: u8 x s8 -> i32), as ggml's
+// integer block dot products d_w * d_x * sum(q_w * q_x). Every field of both block types starts on an even byte,
+// so one 16-bit permute gathers four blocks into a 512-bit register, 128-bit lane k holding block k. vpdpbusd
+// wants one unsigned operand: the weights go in unsigned (Q4_0's raw nibbles, Q8_0 xor 0x80) and the offset
+// (8 or 128 times the activations' partial sums) starts the accumulator, computed once per activation block and
+// shared by every weight row of the tile. The per-block scales multiply lanes 4k..4k+3, so a row needs one
+// horizontal sum at its very end.
+//
+// Decode (one column) streams one row at a time against activations unpacked once per call; prefill runs register
+// tiles of rows x columns against activations unpacked once per block of rows (see the sections below).
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/quants.h"
+#include "kernels/scalar.h"
+#include "kernels/x86/x86_kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")
+// GCC 12 warns about the intrinsics' own `__Y = __Y` placeholders once inlined here (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#if defined(_MSC_VER)
+#define MN_INLINE __forceinline
+#else
+#define MN_INLINE inline __attribute__((always_inline))
+#endif
+
+namespace mn {
+namespace x86 {
+namespace {
+
+constexpr size_t kQ4GroupBytes = 4 * sizeof(BlockQ4_0);  // 72
+constexpr size_t kQ8GroupBytes = 4 * sizeof(BlockQ8_0);  // 136
+
+// Word indices for _mm512_permutex2var_epi16 over a group of four blocks (bit 5 picks the second source).
+// Q4_0 from words 0..31 and 4..35: word 8k + m <- qs word m of block k (word 9k + 1 + m).
+alignas(64) const uint16_t kQ4QsIndex[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15, 16, 17,
+                                             19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 60, 61, 62, 63};
+// Q4_0 scales: word i < 16 <- d of block i/4 (word 9k).
+alignas(64) const uint16_t kQ4DIndex[32] = {0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27};
+// Q4_0 from two consecutive 64-byte lines, the group starting at word 0 of the first (add 4 per 8 bytes of offset).
+alignas(64) const uint16_t kQ4QsLineIndex[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15, 16, 17,
+                                                 19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 32, 33, 34, 35};
+// Q8_0 from words 0..31 and 32..63: word 8k + m <- qs word m of block k (word 17k + 1 + m). The same index
+// gathers the high halves from words 8..39 and 40..71.
+alignas(64) const uint16_t kQ8QsIndex[32] = {1,  2,  3,  4,  5,  6,  7,  8,  18, 19, 20, 21, 22, 23, 24, 25,
+                                             35, 36, 37, 38, 39, 40, 41, 42, 52, 53, 54, 55, 56, 57, 58, 59};
+// Q8_0 scales: word i < 16 <- d of block i/4 (word 17k).
+alignas(64) const uint16_t kQ8DIndex[32] = {0, 0, 0, 0, 17, 17, 17, 17, 34, 34, 34, 34, 51, 51, 51, 51};
+
+// Four blocks: lane k of lo / hi holds block k's elements 0..15 / 16..31 (u8 for weights, s8 for activations);
+// d lanes 4k..4k+3 hold block k's scale.
+struct Quad {
+  __m512i lo, hi;
+  __m512 d;
+};
+
+// An activation quad plus the accumulator start that cancels the weights' unsigned offset.
+struct ActQuad {
+  __m512i lo, hi, init;
+  __m512 d;
+};
+
+struct Indices {
+  __m512i q4Qs, q4D, q8Qs, q8D;
+};
+
+Indices loadIndices() {
+  Indices idx;
+  idx.q4Qs = _mm512_load_si512(kQ4QsIndex);
+  idx.q4D = _mm512_load_si512(kQ4DIndex);
+  idx.q8Qs = _mm512_load_si512(kQ8QsIndex);
+  idx.q8D = _mm512_load_si512(kQ8DIndex);
+  return idx;
+}
+
+// The low `words` 16-bit lanes (0..32).
+MN_INLINE __mmask32 wordMask(long words) {
+  if (words <= 0) return 0;
+  if (words >= 32) return 0xFFFFFFFFu;
+  return (1u << words) - 1;
+}
+
+// `blocks` (1..4) Q4_0 blocks at p, nothing read past them; missing blocks read as zero.
+MN_INLINE Quad loadQ4(const uint8_t* p, long blocks, const Indices& idx) {
+  __m512i a, b;
+  if (blocks == 4) {
+    a = _mm512_loadu_si512(p);
+    b = _mm512_loadu_si512(p + 8);
+  } else {
+    a = _mm512_maskz_loadu_epi16(wordMask(9 * blocks), p);
+    b = _mm512_maskz_loadu_epi16(wordMask(9 * blocks - 4), p + 8);
+  }
+  const __m512i qs = _mm512_permutex2var_epi16(a, idx.q4Qs, b);
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  Quad quad;
+  quad.lo = _mm512_and_si512(qs, low4);
+  quad.hi = _mm512_and_si512(_mm512_srli_epi16(qs, 4), low4);
+  quad.d = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx.q4D, a)));
+  return quad;
+}
+
+// `blocks` (1..4) Q8_0 blocks at p as signed bytes, nothing read past them; missing blocks read as zero.
+MN_INLINE Quad loadQ8(const uint8_t* p, long blocks, const Indices& idx) {
+  __m512i x0, x1, h0, h1;
+  if (blocks == 4) {
+    x0 = _mm512_loadu_si512(p);
+    x1 = _mm512_loadu_si512(p + 64);
+    h0 = _mm512_loadu_si512(p + 16);
+    h1 = _mm512_maskz_loadu_epi16(0x0FFFFFFFu, p + 80);
+  } else {
+    const long words = 17 * blocks;
+    x0 = _mm512_maskz_loadu_epi16(wordMask(words), p);
+    x1 = _mm512_maskz_loadu_epi16(wordMask(words - 32), p + 64);
+    h0 = _mm512_maskz_loadu_epi16(wordMask(words - 8), p + 16);
+    h1 = _mm512_maskz_loadu_epi16(wordMask(words - 40), p + 80);
+  }
+  Quad quad;
+  quad.lo = _mm512_permutex2var_epi16(x0, idx.q8Qs, x1);
+  quad.hi = _mm512_permutex2var_epi16(h0, idx.q8Qs, h1);
+  quad.d = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(x0, idx.q8D, x1)));
+  return quad;
+}
+
+// Q8_0 weights as unsigned bytes q + 128.
+MN_INLINE Quad loadQ8Weights(const uint8_t* p, long blocks, const Indices& idx) {
+  Quad quad = loadQ8(p, blocks, idx);
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  quad.lo = _mm512_xor_si512(quad.lo, flip);
+  quad.hi = _mm512_xor_si512(quad.hi, flip);
+  return quad;
+}
+
+// Activations with init = -offset * (partial sums of q_x), offset 8 for Q4_0 weights, 128 for Q8_0.
+template <bool kQ4>
+MN_INLINE ActQuad loadActivations(const uint8_t* p, long blocks, const Indices& idx) {
+  const Quad quad = loadQ8(p, blocks, idx);
+  const __m512i offset = _mm512_set1_epi8(static_cast<char>(kQ4 ? 8 : 0x80));
+  __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, quad.lo);
+  sums = _mm512_dpbusd_epi32(sums, offset, quad.hi);
+  ActQuad act;
+  act.lo = quad.lo;
+  act.hi = quad.hi;
+  act.init = _mm512_sub_epi32(_mm512_setzero_si512(), sums);
+  act.d = quad.d;
+  return act;
+}
+
+// ---- decode (one column): one weight row at a time, activations packed once per call ----
+//
+// Several rows in flight interleave several memory streams, which this kind of CPU prefetches far worse than one:
+// 4 rows stream at ~17 GB/s where one row streams at ~30. So decode reads one row from start to end, and the
+// activations, shared by all rows, are unpacked once per call into a stack buffer the row loop reads from L1.
+// A Q4_0 row whose start is 8-byte aligned is read with aligned 64-byte loads (never split, never past a line
+// that holds row bytes); each group's 72 bytes then sit in two consecutive lines at a word offset fixed by the
+// row's alignment, so the permute indices are per-offset constants.
+
+constexpr size_t kPackGroups = 128;  // groups of activations packed per chunk: 16384 values, 32 KB of stack
+// Software prefetch distance of the row stream: measured on Zen 5, 17 -> 22 GB/s single-thread (2.3-7 KB all help).
+constexpr size_t kPrefetchBytes = 4608;
+
+struct PackedGroup {
+  __m512i lo, hi, init;
+  __m512 d;
+};
+
+// Permute indices for a Q4_0 group at word offset 4 * o (o < 8) of a pair of lines.
+struct LineIndices {
+  __m512i qs[8], d[8];
+};
+
+LineIndices makeLineIndices() {
+  LineIndices li;
+  const __m512i qs = _mm512_load_si512(kQ4QsLineIndex), d = _mm512_load_si512(kQ4DIndex);
+  for (int o = 0; o < 8; o++) {
+    const __m512i offset = _mm512_set1_epi16(static_cast<short>(4 * o));
+    li.qs[o] = _mm512_add_epi16(qs, offset);
+    li.d[o] = _mm512_add_epi16(d, offset);
+  }
+  return li;
+}
+
+// acc += (weights quad . packed activations), lane-wise scaled
+MN_INLINE void accumulatePacked(const Quad& w, const PackedGroup& x, __m512& acc) {
+  __m512i dot = _mm512_dpbusd_epi32(x.init, w.lo, x.lo);
+  dot = _mm512_dpbusd_epi32(dot, w.hi, x.hi);
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(w.d, x.d), acc);
+}
+
+// The Q4_0 group held by lines a, b at word offset 4 * o, unpacked
+MN_INLINE Quad q4FromLines(__m512i a, __m512i b, __m512i qsIndex, __m512i dIndex) {
+  const __m512i qs = _mm512_permutex2var_epi16(a, qsIndex, b);
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  Quad quad;
+  quad.lo = _mm512_and_si512(qs, low4);
+  quad.hi = _mm512_and_si512(_mm512_srli_epi16(qs, 4), low4);
+  quad.d = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(a, dIndex, b)));
+  return quad;
+}
+
+// acc0/acc1 += nSuper runs of 8 Q4_0 groups (576 bytes = 9 lines) starting 8 * S bytes into the line at `lines`
+template <int S>
+void q4RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, const LineIndices& li, __m512& acc0,
+                  __m512& acc1) {
+  for (size_t j = 0; j < nSuper; j++, lines += 576, x += 8) {
+    __m512i line[10];
+    for (int i = 0; i < 9; i++) line[i] = _mm512_load_si512(lines + 64 * i);
+    line[9] = S > 0 ? _mm512_load_si512(lines + 576) : _mm512_setzero_si512();
+    for (int i = 0; i < 9; i++) _mm_prefetch(reinterpret_cast<const char*>(lines + kPrefetchBytes + 64 * i), _MM_HINT_T0);
+    for (int g = 0; g < 8; g++) {
+      const int first = g + (S + g >= 8 ? 1 : 0), offset = (S + g) & 7;
+      accumulatePacked(q4FromLines(line[first], line[first + 1], li.qs[offset], li.d[offset]), x[g], g % 2 ? acc1 : acc0);
+    }
+  }
+}
+
+// Packs activation groups [groupBegin, groupBegin + count) of x (nBlocks blocks) for Q4_0 or Q8_0 weights.
+template <bool kQ4>
+void packActivations(const uint8_t* x, size_t groupBegin, size_t count, size_t nBlocks, const Indices& idx,
+                     PackedGroup* out) {
+  for (size_t g = 0; g < count; g++) {
+    const size_t firstBlock = 4 * (groupBegin + g);
+    const long blocks = nBlocks - firstBlock < 4 ? static_cast<long>(nBlocks - firstBlock) : 4;
+    const ActQuad act = loadActivations<kQ4>(x + (groupBegin + g) * kQ8GroupBytes, blocks, idx);
+    out[g].lo = act.lo;
+    out[g].hi = act.hi;
+    out[g].init = act.init;
+    out[g].d = act.d;
+  }
+}
+
+// One row's dot product with `count` packed groups; row points at the first group, nBlocks blocks remain in it.
+template <bool kQ4>
+float rowDotPacked(const uint8_t* row, size_t count, size_t nBlocks, const PackedGroup* x, const Indices& idx,
+                   const LineIndices& li) {
+  constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  size_t g = 0;
+  const uintptr_t misalignment = reinterpret_cast<uintptr_t>(row) & 63;
+  if (kQ4 && misalignment % 8 == 0) {
+    const size_t fullGroups = nBlocks / 4 < count ? nBlocks / 4 : count;
+    const size_t nSuper = fullGroups / 8;
+    const uint8_t* lines = row - misalignment;
+    switch (misalignment / 8) {
+      case 0: q4RowAligned<0>(lines, nSuper, x, li, acc0, acc1); break;
+      case 1: q4RowAligned<1>(lines, nSuper, x, li, acc0, acc1); break;
+      case 2: q4RowAligned<2>(lines, nSuper, x, li, acc0, acc1); break;
+      case 3: q4RowAligned<3>(lines, nSuper, x, li, acc0, acc1); break;
+      case 4: q4RowAligned<4>(lines, nSuper, x, li, acc0, acc1); break;
+      case 5: q4RowAligned<5>(lines, nSuper, x, li, acc0, acc1); break;
+      case 6: q4RowAligned<6>(lines, nSuper, x, li, acc0, acc1); break;
+      default: q4RowAligned<7>(lines, nSuper, x, li, acc0, acc1); break;
+    }
+    g = 8 * nSuper;
+  }
+  for (; g < count; g++) {
+    const long blocks = nBlocks - 4 * g < 4 ? static_cast<long>(nBlocks - 4 * g) : 4;
+    const uint8_t* p = row + g * wGroupBytes;
+    for (size_t line = 0; line < wGroupBytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + line), _MM_HINT_T0);
+    }
+    accumulatePacked(kQ4 ? loadQ4(p, blocks, idx) : loadQ8Weights(p, blocks, idx), x[g], g % 2 ? acc1 : acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ x (n,) Q8_0 -> y[r]
+template <bool kQ4>
+void decodeQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                 float* y, const Indices& idx) {
+  constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
+  PackedGroup packed[kPackGroups];
+  const LineIndices li = makeLineIndices();
+  const size_t nBlocks = n / 32, nGroups = (nBlocks + 3) / 4;
+  for (size_t g0 = 0; g0 < nGroups; g0 += kPackGroups) {
+    const size_t count = nGroups - g0 < kPackGroups ? nGroups - g0 : kPackGroups;
+    packActivations<kQ4>(x, g0, count, nBlocks, idx, packed);
+    for (size_t r = rowBegin; r < rowEnd; r++) {
+      const float partial = rowDotPacked<kQ4>(w + r * wRowBytes + g0 * wGroupBytes, count, nBlocks - 4 * g0, packed, idx, li);
+      y[r] = g0 == 0 ? partial : y[r] + partial;
+    }
+  }
+}
+
+// ---- prefill (several columns) ----
+//
+// Activations are packed for a tile of kPrefillCols columns and a chunk of kChunkGroups groups (32 KB of stack)
+// once per block of kRowBlock rows, so unpacking them costs 1/kRowBlock of a row's work; the block's weights
+// (at most 516 KB at n = 14336) stay in L2 while every column tile passes over them. In the register tile each
+// weight group is unpacked once and meets kPrefillCols packed activation groups read from L1.
+
+constexpr size_t kPrefillRows = 4;
+constexpr size_t kPrefillCols = 4;
+constexpr size_t kChunkGroups = 32;
+constexpr size_t kRowBlock = 64;
+
+// W rows (R, 4 * count blocks) from their group g0 @ packed X (C columns) -> y[c * ldy + r] (added when accumulate);
+// nBlocks blocks remain in each row from the first group on.
+template <int R, int C, bool kQ4>
+void prefillTile(const uint8_t* w, size_t wRowBytes, size_t count, size_t nBlocks, const PackedGroup* packed,
+                 float* y, size_t ldy, bool accumulate, const Indices& idx) {
+  constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
+  __m512 acc[R][C];
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+  for (size_t g = 0; g < count; g++) {
+    const long blocks = nBlocks - 4 * g < 4 ? static_cast<long>(nBlocks - 4 * g) : 4;
+    for (int r = 0; r < R; r++) {
+      const uint8_t* p = w + r * wRowBytes + g * wGroupBytes;
+      const Quad quad = kQ4 ? loadQ4(p, blocks, idx) : loadQ8Weights(p, blocks, idx);
+      for (int c = 0; c < C; c++) accumulatePacked(quad, packed[c * kChunkGroups + g], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    for (int c = 0; c < C; c++) {
+      const float sum = _mm512_reduce_add_ps(acc[r][c]);
+      y[c * ldy + r] = accumulate ? y[c * ldy + r] + sum : sum;
+    }
+  }
+}
+
+template <int C, bool kQ4>
+void prefillTileRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t count, size_t nBlocks,
+                     const PackedGroup* packed, float* y, size_t ldy, bool accumulate, const Indices& idx) {
+  switch (rows) {
+    case 4: prefillTile<4, C, kQ4>(w, wRowBytes, count, nBlocks, packed, y, ldy, accumulate, idx); return;
+    case 3: prefillTile<3, C, kQ4>(w, wRowBytes, count, nBlocks, packed, y, ldy, accumulate, idx); return;
+    case 2: prefillTile<2, C, kQ4>(w, wRowBytes, count, nBlocks, packed, y, ldy, accumulate, idx); return;
+    default: prefillTile<1, C, kQ4>(w, wRowBytes, count, nBlocks, packed, y, ldy, accumulate, idx); return;
+  }
+}
+
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
+template <bool kQ4>
+void prefillQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                  size_t actRowBytes, size_t nCols, float* y, size_t ldy, const Indices& idx) {
+  constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
+  PackedGroup packed[kPrefillCols * kChunkGroups];
+  const size_t nBlocks = n / 32, nGroups = (nBlocks + 3) / 4;
+  for (size_t blockBegin = rowBegin; blockBegin < rowEnd; blockBegin += kRowBlock) {
+    const size_t blockEnd = rowEnd - blockBegin < kRowBlock ? rowEnd : blockBegin + kRowBlock;
+    for (size_t c0 = 0; c0 < nCols; c0 += kPrefillCols) {
+      const size_t cols = nCols - c0 < kPrefillCols ? nCols - c0 : kPrefillCols;
+      for (size_t g0 = 0; g0 < nGroups; g0 += kChunkGroups) {
+        const size_t count = nGroups - g0 < kChunkGroups ? nGroups - g0 : kChunkGroups;
+        for (size_t c = 0; c < cols; c++) {
+          packActivations<kQ4>(x + (c0 + c) * actRowBytes, g0, count, nBlocks, idx, packed + c * kChunkGroups);
+        }
+        for (size_t r = blockBegin; r < blockEnd; r += kPrefillRows) {
+          const size_t rows = blockEnd - r < kPrefillRows ? blockEnd - r : kPrefillRows;
+          const uint8_t* wTile = w + r * wRowBytes + g0 * wGroupBytes;
+          float* yTile = y + c0 * ldy + r;
+          const size_t remaining = nBlocks - 4 * g0;
+          switch (cols) {
+            case 4: prefillTileRows<4, kQ4>(rows, wTile, wRowBytes, count, remaining, packed, yTile, ldy, g0 != 0, idx); break;
+            case 3: prefillTileRows<3, kQ4>(rows, wTile, wRowBytes, count, remaining, packed, yTile, ldy, g0 != 0, idx); break;
+            case 2: prefillTileRows<2, kQ4>(rows, wTile, wRowBytes, count, remaining, packed, yTile, ldy, g0 != 0, idx); break;
+            default: prefillTileRows<1, kQ4>(rows, wTile, wRowBytes, count, remaining, packed, yTile, ldy, g0 != 0, idx); break;
+          }
+        }
+      }
+    }
+  }
+}
+
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
+template <bool kQ4>
+void matmulQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                 size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  const Indices idx = loadIndices();
+  if (nCols == 1) {
+    decodeQuant<kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, y, idx);
+  } else {
+    prefillQuant<kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy, idx);
+  }
+}
+
+// ---- float weights: F32 x F32, F16 x F16, BF16 x BF16 (widened to f32, FMA) ----
+
+enum class FloatKind { F32, F16, BF16 };
+
+template <FloatKind K>
+constexpr size_t floatBytes() {
+  return K == FloatKind::F32 ? 4 : 2;
+}
+
+// 16 values at p as floats; the first `count` only when masked (the rest read as zero, nothing read past them)
+template <FloatKind K>
+MN_INLINE __m512 loadFloats(const uint8_t* p) {
+  if (K == FloatKind::F32) return _mm512_loadu_ps(p);
+  const __m256i half = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  if (K == FloatKind::F16) return _mm512_cvtph_ps(half);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+}
+
+template <FloatKind K>
+MN_INLINE __m512 loadFloatsMasked(const uint8_t* p, __mmask16 mask) {
+  if (K == FloatKind::F32) return _mm512_maskz_loadu_ps(mask, p);
+  const __m256i half = _mm256_maskz_loadu_epi16(mask, p);
+  if (K == FloatKind::F16) return _mm512_cvtph_ps(half);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+}
+
+// W rows (R, n) @ X (C, n) -> y[c * ldy + r], one element type for both
+template <int R, int C, FloatKind K>
+void tileFloat(const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x, size_t actRowBytes, float* y,
+               size_t ldy) {
+  constexpr size_t step = 16 * floatBytes<K>();
+  __m512 acc[R][C];
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+  const size_t nSteps = n / 16;
+  for (size_t s = 0; s < nSteps; s++) {
+    __m512 xs[C];
+    for (int c = 0; c < C; c++) xs[c] = loadFloats<K>(x + c * actRowBytes + s * step);
+    for (int r = 0; r < R; r++) {
+      const __m512 ws = loadFloats<K>(w + r * wRowBytes + s * step);
+      for (int c = 0; c < C; c++) acc[r][c] = _mm512_fmadd_ps(ws, xs[c], acc[r][c]);
+    }
+  }
+  if (n % 16 != 0) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n % 16)) - 1);
+    __m512 xs[C];
+    for (int c = 0; c < C; c++) xs[c] = loadFloatsMasked<K>(x + c * actRowBytes + nSteps * step, mask);
+    for (int r = 0; r < R; r++) {
+      const __m512 ws = loadFloatsMasked<K>(w + r * wRowBytes + nSteps * step, mask);
+      for (int c = 0; c < C; c++) acc[r][c] = _mm512_fmadd_ps(ws, xs[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+template <int C, FloatKind K>
+void tileFloatRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x, size_t actRowBytes,
+                   float* y, size_t ldy) {
+  switch (rows) {
+    case 4: tileFloat<4, C, K>(w, wRowBytes, n, x, actRowBytes, y, ldy); return;
+    case 3: tileFloat<3, C, K>(w, wRowBytes, n, x, actRowBytes, y, ldy); return;
+    case 2: tileFloat<2, C, K>(w, wRowBytes, n, x, actRowBytes, y, ldy); return;
+    default: tileFloat<1, C, K>(w, wRowBytes, n, x, actRowBytes, y, ldy); return;
+  }
+}
+
+// W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r], W and X of one float kind
+template <FloatKind K>
+void matmulFloat(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                 size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  for (size_t r = rowBegin; r < rowEnd; r += 4) {
+    const size_t rows = rowEnd - r < 4 ? rowEnd - r : 4;
+    const uint8_t* wTile = w + r * wRowBytes;
+    size_t c = 0;
+    for (; c + 3 <= nCols; c += 3) {
+      tileFloatRows<3, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
+    }
+    switch (nCols - c) {
+      case 2: tileFloatRows<2, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
+      case 1: tileFloatRows<1, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
+      default: break;
+    }
+  }
+}
+
+// W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r]; unsupported types leave Y untouched
+void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+            const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  switch (wType) {
+    case GgmlType::Q4_0: matmulQuant<true>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    case GgmlType::Q8_0: matmulQuant<false>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    case GgmlType::F32: matmulFloat<FloatKind::F32>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    case GgmlType::F16: matmulFloat<FloatKind::F16>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    case GgmlType::BF16: matmulFloat<FloatKind::BF16>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    default: return;
+  }
+}
+
+// ---- activation quantization, bit-identical to the scalar reference ----
+
+// round(v) with halves away from zero, as lround: truncate, then step away when the dropped part is >= 0.5
+__m512 roundHalfAway(__m512 v) {
+  const __m512 truncated = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m512 dropped = _mm512_sub_ps(v, truncated);
+  const __m512 signBit = _mm512_set1_ps(-0.0f);
+  const __mmask16 away = _mm512_cmp_ps_mask(_mm512_andnot_ps(signBit, dropped), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m512 step = _mm512_or_ps(_mm512_and_ps(v, signBit), _mm512_set1_ps(1.0f));
+  return _mm512_mask_add_ps(truncated, away, truncated, step);
+}
+
+uint16_t floatToHalf(float f) {
+  return static_cast<uint16_t>(_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(f), _MM_FROUND_TO_NEAREST_INT), 0));
+}
+
+// x (n,) -> Q8_0 blocks (quantize_row_q8_0_ref: d = max|x| / 127, q = round(x / d))
+void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
+  const __m512 signBit = _mm512_set1_ps(-0.0f);
+  for (size_t b = 0; b < n / 32; b++, x += 32) {
+    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(signBit, v0), _mm512_andnot_ps(signBit, v1)));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const __m512 scale = _mm512_set1_ps(id);
+    blocks[b].d = floatToHalf(d);
+    const __m512i q0 = _mm512_cvttps_epi32(roundHalfAway(_mm512_mul_ps(v0, scale)));
+    const __m512i q1 = _mm512_cvttps_epi32(roundHalfAway(_mm512_mul_ps(v1, scale)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(blocks[b].qs), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(blocks[b].qs + 16), _mm512_cvtepi32_epi8(q1));
+  }
+}
+
+// x (n,) -> fp16 (n,), round to nearest even as floatToFp16
+void quantizeF16(const float* x, uint16_t* out, size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  if (i < n) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m256i halves = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(mask, x + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm256_mask_storeu_epi16(out + i, mask, halves);
+  }
+}
+
+// 16 floats -> bfloat16 with floatToBf16's rounding (to nearest even; NaN kept quiet)
+__m256i floatsToBf16(__m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)),
+                                                _mm512_set1_epi32(0x7f800000));
+  rounded = _mm512_mask_mov_epi32(rounded, nan, _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(64)));
+  return _mm512_cvtepi32_epi16(rounded);
+}
+
+void quantizeBf16(const float* x, uint16_t* out, size_t n) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), floatsToBf16(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm256_mask_storeu_epi16(out + i, mask, floatsToBf16(_mm512_maskz_loadu_ps(mask, x + i)));
+  }
+}
+
+// x (n,) -> one activation row in `format`
+void quantizeActivations(ActFormat format, const float* x, void* dst, size_t n) {
+  switch (format) {
+    case ActFormat::F32: std::memcpy(dst, x, n * sizeof(float)); return;
+    case ActFormat::F16: quantizeF16(x, static_cast<uint16_t*>(dst), n); return;
+    case ActFormat::BF16: quantizeBf16(x, static_cast<uint16_t*>(dst), n); return;
+    case ActFormat::Q8_0: quantizeQ8_0(x, static_cast<BlockQ8_0*>(dst), n); return;
+    default: scalar::quantizeActivations(format, x, dst, n); return;
+  }
+}
+
+// ---- row dequantization ----
+
+// 16 int32 -> floats * d, stored at out
+void storeScaled(float* out, __m512i q, __m512 d) { _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_cvtepi32_ps(q), d)); }
+
+// One row of n values of `type` -> out (n,)
+void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n) {
+  switch (type) {
+    case GgmlType::Q4_0: {
+      const BlockQ4_0* blocks = reinterpret_cast<const BlockQ4_0*>(row);
+      const __m128i low4 = _mm_set1_epi8(0x0F);
+      const __m512i eight = _mm512_set1_epi32(8);
+      for (size_t b = 0; b < n / 32; b++, out += 32) {
+        const __m512 d = _mm512_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(blocks[b].d))));
+        const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[b].qs));
+        storeScaled(out, _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(qs, low4)), eight), d);
+        storeScaled(out + 16, _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qs, 4), low4)), eight), d);
+      }
+      return;
+    }
+    case GgmlType::Q8_0: {
+      const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(row);
+      for (size_t b = 0; b < n / 32; b++, out += 32) {
+        const __m512 d = _mm512_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(blocks[b].d))));
+        storeScaled(out, _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[b].qs))), d);
+        storeScaled(out + 16, _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[b].qs + 16))), d);
+      }
+      return;
+    }
+    case GgmlType::F16:
+    case GgmlType::BF16: {
+      size_t i = 0;
+      for (; i + 16 <= n; i += 16) {
+        _mm512_storeu_ps(out + i, type == GgmlType::F16 ? loadFloats<FloatKind::F16>(row + 2 * i)
+                                                        : loadFloats<FloatKind::BF16>(row + 2 * i));
+      }
+      if (i < n) {
+        const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(out + i, mask, type == GgmlType::F16 ? loadFloatsMasked<FloatKind::F16>(row + 2 * i, mask)
+                                                                   : loadFloatsMasked<FloatKind::BF16>(row + 2 * i, mask));
+      }
+      return;
+    }
+    default: scalar::dequantizeRow(type, row, out, n); return;
+  }
+}
+
+}  // namespace
+}  // namespace x86
+}  // namespace mn
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+
+namespace mn {
+namespace x86 {
+extern const MatmulKernels kMatmulAvx512 = {quantizeActivations, matmul, dequantizeRow};
+}  // namespace x86
+}  // namespace mn
+
+#endif  // x86-64

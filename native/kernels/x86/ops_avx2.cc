@@ -1,0 +1,285 @@
+// AVX2 (+FMA, F16C) element-wise and attention kernels: RMSNorm, RoPE rotation, attention scores /
+// accumulation over F16 and F32 caches, softmax, SiLU-gated product, axpy. Tails of fewer than 8 values go
+// through a zero-padded stack copy so nothing is read or written past the caller's arrays.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/scalar.h"
+#include "kernels/x86/x86_kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+// GCC 12 warns about the intrinsics' own `__Y = __Y` placeholders once inlined here (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+namespace mn {
+namespace x86 {
+namespace {
+
+float horizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+float horizontalMax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// The first `count` (< 8) floats at p, the rest `fill`
+__m256 loadPartial(const float* p, size_t count, float fill) {
+  alignas(32) float padded[8] = {fill, fill, fill, fill, fill, fill, fill, fill};
+  std::memcpy(padded, p, count * sizeof(float));
+  return _mm256_load_ps(padded);
+}
+
+void storePartial(float* p, __m256 v, size_t count) {
+  alignas(32) float values[8];
+  _mm256_store_ps(values, v);
+  std::memcpy(p, values, count * sizeof(float));
+}
+
+__m256 loadHalfs(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+
+__m256 loadHalfsPartial(const uint16_t* p, size_t count) {
+  alignas(16) uint16_t padded[8] = {};
+  std::memcpy(padded, p, count * sizeof(uint16_t));
+  return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(padded)));
+}
+
+// e^x for 8 lanes: x = n ln2 + r, e^r by a degree-6 polynomial, 2^n built in the exponent bits. x is clamped to
+// [-87.3, 88.3] so 2^n stays normal; lanes below -87.3 return exactly 0 (as expf underflows).
+__m256 exp8(__m256 x) {
+  const __m256 lowest = _mm256_set1_ps(-87.3f);
+  const __m256 underflow = _mm256_cmp_ps(x, lowest, _CMP_LT_OQ);
+  x = _mm256_min_ps(_mm256_max_ps(x, lowest), _mm256_set1_ps(88.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(exponent)));
+}
+
+// out (n,) = x (n,) / sqrt(mean(x^2) + eps) * weight (n,)
+void rmsNorm(float* out, const float* x, const float* weight, size_t n, float eps) {
+  __m256 sum0 = _mm256_setzero_ps(), sum1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+    sum0 = _mm256_fmadd_ps(a, a, sum0);
+    sum1 = _mm256_fmadd_ps(b, b, sum1);
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256 a = _mm256_loadu_ps(x + i);
+    sum0 = _mm256_fmadd_ps(a, a, sum0);
+  }
+  if (i < n) {
+    const __m256 a = loadPartial(x + i, n - i, 0.0f);
+    sum1 = _mm256_fmadd_ps(a, a, sum1);
+  }
+  const float mean = horizontalSum(_mm256_add_ps(sum0, sum1)) / static_cast<float>(n);
+  const __m256 scale = _mm256_set1_ps(1.0f / _mm_cvtss_f32(_mm_sqrt_ss(_mm_set_ss(mean + eps))));
+  for (i = 0; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), scale), _mm256_loadu_ps(weight + i)));
+  }
+  if (i < n) {
+    const __m256 v = _mm256_mul_ps(_mm256_mul_ps(loadPartial(x + i, n - i, 0.0f), scale), loadPartial(weight + i, n - i, 0.0f));
+    storePartial(out + i, v, n - i);
+  }
+}
+
+// x (nHeads, headDim) in place, pairs (2i, 2i+1), i < ropeDim/2, rotated by the scalar reference's angles.
+// Four pairs (8 floats) at a time: out = x * [c, c] + swap(x) * [-s, s].
+void rope(float* x, size_t nHeads, size_t headDim, size_t ropeDim, int64_t pos, float freqBase) {
+  alignas(16) float cosines[4], sines[4];
+  const __m256i duplicate = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+  const __m256 alternate = _mm256_setr_ps(-1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f, -1.0f, 1.0f);
+  const size_t nPairs = ropeDim / 2;
+  for (size_t i0 = 0; i0 < nPairs; i0 += 4) {
+    const size_t pairs = nPairs - i0 < 4 ? nPairs - i0 : 4;
+    scalar::ropeAngles(pos, freqBase, ropeDim, i0, i0 + pairs, cosines, sines);
+    for (size_t p = pairs; p < 4; p++) cosines[p] = sines[p] = 0.0f;
+    const __m256 c = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_load_ps(cosines)), duplicate);
+    const __m256 s = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_load_ps(sines)), duplicate), alternate);
+    for (size_t h = 0; h < nHeads; h++) {
+      float* head = x + h * headDim + 2 * i0;
+      const __m256 v = pairs == 4 ? _mm256_loadu_ps(head) : loadPartial(head, 2 * pairs, 0.0f);
+      const __m256 rotated = _mm256_fmadd_ps(_mm256_permute_ps(v, 0xB1), s, _mm256_mul_ps(v, c));
+      if (pairs == 4) {
+        _mm256_storeu_ps(head, rotated);
+      } else {
+        storePartial(head, rotated, 2 * pairs);
+      }
+    }
+  }
+}
+
+// q (headDim,) . k (headDim,), F16 or F32 k
+template <bool kHalf, typename T>
+float dotHead(const float* q, const T* k, size_t headDim) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= headDim; i += 16) {
+    if (kHalf) {
+      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), loadHalfs(reinterpret_cast<const uint16_t*>(k) + i), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), loadHalfs(reinterpret_cast<const uint16_t*>(k) + i + 8), acc1);
+    } else {
+      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(reinterpret_cast<const float*>(k) + i), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(reinterpret_cast<const float*>(k) + i + 8), acc1);
+    }
+  }
+  for (; i < headDim; i += 8) {
+    const size_t count = headDim - i < 8 ? headDim - i : 8;
+    const __m256 kv = kHalf ? loadHalfsPartial(reinterpret_cast<const uint16_t*>(k) + i, count)
+                            : loadPartial(reinterpret_cast<const float*>(k) + i, count, 0.0f);
+    acc0 = _mm256_fmadd_ps(loadPartial(q + i, count, 0.0f), kv, acc0);
+  }
+  return horizontalSum(_mm256_add_ps(acc0, acc1));
+}
+
+// scores (count,) = scale * K (count, headDim) @ q (headDim,)
+void attnScoresF16(const float* q, const uint16_t* k, size_t headDim, size_t count, float scale, float* scores) {
+  for (size_t j = 0; j < count; j++) scores[j] = scale * dotHead<true>(q, k + j * headDim, headDim);
+}
+
+void attnScoresF32(const float* q, const float* k, size_t headDim, size_t count, float scale, float* scores) {
+  for (size_t j = 0; j < count; j++) scores[j] = scale * dotHead<false>(q, k + j * headDim, headDim);
+}
+
+// out[i0 .. i0 + 8V) += p (count,) @ V[:, i0 ..] with V full vectors in registers
+template <int V, bool kHalf, typename T>
+void accumulateChunk(float* out, const float* p, const T* v, size_t headDim, size_t count) {
+  __m256 acc[V];
+  for (int t = 0; t < V; t++) acc[t] = _mm256_loadu_ps(out + 8 * t);
+  for (size_t j = 0; j < count; j++, v += headDim) {
+    const __m256 weight = _mm256_set1_ps(p[j]);
+    for (int t = 0; t < V; t++) {
+      const __m256 values = kHalf ? loadHalfs(reinterpret_cast<const uint16_t*>(v) + 8 * t)
+                                  : _mm256_loadu_ps(reinterpret_cast<const float*>(v) + 8 * t);
+      acc[t] = _mm256_fmadd_ps(weight, values, acc[t]);
+    }
+  }
+  for (int t = 0; t < V; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
+}
+
+// out (headDim,) += p (count,) @ V (count, headDim): 64 columns per pass, a scalar loop for the last < 8
+template <bool kHalf, typename T>
+void attnAccumulate(float* out, const float* p, const T* v, size_t headDim, size_t count) {
+  size_t i0 = 0;
+  for (; i0 + 64 <= headDim; i0 += 64) accumulateChunk<8, kHalf>(out + i0, p, v + i0, headDim, count);
+  switch ((headDim - i0) / 8) {
+    case 7: accumulateChunk<7, kHalf>(out + i0, p, v + i0, headDim, count); break;
+    case 6: accumulateChunk<6, kHalf>(out + i0, p, v + i0, headDim, count); break;
+    case 5: accumulateChunk<5, kHalf>(out + i0, p, v + i0, headDim, count); break;
+    case 4: accumulateChunk<4, kHalf>(out + i0, p, v + i0, headDim, count); break;
+    case 3: accumulateChunk<3, kHalf>(out + i0, p, v + i0, headDim, count); break;
+    case 2: accumulateChunk<2, kHalf>(out + i0, p, v + i0, headDim, count); break;
+    case 1: accumulateChunk<1, kHalf>(out + i0, p, v + i0, headDim, count); break;
+    default: break;
+  }
+  i0 += (headDim - i0) / 8 * 8;
+  if (i0 < headDim) {
+    const size_t width = headDim - i0;
+    __m256 acc = loadPartial(out + i0, width, 0.0f);
+    for (size_t j = 0; j < count; j++) {
+      const T* row = v + j * headDim + i0;
+      const __m256 values = kHalf ? loadHalfsPartial(reinterpret_cast<const uint16_t*>(row), width)
+                                  : loadPartial(reinterpret_cast<const float*>(row), width, 0.0f);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), values, acc);
+    }
+    storePartial(out + i0, acc, width);
+  }
+}
+
+void attnAccumulateF16(float* out, const float* p, const uint16_t* v, size_t headDim, size_t count) {
+  attnAccumulate<true>(out, p, v, headDim, count);
+}
+
+void attnAccumulateF32(float* out, const float* p, const float* v, size_t headDim, size_t count) {
+  attnAccumulate<false>(out, p, v, headDim, count);
+}
+
+// x (n,) <- exp(x - max) / sum
+void softmax(float* x, size_t n) {
+  const float minusInf = -__builtin_inff();
+  __m256 maxes = _mm256_set1_ps(minusInf);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) maxes = _mm256_max_ps(maxes, _mm256_loadu_ps(x + i));
+  if (i < n) maxes = _mm256_max_ps(maxes, loadPartial(x + i, n - i, minusInf));
+  const __m256 max = _mm256_set1_ps(horizontalMax(maxes));
+  __m256 sums = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), max));
+    _mm256_storeu_ps(x + i, e);
+    sums = _mm256_add_ps(sums, e);
+  }
+  if (i < n) {
+    const __m256 e = exp8(_mm256_sub_ps(loadPartial(x + i, n - i, minusInf), max));
+    storePartial(x + i, e, n - i);
+    sums = _mm256_add_ps(sums, e);
+  }
+  const __m256 inverse = _mm256_set1_ps(1.0f / horizontalSum(sums));
+  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inverse));
+  for (; i < n; i++) x[i] *= _mm256_cvtss_f32(inverse);
+}
+
+// silu(g) * u for 8 lanes
+__m256 siluTimes(__m256 g, __m256 u) {
+  const __m256 denominator = _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g)));
+  return _mm256_mul_ps(_mm256_div_ps(g, denominator), u);
+}
+
+// gate (n,) <- silu(gate) * up (n,)
+void siluMul(float* gate, const float* up, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(gate + i, siluTimes(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+  if (i < n) storePartial(gate + i, siluTimes(loadPartial(gate + i, n - i, 0.0f), loadPartial(up + i, n - i, 0.0f)), n - i);
+}
+
+// y (n,) += a * x (n,)
+void axpy(float* y, float a, const float* x, size_t n) {
+  const __m256 scale = _mm256_set1_ps(a);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(scale, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; i++) y[i] += a * x[i];
+}
+
+}  // namespace
+}  // namespace x86
+}  // namespace mn
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+
+namespace mn {
+namespace x86 {
+extern const OpsKernels kOpsAvx2 = {rmsNorm, rope, attnScoresF16, attnScoresF32, attnAccumulateF16,
+                                    attnAccumulateF32, softmax, siluMul, axpy};
+}  // namespace x86
+}  // namespace mn
+
+#endif  // x86-64

@@ -1,0 +1,46 @@
+// The AVX2 and AVX-512 kernel tables, each defined as constant data after its file's target pragma is popped, so
+// nothing compiled for those ISAs can run before kernels.cc has checked the CPU. Declarations only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+namespace mn {
+namespace x86 {
+
+using QuantizeActivationsFn = void (*)(ActFormat format, const float* x, void* dst, size_t n);
+using MatmulFn = void (*)(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin,
+                          size_t rowEnd, const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
+using DequantizeRowFn = void (*)(GgmlType type, const uint8_t* row, float* out, size_t n);
+
+// matmul_*.cc: activation quantization, matmul and row dequantization.
+struct MatmulKernels {
+  QuantizeActivationsFn quantizeActivations;
+  MatmulFn matmul;
+  DequantizeRowFn dequantizeRow;
+};
+
+// ops_*.cc: everything else in the KernelTable.
+struct OpsKernels {
+  void (*rmsNorm)(float* out, const float* x, const float* weight, size_t n, float eps);
+  void (*rope)(float* x, size_t nHeads, size_t headDim, size_t ropeDim, int64_t pos, float freqBase);
+  void (*attnScoresF16)(const float* q, const uint16_t* k, size_t headDim, size_t count, float scale, float* scores);
+  void (*attnScoresF32)(const float* q, const float* k, size_t headDim, size_t count, float scale, float* scores);
+  void (*attnAccumulateF16)(float* out, const float* p, const uint16_t* v, size_t headDim, size_t count);
+  void (*attnAccumulateF32)(float* out, const float* p, const float* v, size_t headDim, size_t count);
+  void (*softmax)(float* x, size_t n);
+  void (*siluMul)(float* gate, const float* up, size_t n);
+  void (*axpy)(float* y, float a, const float* x, size_t n);
+};
+
+extern const MatmulKernels kMatmulAvx2;
+extern const MatmulKernels kMatmulAvx512;
+extern const OpsKernels kOpsAvx2;
+extern const OpsKernels kOpsAvx512;
+// BF16 weights x BF16 activations with AVX512-BF16 dot products (vdpbf16ps); only when cpu reports avx512bf16.
+extern const MatmulFn kMatmulBf16Avx512Bf16;
+
+}  // namespace x86
+}  // namespace mn
