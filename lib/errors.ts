@@ -57,6 +57,7 @@ export function fromNativeError(error: unknown): unknown {
   if (code.startsWith("GGUF_") || code.startsWith("MODEL_")) return new GgufError(code, error.message);
   if (code === "CONTEXT_OVERFLOW") return new ContextOverflowError(error.message);
   if (code === "ABORT_ERR") return new AbortError(error.message);
+  if (code === "ERR_OUT_OF_RANGE") return Object.assign(new RangeError(error.message), { code });
   return new MixtralError(code, error.message);
 }
 
@@ -64,6 +65,15 @@ export function fromNativeError(error: unknown): unknown {
 export async function withNativeErrors<T>(work: () => Promise<T> | T): Promise<T> {
   try {
     return await work();
+  } catch (error) {
+    throw fromNativeError(error);
+  }
+}
+
+/** Runs `work`, rethrowing addon errors as typed ones (synchronous calls). */
+export function withNativeErrorsSync<T>(work: () => T): T {
+  try {
+    return work();
   } catch (error) {
     throw fromNativeError(error);
   }

@@ -67,6 +67,43 @@ export interface NativeAddon {
     encodeAsync(text: string, bosId: number, eosId: number, parseSpecial: boolean): Promise<Int32Array>;
   };
   // ---- model (native/addon/model_binding.cc) ----
+  loadModel(path: string, options: NativeModelOptions): Promise<NativeModelHandle>;
+  NativeSession: new (model: NativeModelHandle, options: NativeSessionOptions, logits: Float32Array) => NativeSessionHandle;
+}
+
+export interface NativeModelOptions {
+  threads: number;
+  /** -1: the file's; 0: none; > 0: window */
+  slidingWindow: number;
+  /** 0: the file's */
+  expertsPerToken: number;
+  verifyTensorData: boolean;
+}
+
+export interface NativeModelHandle {
+  info(): NativeModelInfo;
+  dispose(): void;
+}
+
+export interface NativeSessionOptions {
+  contextSize: number;
+  batchSize: number;
+  kvType: "f16" | "f32";
+}
+
+export interface NativeSessionHandle {
+  eval(tokens: Int32Array): Promise<void>;
+  requestAbort(): void;
+  rewind(n: number): boolean;
+  reset(): void;
+  position(): number;
+  maxRewind(): number;
+  routingCounts(): Float64Array;
+  resetRouting(): void;
+  lastRouting(): { experts: Int32Array; weights: Float32Array };
+  setExpertsPerToken(k: number): void;
+  stats(): { kvBytes: number; slidingWindow: number; contextSize: number; expertsPerToken: number };
+  dispose(): void;
 }
 
 /** The package root: dist/native.js and lib/native.ts both sit one folder below it. */

@@ -11,6 +11,8 @@ import { Command } from "commander";
 
 import { MixtralError } from "../errors.js";
 import { packageRoot } from "../native.js";
+import { registerDemoCommand } from "./demo.js";
+import { registerGenerateCommand } from "./generate.js";
 import { registerInfoCommand } from "./info.js";
 
 /** The one stderr line for an error that ends the command: `error CODE: message` for the library's own errors. */
@@ -30,6 +32,8 @@ async function main(argv: string[]): Promise<void> {
     .description("Run Mixtral and the dense Mistral family from GGUF files on the CPU")
     .version(packageVersion(), "-V, --version", "print the version");
   registerInfoCommand(program);
+  registerGenerateCommand(program);
+  registerDemoCommand(program);
   try {
     await program.parseAsync(argv);
   } catch (error) {

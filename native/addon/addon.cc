@@ -25,6 +25,7 @@ static Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   mn::registerKernelsBinding(env, exports);
   mn::registerGgufBinding(env, exports);
   mn::registerTokenizerBinding(env, exports);
+  mn::registerModelBinding(env, exports);
   return exports;
 }
 

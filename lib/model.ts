@@ -1,0 +1,170 @@
+/**
+ * Loading a model and creating sessions over it.
+ * @module
+ */
+import { readFileSync, readdirSync } from "node:fs";
+import { availableParallelism } from "node:os";
+
+import { AbortError, DisposedError, withNativeErrors, withNativeErrorsSync } from "./errors.js";
+import { toModelInfo, type ModelInfo } from "./gguf/inspect.js";
+import { checkPath } from "./gguf/reader.js";
+import { native, type NativeModelHandle } from "./native.js";
+import { SESSION_OPTION_KEYS, Session, type SessionHost, type SessionOptions } from "./session.js";
+import { Tokenizer } from "./tokenizer/tokenizer.js";
+import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal } from "./validate.js";
+
+/** Options of {@link Mixtral.load}. */
+export interface LoadOptions {
+  /** Compute threads. Default: the number of physical cores. */
+  threads?: number;
+  /**
+   * Attention window W (position i sees (i−W, i]); `null` for full attention. Default: the file's
+   * `llama.attention.sliding_window`, or full attention when it has none.
+   */
+  slidingWindow?: number | null;
+  /** Experts per token (1 … expert count). Default: the file's `llama.expert_used_count`. */
+  expertsPerToken?: number;
+  /** Scan every tensor for NaN/Inf while loading (reads the whole file). Default false. */
+  verifyTensorData?: boolean;
+  /** Called with a fraction in [0, 1] as loading advances. */
+  onProgress?: (progress: number) => void;
+  /** Aborts the load; the promise rejects with AbortError. */
+  signal?: AbortSignal;
+}
+
+const LOAD_OPTION_KEYS = ["threads", "slidingWindow", "expertsPerToken", "verifyTensorData", "onProgress", "signal"] as const;
+
+/** Physical cores on Linux (distinct core ids per package); elsewhere the logical CPU count. */
+export function physicalCoreCount(): number {
+  try {
+    const cores = new Set<string>();
+    for (const entry of readdirSync("/sys/devices/system/cpu")) {
+      if (!/^cpu\d+$/.test(entry)) continue;
+      const base = `/sys/devices/system/cpu/${entry}/topology`;
+      cores.add(`${readFileSync(`${base}/physical_package_id`, "utf8").trim()}:${readFileSync(`${base}/core_id`, "utf8").trim()}`);
+    }
+    if (cores.size > 0) return cores.size;
+  } catch {
+    // not Linux, or no sysfs: fall through
+  }
+  return availableParallelism();
+}
+
+/**
+ * A Mixtral (or dense Mistral / Llama) model loaded from a GGUF file. Weights stay in the file's memory map.
+ * @example
+ * ```ts
+ * import { Mixtral } from "mixtral-native";
+ * const model = await Mixtral.load("mixtral-8x7b-instruct.Q4_K_M.gguf");
+ * const session = model.createSession();
+ * for await (const { text } of session.generate("[INST] Hi! [/INST]", { maxTokens: 64 })) process.stdout.write(text);
+ * await model.dispose();
+ * ```
+ */
+export class Mixtral implements AsyncDisposable {
+  /** The hyperparameters and file facts, as `mixtral-native info --json` prints them. */
+  readonly info: ModelInfo;
+  /** The model's tokenizer (built from the file's `tokenizer.ggml.*` metadata). */
+  readonly tokenizer: Tokenizer;
+  /** Compute threads in use. */
+  readonly threads: number;
+  private handle: NativeModelHandle | undefined;
+  private readonly sessions = new Set<Session>();
+  private disposing: Promise<void> | undefined;
+
+  private constructor(handle: NativeModelHandle, info: ModelInfo, tokenizer: Tokenizer, threads: number) {
+    this.handle = handle;
+    this.info = info;
+    this.tokenizer = tokenizer;
+    this.threads = threads;
+  }
+
+  /** Maps and validates the file off the main thread. Throws GgufError for a file it cannot run. */
+  static async load(path: string, options?: LoadOptions): Promise<Mixtral> {
+    checkPath(path);
+    const o = checkOptions<LoadOptions>("options", options, LOAD_OPTION_KEYS);
+    const threads = o.threads === undefined ? physicalCoreCount() : checkInteger("options.threads", o.threads, 1, 1024);
+    let slidingWindow = -1;
+    if (o.slidingWindow === null) slidingWindow = 0;
+    else if (o.slidingWindow !== undefined) slidingWindow = checkInteger("options.slidingWindow", o.slidingWindow, 1, 2 ** 31 - 1);
+    const expertsPerToken = o.expertsPerToken === undefined ? 0 : checkInteger("options.expertsPerToken", o.expertsPerToken, 1, 256);
+    const verifyTensorData = o.verifyTensorData === undefined ? false : checkBoolean("options.verifyTensorData", o.verifyTensorData);
+    const onProgress = o.onProgress === undefined ? undefined : checkFunction<(p: number) => void>("options.onProgress", o.onProgress);
+    const signal = checkSignal("options.signal", o.signal);
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+
+    onProgress?.(0);
+    const handle = await withNativeErrors(() => native().loadModel(path, { threads, slidingWindow, expertsPerToken, verifyTensorData }));
+    let tokenizer: Tokenizer;
+    try {
+      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+      tokenizer = await Tokenizer.fromGguf(path);
+      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+    } catch (error) {
+      handle.dispose();
+      throw error;
+    }
+    const model = new Mixtral(handle, toModelInfo(handle.info()), tokenizer, threads);
+    onProgress?.(1);
+    return model;
+  }
+
+  /** True after {@link dispose}. */
+  get isDisposed(): boolean {
+    return this.handle === undefined;
+  }
+
+  /**
+   * A new session with its own KV cache.
+   * @example
+   * ```ts
+   * const session = model.createSession({ contextSize: 2048 });
+   * ```
+   */
+  createSession(options?: SessionOptions): Session {
+    const handle = this.alive();
+    const o = checkOptions<SessionOptions>("options", options, SESSION_OPTION_KEYS);
+    const { contextLength, nVocab, slidingWindow } = this.info;
+    const contextSize = o.contextSize === undefined ? Math.min(contextLength, 4096) : checkInteger("options.contextSize", o.contextSize, 1, contextLength);
+    const batchSize = o.batchSize === undefined ? 512 : checkInteger("options.batchSize", o.batchSize, 1, 65536);
+    const kvType = o.kvCacheType ?? "f16";
+    if (kvType !== "f16" && kvType !== "f32") throw new RangeError(`options.kvCacheType must be "f16" or "f32"; got ${JSON.stringify(kvType)}`);
+    const logits = new Float32Array(nVocab);
+    const NativeSession = native().NativeSession;
+    const nativeSession = withNativeErrorsSync(() => new NativeSession(handle, { contextSize, batchSize, kvType }, logits));
+    const host: SessionHost = {
+      nVocab,
+      nLayers: this.info.nLayers,
+      nExperts: this.info.nExperts,
+      expertsPerToken: this.info.nExpertsUsed,
+      slidingWindow,
+      tokenizer: this.tokenizer,
+      sessionClosed: (session) => this.sessions.delete(session),
+    };
+    const session = new Session(host, nativeSession, logits, slidingWindow === null ? contextSize : Infinity);
+    this.sessions.add(session);
+    return session;
+  }
+
+  /** Disposes every session (in-flight work stops at its next layer), then unmaps the file. */
+  dispose(): Promise<void> {
+    this.disposing ??= (async () => {
+      const open = [...this.sessions];
+      for (const session of open) session.dispose();
+      await Promise.all(open.map((session) => session.settled()));
+      this.handle?.dispose();
+      this.handle = undefined;
+    })();
+    return this.disposing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+
+  private alive(): NativeModelHandle {
+    if (this.handle === undefined || this.disposing) throw new DisposedError("the model");
+    return this.handle;
+  }
+}
+

@@ -1,0 +1,371 @@
+/**
+ * A session: one conversation's KV cache over a loaded model, and the evaluation and generation that append to
+ * it. Calls on one session run one at a time, in order; different sessions of a model share its threads.
+ * @module
+ */
+import { AbortError, ContextOverflowError, DisposedError, MixtralError, fromNativeError } from "./errors.js";
+import type { NativeSessionHandle } from "./native.js";
+import { SAMPLING_OPTION_NAMES, createSampler, type SamplingOptions } from "./sampling/index.js";
+import { StopStringMatcher } from "./stop-strings.js";
+import type { Tokenizer } from "./tokenizer/tokenizer.js";
+import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal, checkString, checkTokens } from "./validate.js";
+
+/** Options of {@link Mixtral.createSession}. */
+export interface SessionOptions {
+  /** Positions the KV cache holds (without a sliding window). Default min(model context, 4096). */
+  contextSize?: number;
+  /** Tokens per prefill chunk; abort is checked between chunks and layers. Default 512. */
+  batchSize?: number;
+  /** KV cache element type: "f16" (default, half the memory, as llama.cpp) or "f32". */
+  kvCacheType?: "f16" | "f32";
+}
+
+export const SESSION_OPTION_KEYS = ["contextSize", "batchSize", "kvCacheType"] as const;
+
+/** Options of {@link Session.eval}. */
+export interface EvalOptions {
+  /** Stops the evaluation within one layer; the session is left as before the call. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link Session.generate}: sampling, limits and stopping. */
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to generate. Default 256. */
+  maxTokens?: number;
+  /** Text that ends generation when it appears; it is not emitted, even when split across tokens. */
+  stop?: string | readonly string[];
+  /** Stops generation within one decode step (or one prefill chunk) with an AbortError. */
+  signal?: AbortSignal;
+  /** For a string prompt: start with BOS. Default: the tokenizer's setting when the session is empty, else false. */
+  addBos?: boolean;
+  /** Called after every decoded token with each layer's chosen experts and their weights. */
+  onRouting?: (layer: number, experts: readonly number[], weights: readonly number[]) => void;
+}
+
+export const GENERATE_OPTION_KEYS: readonly (keyof GenerateOptions)[] = [
+  ...SAMPLING_OPTION_NAMES, "maxTokens", "stop", "signal", "addBos", "onRouting",
+];
+
+/** One generated token and the text it completes (possibly "": held back UTF-8 or a possible stop string). */
+export interface GeneratedToken {
+  token: number;
+  text: string;
+}
+
+/** Why generation ended. */
+export type StopReason = "eos" | "maxTokens" | "stop";
+
+/** The generator's return value (what `for await` does not show; see {@link Session.generate}). */
+export interface GenerateResult {
+  stopReason: StopReason;
+  /** All released text. */
+  text: string;
+  /** Every sampled token except EOS (tokens of a matched stop string included: they are in the cache). */
+  tokens: number[];
+  /** Prompt tokens evaluated by this call. */
+  promptTokens: number;
+}
+
+/** Routing statistics since the last reset: per layer, how many tokens each expert processed. */
+export interface RoutingStats {
+  layers: { counts: number[] }[];
+}
+
+/** @internal what a session needs from its model */
+export interface SessionHost {
+  readonly nVocab: number;
+  readonly nLayers: number;
+  readonly nExperts: number;
+  readonly expertsPerToken: number;
+  readonly slidingWindow: number | null;
+  readonly tokenizer: Tokenizer;
+  sessionClosed(session: Session): void;
+}
+
+function checkStopList(stop: unknown): string[] {
+  if (!Array.isArray(stop)) throw new TypeError(`options.stop must be a string or an array of strings; got ${typeof stop}`);
+  return stop.map((s, i) => checkString(`options.stop[${i}]`, s));
+}
+
+export class Session implements Disposable {
+  /** Positions the cache holds; Infinity with a sliding window (the cache rolls). */
+  readonly contextSize: number;
+  private readonly host: SessionHost;
+  private readonly handle: NativeSessionHandle;
+  private readonly logits: Float32Array;
+  private history = new Int32Array(256);
+  private length = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  /** The logits buffer holds the distribution after the last cached token. */
+  private logitsCurrent = false;
+  private pending = 0;
+  private disposed = false;
+
+  /** @internal use {@link Mixtral.createSession} */
+  constructor(host: SessionHost, handle: NativeSessionHandle, logits: Float32Array, contextSize: number) {
+    this.host = host;
+    this.handle = handle;
+    this.logits = logits;
+    this.contextSize = contextSize;
+  }
+
+  /** The tokens in the cache, oldest first (a copy). */
+  get tokens(): Int32Array {
+    return this.history.slice(0, this.length);
+  }
+
+  /** Number of tokens in the cache. */
+  get position(): number {
+    return this.length;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /**
+   * Appends `tokens` to the cache and resolves with the next-token logits after the last one (length nVocab).
+   * The returned array is reused: the next eval overwrites it, so copy it if you need to keep it.
+   * @example
+   * ```ts
+   * const logits = await session.eval(model.tokenizer.encode("In the beginning"));
+   * let best = 0;
+   * for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+   * await session.eval([best]);
+   * ```
+   */
+  eval(tokens: ArrayLike<number>, options?: EvalOptions): Promise<Float32Array> {
+    this.checkAlive();
+    const ids = checkTokens("tokens", tokens, this.host.nVocab);
+    const { signal } = checkOptions<EvalOptions>("options", options, ["signal"]);
+    checkSignal("options.signal", signal);
+    return this.enqueue(() => this.evalNow(ids, signal));
+  }
+
+  /** Forgets the last `n` tokens of the cache. */
+  rewind(n: number): void {
+    this.checkIdle();
+    checkInteger("n", n, 0, this.length);
+    if (!this.handle.rewind(n)) {
+      throw new RangeError(`n is ${n}, but this sliding-window session can rewind at most ${this.handle.maxRewind()} tokens`);
+    }
+    this.length -= n;
+    if (n > 0) this.logitsCurrent = false;
+  }
+
+  /** Empties the cache and the routing statistics. */
+  reset(): void {
+    this.checkIdle();
+    this.handle.reset();
+    this.length = 0;
+    this.logitsCurrent = false;
+  }
+
+  /** How often each expert was chosen, per layer, since the session started or was reset. */
+  routing(): RoutingStats {
+    this.checkAlive();
+    const counts = this.handle.routingCounts();
+    const { nLayers, nExperts } = this.host;
+    const layers = [];
+    for (let l = 0; l < nLayers && nExperts > 0; l++) {
+      layers.push({ counts: Array.from(counts.subarray(l * nExperts, (l + 1) * nExperts)) });
+    }
+    return { layers };
+  }
+
+  /**
+   * Appends the prompt and samples tokens until EOS, a stop string or `maxTokens`. Each step yields the token and
+   * the text it completes; the generator's return value is a {@link GenerateResult}. An empty prompt continues
+   * from the cache. Breaking out of the loop stops generation; the cache keeps what was evaluated.
+   * @example
+   * ```ts
+   * for await (const { text } of session.generate("In the beginning", { maxTokens: 32, temperature: 0 })) {
+   *   process.stdout.write(text);
+   * }
+   * ```
+   */
+  generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<GeneratedToken, GenerateResult, void> {
+    this.checkAlive();
+    const o = checkOptions<GenerateOptions>("options", options, GENERATE_OPTION_KEYS);
+    const maxTokens = o.maxTokens === undefined ? 256 : checkInteger("options.maxTokens", o.maxTokens, 0);
+    const stops = o.stop === undefined ? [] : typeof o.stop === "string" ? [o.stop] : checkStopList(o.stop);
+    const signal = checkSignal("options.signal", o.signal);
+    const addBos = o.addBos === undefined ? undefined : checkBoolean("options.addBos", o.addBos);
+    const onRouting = o.onRouting === undefined ? undefined : checkFunction<NonNullable<GenerateOptions["onRouting"]>>("options.onRouting", o.onRouting);
+    const samplingOptions: SamplingOptions = {};
+    for (const key of SAMPLING_OPTION_NAMES) if (o[key] !== undefined) (samplingOptions as Record<string, unknown>)[key] = o[key];
+    const sampler = createSampler(samplingOptions);
+    const tokenizer = this.host.tokenizer;
+    let promptTokens: Int32Array;
+    if (typeof prompt === "string") {
+      promptTokens = tokenizer.encode(prompt, { addBos: addBos ?? (this.length === 0 ? tokenizer.addBos : false) });
+    } else {
+      promptTokens = checkTokens("prompt", prompt, this.host.nVocab, { allowEmpty: true });
+    }
+    if (promptTokens.length === 0 && this.length === 0) {
+      throw new RangeError("prompt is empty and the session holds no tokens to continue from");
+    }
+    return this.generateSteps(promptTokens, { maxTokens, stops, signal, onRouting, sampler });
+  }
+
+  private async *generateSteps(
+    promptTokens: Int32Array,
+    run: { maxTokens: number; stops: string[]; signal: AbortSignal | undefined; onRouting: GenerateOptions["onRouting"]; sampler: ReturnType<typeof createSampler> },
+  ): AsyncGenerator<GeneratedToken, GenerateResult, void> {
+    const { maxTokens, signal, onRouting, sampler } = run;
+    const tokenizer = this.host.tokenizer;
+    const eos = tokenizer.eos;
+    const continuation = this.length > 0 || promptTokens.some((t) => t !== tokenizer.bos);
+    const decoder = tokenizer.createDecoder({ continuation });
+    const stopper = new StopStringMatcher(run.stops);
+    const generated: number[] = [];
+    let text = "";
+    let stopReason: StopReason = "maxTokens";
+
+    sampler.accept(this.history.subarray(Math.max(0, this.length - sampler.options.penaltyLastN), this.length));
+    sampler.accept(promptTokens);
+    let logits: Float32Array;
+    if (promptTokens.length > 0) logits = await this.eval(promptTokens, { signal });
+    else logits = await this.currentLogits(signal);
+    this.reportRouting(onRouting);
+
+    // A chunk waits while its text may still continue into a stop string, so held text that turns out not to
+    // be one can be released with it when generation ends.
+    let waiting: GeneratedToken | undefined;
+    while (generated.length < maxTokens) {
+      const token = sampler.sample(logits);
+      if (token === eos) {
+        stopReason = "eos";
+        break;
+      }
+      generated.push(token);
+      const { released, stopped } = stopper.push(decoder.push(token));
+      text += released;
+      const chunk: GeneratedToken = { token, text: released };
+      if (waiting) yield waiting;
+      waiting = undefined;
+      if (stopped) {
+        if (chunk.text !== "") yield chunk;
+        stopReason = "stop";
+        return { stopReason, text, tokens: generated, promptTokens: promptTokens.length };
+      }
+      if (generated.length === maxTokens) {
+        const tail = stopper.flush() + decoder.flush();
+        chunk.text += tail;
+        text += tail;
+        yield chunk;
+        break;
+      }
+      if (stopper.pending !== "") waiting = chunk;
+      else yield chunk;
+      logits = await this.eval([token], { signal });
+      this.reportRouting(onRouting);
+    }
+    const tail = stopper.flush() + decoder.flush();
+    text += tail;
+    if (waiting) {
+      waiting.text += tail;
+      yield waiting;
+    }
+    return { stopReason, text, tokens: generated, promptTokens: promptTokens.length };
+  }
+
+  /** The logits after the last cached token, evaluating it again if a rewind or reset made them stale. */
+  private async currentLogits(signal: AbortSignal | undefined): Promise<Float32Array> {
+    if (this.logitsCurrent) return this.logits;
+    const last = this.history[this.length - 1];
+    await this.enqueue(async () => {
+      if (!this.handle.rewind(1)) throw new RangeError("the session cannot re-evaluate its last token: a sliding window overwrote it");
+      this.length -= 1;
+    });
+    return this.eval([last], { signal });
+  }
+
+  private reportRouting(onRouting: GenerateOptions["onRouting"]): void {
+    if (onRouting === undefined || this.host.nExperts === 0) return;
+    const { experts, weights } = this.handle.lastRouting();
+    const { nLayers, nExperts } = this.host;
+    const k = this.handle.stats().expertsPerToken;
+    for (let layer = 0; layer < nLayers; layer++) {
+      const at = layer * nExperts;
+      onRouting(layer, Array.from(experts.subarray(at, at + k)), Array.from(weights.subarray(at, at + k)));
+    }
+  }
+
+  /** Frees the KV cache. An evaluation in flight stops at its next layer; later calls throw DisposedError. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.handle.dispose();
+    this.host.sessionClosed(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** Resolves when every queued call has settled (used by model.dispose()). */
+  /** @internal */
+  async settled(): Promise<void> {
+    await this.queue.catch(() => {});
+  }
+
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    this.pending++;
+    const run = this.queue.then(work, work);
+    this.queue = run.then(
+      () => this.pending--,
+      () => this.pending--,
+    );
+    return run;
+  }
+
+  private async evalNow(ids: Int32Array, signal: AbortSignal | undefined): Promise<Float32Array> {
+    this.checkAlive();
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+    if (this.host.slidingWindow === null && this.length + ids.length > this.contextSize) {
+      throw new ContextOverflowError(
+        `${this.length} cached + ${ids.length} new tokens exceed the session's context size ${this.contextSize}`,
+      );
+    }
+    const onAbort = () => this.handle.requestAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await this.handle.eval(ids);
+    } catch (error) {
+      if (this.disposed) throw new DisposedError("the session");
+      const typed = fromNativeError(error);
+      // An aborted eval is undone, except chunks a sliding-window cache could no longer take back.
+      if (typed instanceof AbortError) this.append(ids.subarray(0, this.handle.position() - this.length));
+      this.logitsCurrent = false;
+      throw typed instanceof AbortError && signal?.aborted ? new AbortError(undefined, { cause: signal.reason }) : typed;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+    if (this.disposed) throw new DisposedError("the session");
+    this.append(ids);
+    this.logitsCurrent = true;
+    return this.logits;
+  }
+
+  private append(ids: Int32Array): void {
+    if (this.length + ids.length > this.history.length) {
+      let size = this.history.length * 2;
+      while (size < this.length + ids.length) size *= 2;
+      const grown = new Int32Array(size);
+      grown.set(this.history.subarray(0, this.length));
+      this.history = grown;
+    }
+    this.history.set(ids, this.length);
+    this.length += ids.length;
+  }
+
+  private checkAlive(): void {
+    if (this.disposed) throw new DisposedError("the session");
+  }
+
+  private checkIdle(): void {
+    this.checkAlive();
+    if (this.pending > 0) throw new MixtralError("SESSION_BUSY", "the session is evaluating; await it before changing the cache");
+  }
+}

@@ -1,0 +1,156 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace mn {
+namespace {
+
+// Every matrix the forward pass multiplies must have a kernel; name the first one that does not.
+Error checkMatmulTypes(const Hparams& hp, const ModelWeights& w) {
+  auto check = [](const MatrixRef& m, const std::string& name) -> Error {
+    if (m.data == nullptr || isMatmulSupported(m.type)) return Error::none();
+    const GgmlTypeTraits traits = ggmlTypeTraits(m.type);
+    return makeError("MODEL_UNSUPPORTED_TYPE", "tensor " + name + " has type " + (traits.name ? traits.name : "?") +
+                                                   ", which this version cannot multiply");
+  };
+  auto checkExperts = [](const ExpertsRef& m, const std::string& name) -> Error {
+    if (m.data[0] == nullptr || isMatmulSupported(m.type)) return Error::none();
+    const GgmlTypeTraits traits = ggmlTypeTraits(m.type);
+    return makeError("MODEL_UNSUPPORTED_TYPE", "tensor " + name + " has type " + (traits.name ? traits.name : "?") +
+                                                   ", which this version cannot multiply");
+  };
+  Error e = check(w.output, "output.weight");
+  if (!e.ok()) return e;
+  e = check(w.tokenEmbd, "token_embd.weight");
+  if (!e.ok()) return e;
+  for (uint32_t l = 0; l < hp.nLayers; l++) {
+    const LayerWeights& L = w.layers[l];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    const std::pair<const MatrixRef*, const char*> matrices[] = {
+        {&L.wq, "attn_q.weight"},     {&L.wk, "attn_k.weight"},     {&L.wv, "attn_v.weight"},
+        {&L.wo, "attn_output.weight"}, {&L.ffnGate, "ffn_gate.weight"}, {&L.ffnUp, "ffn_up.weight"},
+        {&L.ffnDown, "ffn_down.weight"}, {&L.ffnGateInp, "ffn_gate_inp.weight"}};
+    for (const auto& [matrix, name] : matrices) {
+      if (!(e = check(*matrix, p + name)).ok()) return e;
+    }
+    if (!(e = checkExperts(L.ffnGateExps, p + "ffn_gate_exps.weight")).ok()) return e;
+    if (!(e = checkExperts(L.ffnUpExps, p + "ffn_up_exps.weight")).ok()) return e;
+    if (!(e = checkExperts(L.ffnDownExps, p + "ffn_down_exps.weight")).ok()) return e;
+  }
+  return Error::none();
+}
+
+}  // namespace
+
+Error Model::load(const std::string& path, const ModelOptions& options, std::unique_ptr<Model>* out) {
+  std::unique_ptr<Model> model(new Model());
+  GgufReadOptions readOptions;
+  readOptions.verifyTensorData = options.verifyTensorData;
+  Error error = GgufFile::open(path, readOptions, &model->file_);
+  if (!error.ok()) return error;
+  BindOptions bindOptions;
+  bindOptions.verifyTensorData = options.verifyTensorData;
+  error = bindModel(*model->file_, bindOptions, &model->hparams_, &model->weights_);
+  if (!error.ok()) return error;
+  error = checkMatmulTypes(model->hparams_, model->weights_);
+  if (!error.ok()) return error;
+
+  Hparams& hp = model->hparams_;
+  if (options.slidingWindow >= 0) hp.slidingWindow = static_cast<uint32_t>(options.slidingWindow);
+  if (options.expertsPerToken > 0) {
+    if (hp.nExperts == 0 || options.expertsPerToken > hp.nExperts) {
+      return makeError("ERR_OUT_OF_RANGE", "options.expertsPerToken is " + std::to_string(options.expertsPerToken) +
+                                               ", but the model has " + std::to_string(hp.nExperts) + " experts");
+    }
+    hp.nExpertsUsed = options.expertsPerToken;
+  }
+  model->pool_ = std::make_unique<ThreadPool>(std::max(1u, options.threads));
+  *out = std::move(model);
+  return Error::none();
+}
+
+Session::Session(Model& model, const SessionOptions& options)
+    : model_(model),
+      hp_(model.hparams()),
+      k_(kernels()),
+      pool_(model.pool()),
+      contextSize_(options.contextSize),
+      batchSize_(std::max(1u, options.batchSize)),
+      window_(model.hparams().slidingWindow),
+      kvType_(options.kvType),
+      nExpertsUsed_(model.hparams().nExpertsUsed) {
+  // With a window W, slot p mod nSlots holds position p; W + batch - 1 slots keep every key a query of the
+  // current chunk can see while the chunk's own keys are written, so memory is O(W) and positions unbounded.
+  nSlots_ = window_ > 0 ? window_ + batchSize_ - 1 : contextSize_;
+  const size_t B = batchSize_;
+  const size_t qDim = size_t(hp_.nHeads) * hp_.headDim, kvDim = size_t(hp_.nHeadsKv) * hp_.headDim;
+  const size_t kvElementBytes = kvType_ == KvType::F16 ? 2 : 4;
+  const size_t cacheBytes = size_t(hp_.nLayers) * kvDim * nSlots_ * kvElementBytes;
+  kCache_.allocate(cacheBytes);
+  vCache_.allocate(cacheBytes);
+
+  x_.allocate(B * hp_.nEmbd);
+  xNorm_.allocate(B * hp_.nEmbd);
+  blockOut_.allocate(B * hp_.nEmbd);
+  q_.allocate(B * qDim);
+  attnOut_.allocate(B * qDim);
+  kNew_.allocate(B * kvDim);
+  vNew_.allocate(B * kvDim);
+  scores_.allocate(size_t(pool_.threadCount()) * nSlots_);
+  qScratch_.allocate(size_t(pool_.threadCount()) * hp_.headDim);
+
+  // Token-expert pairs of one chunk: setExpertsPerToken may lower k below the load-time value, never raise it.
+  const size_t nExperts = hp_.nExperts;
+  const size_t ffnRows = nExperts > 0 ? B * hp_.nExpertsUsed : B;
+  // F32 activations are the widest form (4 bytes a value), so these bounds hold for every format.
+  actBuffers_[0].allocate(B * activationRowBytes(ActFormat::F32, hp_.nEmbd));
+  actBuffers_[1].allocate(B * activationRowBytes(ActFormat::F32, qDim));
+  actBuffers_[2].allocate(ffnRows * activationRowBytes(ActFormat::F32, hp_.nFf));
+  actBuffers_[3].allocate(B * activationRowBytes(ActFormat::F32, hp_.nEmbd));
+  gate_.allocate(ffnRows * hp_.nFf);
+  up_.allocate(ffnRows * hp_.nFf);
+  down_.allocate(ffnRows * hp_.nEmbd);
+  if (nExperts > 0) {
+    routerLogits_.allocate(B * nExperts);
+    selectedExperts_.allocate(B * nExperts);
+    selectedWeights_.allocate(B * nExperts);
+    groupTokens_.allocate(ffnRows);
+    groupWeights_.allocate(ffnRows);
+    groupStart_.resize(nExperts);
+    groupCount_.resize(nExperts);
+    gathered_.allocate(2 * ffnRows * activationRowBytes(ActFormat::F32, hp_.nEmbd));
+    routingCounts_.assign(size_t(hp_.nLayers) * nExperts, 0);
+    chunkRoutingCounts_.assign(size_t(hp_.nLayers) * nExperts, 0);
+    lastExperts_.assign(size_t(hp_.nLayers) * nExperts, -1);
+    pendingLastExperts_.assign(size_t(hp_.nLayers) * nExperts, -1);
+    lastExpertWeights_.assign(size_t(hp_.nLayers) * nExperts, 0.0f);
+    pendingLastWeights_.assign(size_t(hp_.nLayers) * nExperts, 0.0f);
+  }
+}
+
+uint64_t Session::maxRewind() const {
+  if (window_ == 0) return nPast_;
+  // Rewinding further would need keys the rolling buffer has overwritten.
+  const uint64_t spare = nSlots_ - window_;
+  return std::min<uint64_t>(nPast_, spare);
+}
+
+bool Session::rewind(uint64_t n) {
+  if (n > maxRewind()) return false;
+  nPast_ -= n;
+  return true;
+}
+
+void Session::reset() {
+  nPast_ = 0;
+  resetRouting();
+}
+
+void Session::resetRouting() {
+  std::fill(routingCounts_.begin(), routingCounts_.end(), 0);
+  std::fill(lastExperts_.begin(), lastExperts_.end(), -1);
+  std::fill(lastExpertWeights_.begin(), lastExpertWeights_.end(), 0.0f);
+}
+
+}  // namespace mn
