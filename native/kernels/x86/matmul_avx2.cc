@@ -1,5 +1,6 @@
 // AVX2 (+FMA, F16C) activation quantization, matmul and row dequantization.
 //
+// Decode streams one row at a time against activations unpacked once per call; prefill runs row x column tiles.
 // Q4_0 / Q8_0 weights meet Q8_0 activations block by block with vpmaddubsw (u8 x s8 -> i16 pairs) and vpmaddwd:
 // Q4_0's raw nibbles are the unsigned operand and 8 * (pair sums of q_x) is subtracted once per activation block,
 // shared by the rows of the tile; Q8_0 uses |q_w| and sign(q_x, q_w) (ggml's mul_sum_i8_pairs). Each block's i32
@@ -25,11 +26,16 @@
 #endif
 #include <immintrin.h>
 
+#if defined(_MSC_VER)
+#define MN_INLINE __forceinline
+#else
+#define MN_INLINE inline __attribute__((always_inline))
+#endif
+
 namespace mn {
 namespace x86 {
 namespace {
 
-constexpr int kDecodeRows = 4;
 constexpr int kTileRows = 2;
 constexpr int kTileCols = 3;
 
@@ -109,17 +115,94 @@ void tileQuantRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBloc
   }
 }
 
+// ---- decode (one column): one weight row at a time, activations packed once per call ----
+// Several rows in flight interleave several memory streams, which prefetch worse than one (see matmul_avx512.cc);
+// the activations, shared by every row, are unpacked once per call into a stack buffer the row loop reads from L1.
+
+constexpr size_t kPackBlocks = 256;      // activation blocks packed per chunk: 8192 values, 24 KB of stack
+constexpr size_t kPrefetchBytes = 4608;  // as the AVX-512 decode
+
+struct PackedBlock {
+  __m256i q;       // q_x
+  __m256i offset;  // 8 * (q_x[2i] + q_x[2i+1]) as i16 pairs (Q4_0 weights only)
+  float d;
+};
+
+template <bool kQ4>
+void packActivations(const uint8_t* x, size_t blockBegin, size_t count, PackedBlock* out) {
+  const __m256i eights = _mm256_set1_epi8(8);
+  const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(x) + blockBegin;
+  for (size_t b = 0; b < count; b++) {
+    out[b].q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[b].qs));
+    out[b].offset = kQ4 ? _mm256_maddubs_epi16(eights, out[b].q) : _mm256_setzero_si256();
+    out[b].d = halfToFloat(blocks[b].d);
+  }
+}
+
+// acc += d_w * d_x * (block b of the row . packed activation block)
+template <bool kQ4>
+MN_INLINE void accumulateBlock(const uint8_t* row, size_t b, const PackedBlock& x, __m256& acc) {
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  __m256i pairs;
+  float wd;
+  if (kQ4) {
+    const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(row)[b];
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs));
+    const __m256i wq = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low4), _mm_and_si128(packed, low4));
+    pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(wq, x.q), x.offset);
+    wd = halfToFloat(block.d);
+  } else {
+    const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(row)[b];
+    const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
+    pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(x.q, wq));
+    wd = halfToFloat(block.d);
+  }
+  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones16)), _mm256_set1_ps(wd * x.d), acc);
+}
+
+// One row's dot product with `count` packed blocks; row points at the first of them.
+template <bool kQ4>
+float rowDotPacked(const uint8_t* row, size_t count, const PackedBlock* x) {
+  constexpr size_t blockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  size_t b = 0;
+  for (; b + 4 <= count; b += 4) {
+    for (size_t line = 0; line < 4 * blockBytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + b * blockBytes + kPrefetchBytes + line), _MM_HINT_T0);
+    }
+    for (size_t u = 0; u < 4; u++) accumulateBlock<kQ4>(row, b + u, x[b + u], acc[u % 2]);
+  }
+  for (; b < count; b++) accumulateBlock<kQ4>(row, b, x[b], acc[0]);
+  return horizontalSum(_mm256_add_ps(acc[0], acc[1]));
+}
+
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ x (n,) Q8_0 -> y[r]
+template <bool kQ4>
+void decodeQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                 float* y) {
+  constexpr size_t blockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+  PackedBlock packed[kPackBlocks];
+  const size_t nBlocks = n / 32;
+  for (size_t b0 = 0; b0 < nBlocks; b0 += kPackBlocks) {
+    const size_t count = nBlocks - b0 < kPackBlocks ? nBlocks - b0 : kPackBlocks;
+    packActivations<kQ4>(x, b0, count, packed);
+    for (size_t r = rowBegin; r < rowEnd; r++) {
+      const float partial = rowDotPacked<kQ4>(w + r * wRowBytes + b0 * blockBytes, count, packed);
+      y[r] = b0 == 0 ? partial : y[r] + partial;
+    }
+  }
+}
+
+// ---- prefill (several columns): register tiles of kTileRows x kTileCols ----
+
 // W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
 template <bool kQ4>
 void matmulQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                  size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   const size_t nBlocks = n / 32;
   if (nCols == 1) {
-    size_t r = rowBegin;
-    for (; r + kDecodeRows <= rowEnd; r += kDecodeRows) {
-      tileQuant<kDecodeRows, 1, kQ4>(w + r * wRowBytes, wRowBytes, nBlocks, x, actRowBytes, y + r, ldy);
-    }
-    if (r < rowEnd) tileQuantRows<1, kQ4>(rowEnd - r, w + r * wRowBytes, wRowBytes, nBlocks, x, actRowBytes, y + r, ldy);
+    decodeQuant<kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, y);
     return;
   }
   for (size_t r = rowBegin; r < rowEnd; r += kTileRows) {

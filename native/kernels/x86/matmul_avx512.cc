@@ -454,10 +454,36 @@ void tileFloatRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, co
   }
 }
 
+// w (n,) . x (n,) for decode: one row streamed with four accumulators and the decode prefetch distance
+template <FloatKind K>
+float rowDotFloat(const uint8_t* w, const uint8_t* x, size_t n) {
+  constexpr size_t step = 16 * floatBytes<K>();
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  size_t s = 0;
+  for (; s + 4 <= n / 16; s += 4) {
+    for (size_t line = 0; line < 4 * step; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + s * step + kPrefetchBytes + line), _MM_HINT_T0);
+    }
+    for (int u = 0; u < 4; u++) {
+      acc[u] = _mm512_fmadd_ps(loadFloats<K>(w + (s + u) * step), loadFloats<K>(x + (s + u) * step), acc[u]);
+    }
+  }
+  for (; s < n / 16; s++) acc[0] = _mm512_fmadd_ps(loadFloats<K>(w + s * step), loadFloats<K>(x + s * step), acc[0]);
+  if (n % 16 != 0) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n % 16)) - 1);
+    acc[1] = _mm512_fmadd_ps(loadFloatsMasked<K>(w + s * step, mask), loadFloatsMasked<K>(x + s * step, mask), acc[1]);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
 // W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r], W and X of one float kind
 template <FloatKind K>
 void matmulFloat(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                  size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  if (nCols == 1) {
+    for (size_t r = rowBegin; r < rowEnd; r++) y[r] = rowDotFloat<K>(w + r * wRowBytes, x, n);
+    return;
+  }
   for (size_t r = rowBegin; r < rowEnd; r += 4) {
     const size_t rows = rowEnd - r < 4 ? rowEnd - r : 4;
     const uint8_t* wTile = w + r * wRowBytes;
