@@ -119,29 +119,30 @@ void tileQuantRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBloc
 // Several rows in flight interleave several memory streams, which prefetch worse than one (see matmul_avx512.cc);
 // the activations, shared by every row, are unpacked once per call into a stack buffer the row loop reads from L1.
 
-constexpr size_t kPackBlocks = 256;      // activation blocks packed per chunk: 8192 values, 24 KB of stack
+constexpr size_t kPackBlocks = 512;      // activation blocks packed per chunk: 16384 values, 34 KB of stack
 constexpr size_t kPrefetchBytes = 4608;  // as the AVX-512 decode
 
-struct PackedBlock {
-  __m256i q;       // q_x
-  __m256i offset;  // 8 * (q_x[2i] + q_x[2i+1]) as i16 pairs (Q4_0 weights only)
-  float d;
+// Activation blocks as the decode loop reads them (arrays, so no padding between the pieces)
+struct PackedActivations {
+  __m256i q[kPackBlocks];       // q_x
+  __m256i offset[kPackBlocks];  // 8 * (q_x[2i] + q_x[2i+1]) as i16 pairs (Q4_0 weights only)
+  float d[kPackBlocks];
 };
 
 template <bool kQ4>
-void packActivations(const uint8_t* x, size_t blockBegin, size_t count, PackedBlock* out) {
+void packActivations(const uint8_t* x, size_t blockBegin, size_t count, PackedActivations& out) {
   const __m256i eights = _mm256_set1_epi8(8);
   const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(x) + blockBegin;
   for (size_t b = 0; b < count; b++) {
-    out[b].q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[b].qs));
-    out[b].offset = kQ4 ? _mm256_maddubs_epi16(eights, out[b].q) : _mm256_setzero_si256();
-    out[b].d = halfToFloat(blocks[b].d);
+    out.q[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[b].qs));
+    if (kQ4) out.offset[b] = _mm256_maddubs_epi16(eights, out.q[b]);
+    out.d[b] = halfToFloat(blocks[b].d);
   }
 }
 
-// acc += d_w * d_x * (block b of the row . packed activation block)
+// acc += d_w * d_x * (block b of the row . packed activation block b)
 template <bool kQ4>
-MN_INLINE void accumulateBlock(const uint8_t* row, size_t b, const PackedBlock& x, __m256& acc) {
+MN_INLINE void accumulateBlock(const uint8_t* row, size_t b, const PackedActivations& x, __m256& acc) {
   const __m256i ones16 = _mm256_set1_epi16(1);
   __m256i pairs;
   float wd;
@@ -150,20 +151,20 @@ MN_INLINE void accumulateBlock(const uint8_t* row, size_t b, const PackedBlock& 
     const __m128i low4 = _mm_set1_epi8(0x0F);
     const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs));
     const __m256i wq = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low4), _mm_and_si128(packed, low4));
-    pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(wq, x.q), x.offset);
+    pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(wq, x.q[b]), x.offset[b]);
     wd = halfToFloat(block.d);
   } else {
     const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(row)[b];
     const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
-    pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(x.q, wq));
+    pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(x.q[b], wq));
     wd = halfToFloat(block.d);
   }
-  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones16)), _mm256_set1_ps(wd * x.d), acc);
+  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones16)), _mm256_set1_ps(wd * x.d[b]), acc);
 }
 
-// One row's dot product with `count` packed blocks; row points at the first of them.
+// One row's dot product with `count` packed blocks; row and x point at the first of them.
 template <bool kQ4>
-float rowDotPacked(const uint8_t* row, size_t count, const PackedBlock* x) {
+float rowDotPacked(const uint8_t* row, size_t count, const PackedActivations& x) {
   constexpr size_t blockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
   __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   size_t b = 0;
@@ -171,9 +172,9 @@ float rowDotPacked(const uint8_t* row, size_t count, const PackedBlock* x) {
     for (size_t line = 0; line < 4 * blockBytes; line += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(row + b * blockBytes + kPrefetchBytes + line), _MM_HINT_T0);
     }
-    for (size_t u = 0; u < 4; u++) accumulateBlock<kQ4>(row, b + u, x[b + u], acc[u % 2]);
+    for (size_t u = 0; u < 4; u++) accumulateBlock<kQ4>(row, b + u, x, acc[u % 2]);
   }
-  for (; b < count; b++) accumulateBlock<kQ4>(row, b, x[b], acc[0]);
+  for (; b < count; b++) accumulateBlock<kQ4>(row, b, x, acc[0]);
   return horizontalSum(_mm256_add_ps(acc[0], acc[1]));
 }
 
@@ -182,7 +183,7 @@ template <bool kQ4>
 void decodeQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                  float* y) {
   constexpr size_t blockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
-  PackedBlock packed[kPackBlocks];
+  PackedActivations packed;
   const size_t nBlocks = n / 32;
   for (size_t b0 = 0; b0 < nBlocks; b0 += kPackBlocks) {
     const size_t count = nBlocks - b0 < kPackBlocks ? nBlocks - b0 : kPackBlocks;
