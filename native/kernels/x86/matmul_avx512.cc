@@ -163,9 +163,9 @@ MN_INLINE ActQuad loadActivations(const uint8_t* p, long blocks, const Indices& 
 // Several rows in flight interleave several memory streams, which this kind of CPU prefetches far worse than one:
 // 4 rows stream at ~17 GB/s where one row streams at ~30. So decode reads one row from start to end, and the
 // activations, shared by all rows, are unpacked once per call into a stack buffer the row loop reads from L1.
-// A Q4_0 row whose start is 8-byte aligned is read with aligned 64-byte loads (never split, never past a line
-// that holds row bytes); each group's 72 bytes then sit in two consecutive lines at a word offset fixed by the
-// row's alignment, so the permute indices are per-offset constants.
+// A row whose start is 8-byte aligned is read with aligned 64-byte loads (never split, never past a line that holds
+// row bytes); each group's 72 (Q4_0) or 136 (Q8_0) bytes then sit in two or three consecutive lines at a word
+// offset fixed by the row's alignment, so the permute indices are per-offset constants.
 
 constexpr size_t kPackGroups = 128;  // groups of activations packed per chunk: 16384 values, 32 KB of stack
 // Software prefetch distance of the row stream: measured on Zen 5, 17 -> 22 GB/s single-thread (2.3-7 KB all help).
@@ -231,6 +231,64 @@ void q4RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, siz
   }
 }
 
+// A Q8_0 group (136 bytes) starting 8 * i bytes into a line spans three lines A, B, C (words 0..95): its word w is
+// read with index w & 63 from the pair (A, B) when w < 64, else from C (the mask says which lanes).
+struct Q8LineIndices {
+  __m512i lo[8], hi[8], d[8];
+  __mmask32 loFromC[8], hiFromC[8], dFromC[8];
+};
+
+Q8LineIndices makeQ8LineIndices() {
+  Q8LineIndices li;
+  alignas(64) uint16_t lo[32], hi[32], d[32];
+  for (int i = 0; i < 8; i++) {
+    const int o = 4 * i;
+    li.loFromC[i] = li.hiFromC[i] = li.dFromC[i] = 0;
+    for (int lane = 0; lane < 32; lane++) {
+      const int k = lane / 8, m = lane % 8;
+      const int loWord = o + 17 * k + 1 + m, hiWord = loWord + 8, dWord = lane < 16 ? o + 17 * (lane / 4) : o;
+      lo[lane] = static_cast<uint16_t>(loWord & 63);
+      hi[lane] = static_cast<uint16_t>(hiWord & 63);
+      d[lane] = static_cast<uint16_t>(dWord & 63);
+      if (loWord >= 64) li.loFromC[i] |= 1u << lane;
+      if (hiWord >= 64) li.hiFromC[i] |= 1u << lane;
+      if (dWord >= 64) li.dFromC[i] |= 1u << lane;
+    }
+    li.lo[i] = _mm512_load_si512(lo);
+    li.hi[i] = _mm512_load_si512(hi);
+    li.d[i] = _mm512_load_si512(d);
+  }
+  return li;
+}
+
+// Words of lines (a, b, c) picked by idx, lanes in fromC taken from c
+MN_INLINE __m512i gatherWords(__m512i a, __m512i b, __m512i c, __m512i idx, __mmask32 fromC) {
+  return _mm512_mask_permutexvar_epi16(_mm512_permutex2var_epi16(a, idx, b), fromC, idx, c);
+}
+
+// acc[c] += nSuper runs of 8 Q8_0 groups (1088 bytes = 17 lines), starting 8 * S bytes into the line at `lines`, times
+// packed activation column c; even and odd groups go to separate accumulators.
+template <int S, int C>
+void q8RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, size_t xStride, const Q8LineIndices& li,
+                  __m512 (&acc)[C][2]) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (size_t j = 0; j < nSuper; j++, lines += 1088, x += 8) {
+    for (int i = 0; i < 17; i++) _mm_prefetch(reinterpret_cast<const char*>(lines + kPrefetchBytes + 64 * i), _MM_HINT_T0);
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) {
+      const int first = 2 * g + (S + g >= 8 ? 1 : 0), offset = (S + g) & 7;
+      const __m512i a = _mm512_load_si512(lines + 64 * first), b = _mm512_load_si512(lines + 64 * first + 64);
+      const __m512i c = _mm512_load_si512(lines + 64 * first + 128);
+      Quad quad;
+      quad.lo = _mm512_xor_si512(gatherWords(a, b, c, li.lo[offset], li.loFromC[offset]), flip);
+      quad.hi = _mm512_xor_si512(gatherWords(a, b, c, li.hi[offset], li.hiFromC[offset]), flip);
+      quad.d = _mm512_cvtph_ps(_mm512_castsi512_si256(gatherWords(a, b, c, li.d[offset], li.dFromC[offset])));
+#pragma GCC unroll 4
+      for (int col = 0; col < C; col++) accumulatePacked(quad, x[col * xStride + g], acc[col][g % 2]);
+    }
+  }
+}
+
 // Packs activation groups [groupBegin, groupBegin + count) of x (nBlocks blocks) for Q4_0 or Q8_0 weights.
 template <bool kQ4>
 void packActivations(const uint8_t* x, size_t groupBegin, size_t count, size_t nBlocks, const Indices& idx,
@@ -250,7 +308,8 @@ void packActivations(const uint8_t* x, size_t groupBegin, size_t count, size_t n
 // the first group, nBlocks blocks remain in it.
 template <int C, bool kQ4>
 void rowDotPacked(const uint8_t* row, size_t count, size_t nBlocks, const PackedGroup* x, size_t xStride,
-                  const Indices& idx, const LineIndices& li, float* y, size_t ldy, bool accumulate) {
+                  const Indices& idx, const LineIndices& li, const Q8LineIndices& li8, float* y, size_t ldy,
+                  bool accumulate) {
   constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
   __m512 acc[C][2];
   for (int c = 0; c < C; c++) acc[c][0] = acc[c][1] = _mm512_setzero_ps();
@@ -269,6 +328,21 @@ void rowDotPacked(const uint8_t* row, size_t count, size_t nBlocks, const Packed
       case 5: q4RowAligned<5, C>(lines, nSuper, x, xStride, li, acc); break;
       case 6: q4RowAligned<6, C>(lines, nSuper, x, xStride, li, acc); break;
       default: q4RowAligned<7, C>(lines, nSuper, x, xStride, li, acc); break;
+    }
+    g = 8 * nSuper;
+  } else if (!kQ4 && misalignment % 8 == 0) {
+    const size_t fullGroups = nBlocks / 4 < count ? nBlocks / 4 : count;
+    const size_t nSuper = fullGroups / 8;
+    const uint8_t* lines = row - misalignment;
+    switch (misalignment / 8) {
+      case 0: q8RowAligned<0, C>(lines, nSuper, x, xStride, li8, acc); break;
+      case 1: q8RowAligned<1, C>(lines, nSuper, x, xStride, li8, acc); break;
+      case 2: q8RowAligned<2, C>(lines, nSuper, x, xStride, li8, acc); break;
+      case 3: q8RowAligned<3, C>(lines, nSuper, x, xStride, li8, acc); break;
+      case 4: q8RowAligned<4, C>(lines, nSuper, x, xStride, li8, acc); break;
+      case 5: q8RowAligned<5, C>(lines, nSuper, x, xStride, li8, acc); break;
+      case 6: q8RowAligned<6, C>(lines, nSuper, x, xStride, li8, acc); break;
+      default: q8RowAligned<7, C>(lines, nSuper, x, xStride, li8, acc); break;
     }
     g = 8 * nSuper;
   }
@@ -297,13 +371,14 @@ void streamQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, 
   constexpr size_t chunk = kPackGroups / C;
   PackedGroup packed[kPackGroups];
   const LineIndices li = makeLineIndices();
+  const Q8LineIndices li8 = makeQ8LineIndices();
   const size_t nBlocks = n / 32, nGroups = (nBlocks + 3) / 4;
   for (size_t g0 = 0; g0 < nGroups; g0 += chunk) {
     const size_t count = nGroups - g0 < chunk ? nGroups - g0 : chunk;
     for (int c = 0; c < C; c++) packActivations<kQ4>(x + c * actRowBytes, g0, count, nBlocks, idx, packed + c * chunk);
     for (size_t r = rowBegin; r < rowEnd; r++) {
-      rowDotPacked<C, kQ4>(w + r * wRowBytes + g0 * wGroupBytes, count, nBlocks - 4 * g0, packed, chunk, idx, li, y + r,
-                           ldy, g0 != 0);
+      rowDotPacked<C, kQ4>(w + r * wRowBytes + g0 * wGroupBytes, count, nBlocks - 4 * g0, packed, chunk, idx, li, li8,
+                           y + r, ldy, g0 != 0);
     }
   }
 }
