@@ -197,6 +197,9 @@ void decodeQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, 
 
 // ---- prefill (several columns): register tiles of kTileRows x kTileCols ----
 
+using QuantTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x,
+                            size_t actRowBytes, float* y, size_t ldy);
+
 // W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
 template <bool kQ4>
 void matmulQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
@@ -209,14 +212,12 @@ void matmulQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, 
   for (size_t r = rowBegin; r < rowEnd; r += kTileRows) {
     const size_t rows = rowEnd - r < kTileRows ? rowEnd - r : kTileRows;
     const uint8_t* wTile = w + r * wRowBytes;
-    size_t c = 0;
-    for (; c + kTileCols <= nCols; c += kTileCols) {
-      tileQuantRows<kTileCols, kQ4>(rows, wTile, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
-    }
-    switch (nCols - c) {
-      case 2: tileQuantRows<2, kQ4>(rows, wTile, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
-      case 1: tileQuantRows<1, kQ4>(rows, wTile, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
-      default: break;
+    for (size_t c = 0; c < nCols; c += kTileCols) {
+      const size_t cols = nCols - c < kTileCols ? nCols - c : kTileCols;
+      const QuantTileFn tile = cols == 3   ? tileQuantRows<3, kQ4>
+                               : cols == 2 ? tileQuantRows<2, kQ4>
+                                           : tileQuantRows<1, kQ4>;
+      tile(rows, wTile, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
     }
   }
 }
@@ -287,6 +288,9 @@ void tileFloatRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, co
   }
 }
 
+using FloatTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x,
+                            size_t actRowBytes, float* y, size_t ldy);
+
 // W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r], W and X of one float kind
 template <FloatKind K>
 void matmulFloat(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
@@ -294,25 +298,29 @@ void matmulFloat(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, 
   for (size_t r = rowBegin; r < rowEnd; r += 4) {
     const size_t rows = rowEnd - r < 4 ? rowEnd - r : 4;
     const uint8_t* wTile = w + r * wRowBytes;
-    size_t c = 0;
-    for (; c + 2 <= nCols; c += 2) {
-      tileFloatRows<2, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
+    for (size_t c = 0; c < nCols; c += 2) {
+      const FloatTileFn tile = nCols - c >= 2 ? tileFloatRows<2, K> : tileFloatRows<1, K>;
+      tile(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
     }
-    if (c < nCols) tileFloatRows<1, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
   }
 }
+
+using TypedMatmulFn = void (*)(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+                              const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
 
 // W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r]; unsupported types leave Y untouched
 void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
             const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  TypedMatmulFn kernel = nullptr;
   switch (wType) {
-    case GgmlType::Q4_0: matmulQuant<true>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::Q8_0: matmulQuant<false>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::F32: matmulFloat<FloatKind::F32>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::F16: matmulFloat<FloatKind::F16>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::BF16: matmulFloat<FloatKind::BF16>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    case GgmlType::Q4_0: kernel = matmulQuant<true>; break;
+    case GgmlType::Q8_0: kernel = matmulQuant<false>; break;
+    case GgmlType::F32: kernel = matmulFloat<FloatKind::F32>; break;
+    case GgmlType::F16: kernel = matmulFloat<FloatKind::F16>; break;
+    case GgmlType::BF16: kernel = matmulFloat<FloatKind::BF16>; break;
     default: return;
   }
+  kernel(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
 }
 
 // ---- activation quantization, bit-identical to the scalar reference ----
@@ -353,13 +361,15 @@ void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
 void quantizeF16(const float* x, uint16_t* out, size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+        _MM_FROUND_TO_NEAREST_INT));
   }
   if (i < n) {
     alignas(32) float padded[8] = {};
     alignas(16) uint16_t halves[8];
     std::memcpy(padded, x + i, (n - i) * sizeof(float));
-    _mm_store_si128(reinterpret_cast<__m128i*>(halves), _mm256_cvtps_ph(_mm256_load_ps(padded), _MM_FROUND_TO_NEAREST_INT));
+    _mm_store_si128(reinterpret_cast<__m128i*>(halves), _mm256_cvtps_ph(_mm256_load_ps(padded),
+        _MM_FROUND_TO_NEAREST_INT));
     std::memcpy(out + i, halves, (n - i) * sizeof(uint16_t));
   }
 }
@@ -368,9 +378,11 @@ void quantizeF16(const float* x, uint16_t* out, size_t n) {
 __m128i floatsToBf16(__m256 v) {
   const __m256i bits = _mm256_castps_si256(v);
   const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
-  const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+  const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))),
+      16);
   const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(64));
-  const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+  const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)),
+      _mm256_set1_epi32(0x7f800000));
   const __m256i halves = _mm256_blendv_epi8(rounded, quiet, nan);
   const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(halves, halves), 0x08);
   return _mm256_castsi256_si128(packed);
@@ -378,7 +390,8 @@ __m128i floatsToBf16(__m256 v) {
 
 void quantizeBf16(const float* x, uint16_t* out, size_t n) {
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), floatsToBf16(_mm256_loadu_ps(x + i)));
+  for (; i + 8 <= n; i += 8) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+      floatsToBf16(_mm256_loadu_ps(x + i)));
   if (i < n) {
     alignas(32) float padded[8] = {};
     alignas(16) uint16_t halves[8];

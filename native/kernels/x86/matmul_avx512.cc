@@ -192,6 +192,11 @@ LineIndices makeLineIndices() {
   return li;
 }
 
+// Prefetches `count` lines from p on, into L1
+MN_INLINE void prefetchLines(const uint8_t* p, int count) {
+  for (int i = 0; i < count; i++) _mm_prefetch(reinterpret_cast<const char*>(p + 64 * i), _MM_HINT_T0);
+}
+
 // acc += (weights quad . packed activations), lane-wise scaled
 MN_INLINE void accumulatePacked(const Quad& w, const PackedGroup& x, __m512& acc) {
   __m512i dot = _mm512_dpbusd_epi32(x.init, w.lo, x.lo);
@@ -219,7 +224,7 @@ void q4RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, siz
     __m512i line[10];
     for (int i = 0; i < 9; i++) line[i] = _mm512_load_si512(lines + 64 * i);
     line[9] = S > 0 ? _mm512_load_si512(lines + 576) : _mm512_setzero_si512();
-    for (int i = 0; i < 9; i++) _mm_prefetch(reinterpret_cast<const char*>(lines + kPrefetchBytes + 64 * i), _MM_HINT_T0);
+    prefetchLines(lines + kPrefetchBytes, 9);
     // Fully unrolled so `line` and the indices stay in registers (GCC stops unrolling on its own once C > 1).
 #pragma GCC unroll 8
     for (int g = 0; g < 8; g++) {
@@ -273,7 +278,7 @@ void q8RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, siz
                   __m512 (&acc)[C][2]) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   for (size_t j = 0; j < nSuper; j++, lines += 1088, x += 8) {
-    for (int i = 0; i < 17; i++) _mm_prefetch(reinterpret_cast<const char*>(lines + kPrefetchBytes + 64 * i), _MM_HINT_T0);
+    prefetchLines(lines + kPrefetchBytes, 17);
 #pragma GCC unroll 8
     for (int g = 0; g < 8; g++) {
       const int first = 2 * g + (S + g >= 8 ? 1 : 0), offset = (S + g) & 7;
@@ -431,6 +436,9 @@ void prefillTileRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t cou
   }
 }
 
+using PrefillTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t count, size_t nBlocks,
+                               const PackedGroup* packed, float* y, size_t ldy, bool accumulate, const Indices& idx);
+
 // W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
 template <bool kQ4>
 void prefillQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
@@ -442,6 +450,10 @@ void prefillQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin,
     const size_t blockEnd = rowEnd - blockBegin < kRowBlock ? rowEnd : blockBegin + kRowBlock;
     for (size_t c0 = 0; c0 < nCols; c0 += kPrefillCols) {
       const size_t cols = nCols - c0 < kPrefillCols ? nCols - c0 : kPrefillCols;
+      const PrefillTileFn tile = cols == 4   ? prefillTileRows<4, kQ4>
+                                 : cols == 3 ? prefillTileRows<3, kQ4>
+                                 : cols == 2 ? prefillTileRows<2, kQ4>
+                                             : prefillTileRows<1, kQ4>;
       for (size_t g0 = 0; g0 < nGroups; g0 += kChunkGroups) {
         const size_t count = nGroups - g0 < kChunkGroups ? nGroups - g0 : kChunkGroups;
         for (size_t c = 0; c < cols; c++) {
@@ -451,13 +463,7 @@ void prefillQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin,
           const size_t rows = blockEnd - r < kPrefillRows ? blockEnd - r : kPrefillRows;
           const uint8_t* wTile = w + r * wRowBytes + g0 * wGroupBytes;
           float* yTile = y + c0 * ldy + r;
-          const size_t remaining = nBlocks - 4 * g0;
-          switch (cols) {
-            case 4: prefillTileRows<4, kQ4>(rows, wTile, wRowBytes, count, remaining, packed, yTile, ldy, g0 != 0, idx); break;
-            case 3: prefillTileRows<3, kQ4>(rows, wTile, wRowBytes, count, remaining, packed, yTile, ldy, g0 != 0, idx); break;
-            case 2: prefillTileRows<2, kQ4>(rows, wTile, wRowBytes, count, remaining, packed, yTile, ldy, g0 != 0, idx); break;
-            default: prefillTileRows<1, kQ4>(rows, wTile, wRowBytes, count, remaining, packed, yTile, ldy, g0 != 0, idx); break;
-          }
+          tile(rows, wTile, wRowBytes, count, nBlocks - 4 * g0, packed, yTile, ldy, g0 != 0, idx);
         }
       }
     }
@@ -564,6 +570,9 @@ float rowDotFloat(const uint8_t* w, const uint8_t* x, size_t n) {
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
+using FloatTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x,
+                            size_t actRowBytes, float* y, size_t ldy);
+
 // W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r], W and X of one float kind
 template <FloatKind K>
 void matmulFloat(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
@@ -579,25 +588,29 @@ void matmulFloat(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, 
     for (; c + 3 <= nCols; c += 3) {
       tileFloatRows<3, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
     }
-    switch (nCols - c) {
-      case 2: tileFloatRows<2, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
-      case 1: tileFloatRows<1, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
-      default: break;
+    if (c < nCols) {
+      const FloatTileFn tile = nCols - c == 2 ? tileFloatRows<2, K> : tileFloatRows<1, K>;
+      tile(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
     }
   }
 }
 
+using TypedMatmulFn = void (*)(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+                              const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
+
 // W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r]; unsupported types leave Y untouched
 void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
             const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  TypedMatmulFn kernel = nullptr;
   switch (wType) {
-    case GgmlType::Q4_0: matmulQuant<true>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::Q8_0: matmulQuant<false>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::F32: matmulFloat<FloatKind::F32>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::F16: matmulFloat<FloatKind::F16>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::BF16: matmulFloat<FloatKind::BF16>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    case GgmlType::Q4_0: kernel = matmulQuant<true>; break;
+    case GgmlType::Q8_0: kernel = matmulQuant<false>; break;
+    case GgmlType::F32: kernel = matmulFloat<FloatKind::F32>; break;
+    case GgmlType::F16: kernel = matmulFloat<FloatKind::F16>; break;
+    case GgmlType::BF16: kernel = matmulFloat<FloatKind::BF16>; break;
     default: return;
   }
+  kernel(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
 }
 
 // ---- activation quantization, bit-identical to the scalar reference ----
@@ -621,7 +634,8 @@ void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
   const __m512 signBit = _mm512_set1_ps(-0.0f);
   for (size_t b = 0; b < n / 32; b++, x += 32) {
     const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(signBit, v0), _mm512_andnot_ps(signBit, v1)));
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(signBit, v0), _mm512_andnot_ps(signBit,
+        v1)));
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     const __m512 scale = _mm512_set1_ps(id);
@@ -637,7 +651,8 @@ void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
 void quantizeF16(const float* x, uint16_t* out, size_t n) {
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i),
+        _MM_FROUND_TO_NEAREST_INT));
   }
   if (i < n) {
     const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
@@ -659,7 +674,8 @@ __m256i floatsToBf16(__m512 v) {
 
 void quantizeBf16(const float* x, uint16_t* out, size_t n) {
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), floatsToBf16(_mm512_loadu_ps(x + i)));
+  for (; i + 16 <= n; i += 16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+      floatsToBf16(_mm512_loadu_ps(x + i)));
   if (i < n) {
     const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
     _mm256_mask_storeu_epi16(out + i, mask, floatsToBf16(_mm512_maskz_loadu_ps(mask, x + i)));
@@ -693,7 +709,8 @@ void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n) {
         const __m512 d = _mm512_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(blocks[b].d))));
         const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[b].qs));
         storeScaled(out, _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(qs, low4)), eight), d);
-        storeScaled(out + 16, _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qs, 4), low4)), eight), d);
+        storeScaled(out + 16, _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qs, 4), low4)),
+            eight), d);
       }
       return;
     }
@@ -701,8 +718,9 @@ void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n) {
       const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(row);
       for (size_t b = 0; b < n / 32; b++, out += 32) {
         const __m512 d = _mm512_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(blocks[b].d))));
-        storeScaled(out, _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[b].qs))), d);
-        storeScaled(out + 16, _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[b].qs + 16))), d);
+        const __m128i* qs = reinterpret_cast<const __m128i*>(blocks[b].qs);
+        storeScaled(out, _mm512_cvtepi8_epi32(_mm_loadu_si128(qs)), d);
+        storeScaled(out + 16, _mm512_cvtepi8_epi32(_mm_loadu_si128(qs + 1)), d);
       }
       return;
     }
@@ -716,7 +734,8 @@ void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n) {
       if (i < n) {
         const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
         _mm512_mask_storeu_ps(out + i, mask, type == GgmlType::F16 ? loadFloatsMasked<FloatKind::F16>(row + 2 * i, mask)
-                                                                   : loadFloatsMasked<FloatKind::BF16>(row + 2 * i, mask));
+                                                                   : loadFloatsMasked<FloatKind::BF16>(row + 2 * i,
+                                                                       mask));
       }
       return;
     }

@@ -78,7 +78,8 @@ float rowDotBf16(const uint8_t* w, const uint8_t* x, size_t n) {
     for (size_t line = 0; line < 256; line += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(w + 64 * s + kPrefetchBytes + line), _MM_HINT_T0);
     }
-    for (int u = 0; u < 4; u++) acc[u] = _mm512_dpbf16_ps(acc[u], loadBf16(w + 64 * (s + u)), loadBf16(x + 64 * (s + u)));
+    for (int u = 0; u < 4; u++) acc[u] = _mm512_dpbf16_ps(acc[u], loadBf16(w + 64 * (s + u)),
+        loadBf16(x + 64 * (s + u)));
   }
   for (; s < n / 32; s++) acc[0] = _mm512_dpbf16_ps(acc[0], loadBf16(w + 64 * s), loadBf16(x + 64 * s));
   if (n % 32 != 0) {
@@ -87,6 +88,9 @@ float rowDotBf16(const uint8_t* w, const uint8_t* x, size_t n) {
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
+
+using TileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x,
+                       size_t actRowBytes, float* y, size_t ldy);
 
 // W (nRows, n) BF16 rows [rowBegin, rowEnd) @ X (nCols, n) BF16 -> Y[c * ldy + r]; other types leave Y untouched
 void matmulBf16(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
@@ -99,12 +103,10 @@ void matmulBf16(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, si
   for (size_t r = rowBegin; r < rowEnd; r += 4) {
     const size_t rows = rowEnd - r < 4 ? rowEnd - r : 4;
     const uint8_t* wTile = w + r * wRowBytes;
-    size_t c = 0;
-    for (; c + 3 <= nCols; c += 3) tileBf16Rows<3>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
-    switch (nCols - c) {
-      case 2: tileBf16Rows<2>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
-      case 1: tileBf16Rows<1>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
-      default: break;
+    for (size_t c = 0; c < nCols; c += 3) {
+      const size_t cols = nCols - c < 3 ? nCols - c : 3;
+      const TileFn tile = cols == 3 ? tileBf16Rows<3> : cols == 2 ? tileBf16Rows<2> : tileBf16Rows<1>;
+      tile(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
     }
   }
 }
