@@ -237,34 +237,32 @@ void q4RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, siz
 }
 
 // A Q8_0 group (136 bytes) starting 8 * i bytes into a line spans three lines A, B, C (words 0..95): its word w is
-// read with index w & 63 from the pair (A, B) when w < 64, else from C (the mask says which lanes).
-struct Q8LineIndices {
-  __m512i lo[8], hi[8], d[8];
-  __mmask32 loFromC[8], hiFromC[8], dFromC[8];
+// read with index w & 63 from the pair (A, B) when w < 64, else from C (the mask says which lanes). Built at compile
+// time; the decode loop loads what it needs.
+struct Q8LineTables {
+  uint16_t lo[8][32], hi[8][32], d[8][32];
+  uint32_t loFromC[8], hiFromC[8], dFromC[8];
 };
 
-Q8LineIndices makeQ8LineIndices() {
-  Q8LineIndices li;
-  alignas(64) uint16_t lo[32], hi[32], d[32];
+constexpr Q8LineTables makeQ8LineTables() {
+  Q8LineTables t{};
   for (int i = 0; i < 8; i++) {
     const int o = 4 * i;
-    li.loFromC[i] = li.hiFromC[i] = li.dFromC[i] = 0;
     for (int lane = 0; lane < 32; lane++) {
-      const int k = lane / 8, m = lane % 8;
-      const int loWord = o + 17 * k + 1 + m, hiWord = loWord + 8, dWord = lane < 16 ? o + 17 * (lane / 4) : o;
-      lo[lane] = static_cast<uint16_t>(loWord & 63);
-      hi[lane] = static_cast<uint16_t>(hiWord & 63);
-      d[lane] = static_cast<uint16_t>(dWord & 63);
-      if (loWord >= 64) li.loFromC[i] |= 1u << lane;
-      if (hiWord >= 64) li.hiFromC[i] |= 1u << lane;
-      if (dWord >= 64) li.dFromC[i] |= 1u << lane;
+      const int loWord = o + 17 * (lane / 8) + 1 + lane % 8, hiWord = loWord + 8;
+      const int dWord = lane < 16 ? o + 17 * (lane / 4) : o;
+      t.lo[i][lane] = static_cast<uint16_t>(loWord & 63);
+      t.hi[i][lane] = static_cast<uint16_t>(hiWord & 63);
+      t.d[i][lane] = static_cast<uint16_t>(dWord & 63);
+      if (loWord >= 64) t.loFromC[i] |= 1u << lane;
+      if (hiWord >= 64) t.hiFromC[i] |= 1u << lane;
+      if (dWord >= 64) t.dFromC[i] |= 1u << lane;
     }
-    li.lo[i] = _mm512_load_si512(lo);
-    li.hi[i] = _mm512_load_si512(hi);
-    li.d[i] = _mm512_load_si512(d);
   }
-  return li;
+  return t;
 }
+
+alignas(64) constexpr Q8LineTables kQ8Lines = makeQ8LineTables();
 
 // Words of lines (a, b, c) picked by idx, lanes in fromC taken from c
 MN_INLINE __m512i gatherWords(__m512i a, __m512i b, __m512i c, __m512i idx, __mmask32 fromC) {
@@ -274,8 +272,7 @@ MN_INLINE __m512i gatherWords(__m512i a, __m512i b, __m512i c, __m512i idx, __mm
 // acc[c] += nSuper runs of 8 Q8_0 groups (1088 bytes = 17 lines), starting 8 * S bytes into the line at `lines`, times
 // packed activation column c; even and odd groups go to separate accumulators.
 template <int S, int C>
-void q8RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, size_t xStride, const Q8LineIndices& li,
-                  __m512 (&acc)[C][2]) {
+void q8RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, size_t xStride, __m512 (&acc)[C][2]) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   for (size_t j = 0; j < nSuper; j++, lines += 1088, x += 8) {
     prefetchLines(lines + kPrefetchBytes, 17);
@@ -285,9 +282,11 @@ void q8RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, siz
       const __m512i a = _mm512_load_si512(lines + 64 * first), b = _mm512_load_si512(lines + 64 * first + 64);
       const __m512i c = _mm512_load_si512(lines + 64 * first + 128);
       Quad quad;
-      quad.lo = _mm512_xor_si512(gatherWords(a, b, c, li.lo[offset], li.loFromC[offset]), flip);
-      quad.hi = _mm512_xor_si512(gatherWords(a, b, c, li.hi[offset], li.hiFromC[offset]), flip);
-      quad.d = _mm512_cvtph_ps(_mm512_castsi512_si256(gatherWords(a, b, c, li.d[offset], li.dFromC[offset])));
+      const __m512i loIdx = _mm512_load_si512(kQ8Lines.lo[offset]), hiIdx = _mm512_load_si512(kQ8Lines.hi[offset]);
+      const __m512i dIdx = _mm512_load_si512(kQ8Lines.d[offset]);
+      quad.lo = _mm512_xor_si512(gatherWords(a, b, c, loIdx, kQ8Lines.loFromC[offset]), flip);
+      quad.hi = _mm512_xor_si512(gatherWords(a, b, c, hiIdx, kQ8Lines.hiFromC[offset]), flip);
+      quad.d = _mm512_cvtph_ps(_mm512_castsi512_si256(gatherWords(a, b, c, dIdx, kQ8Lines.dFromC[offset])));
 #pragma GCC unroll 4
       for (int col = 0; col < C; col++) accumulatePacked(quad, x[col * xStride + g], acc[col][g % 2]);
     }
@@ -313,8 +312,7 @@ void packActivations(const uint8_t* x, size_t groupBegin, size_t count, size_t n
 // the first group, nBlocks blocks remain in it.
 template <int C, bool kQ4>
 void rowDotPacked(const uint8_t* row, size_t count, size_t nBlocks, const PackedGroup* x, size_t xStride,
-                  const Indices& idx, const LineIndices& li, const Q8LineIndices& li8, float* y, size_t ldy,
-                  bool accumulate) {
+                  const Indices& idx, const LineIndices& li, float* y, size_t ldy, bool accumulate) {
   constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
   __m512 acc[C][2];
   for (int c = 0; c < C; c++) acc[c][0] = acc[c][1] = _mm512_setzero_ps();
@@ -340,14 +338,14 @@ void rowDotPacked(const uint8_t* row, size_t count, size_t nBlocks, const Packed
     const size_t nSuper = fullGroups / 8;
     const uint8_t* lines = row - misalignment;
     switch (misalignment / 8) {
-      case 0: q8RowAligned<0, C>(lines, nSuper, x, xStride, li8, acc); break;
-      case 1: q8RowAligned<1, C>(lines, nSuper, x, xStride, li8, acc); break;
-      case 2: q8RowAligned<2, C>(lines, nSuper, x, xStride, li8, acc); break;
-      case 3: q8RowAligned<3, C>(lines, nSuper, x, xStride, li8, acc); break;
-      case 4: q8RowAligned<4, C>(lines, nSuper, x, xStride, li8, acc); break;
-      case 5: q8RowAligned<5, C>(lines, nSuper, x, xStride, li8, acc); break;
-      case 6: q8RowAligned<6, C>(lines, nSuper, x, xStride, li8, acc); break;
-      default: q8RowAligned<7, C>(lines, nSuper, x, xStride, li8, acc); break;
+      case 0: q8RowAligned<0, C>(lines, nSuper, x, xStride, acc); break;
+      case 1: q8RowAligned<1, C>(lines, nSuper, x, xStride, acc); break;
+      case 2: q8RowAligned<2, C>(lines, nSuper, x, xStride, acc); break;
+      case 3: q8RowAligned<3, C>(lines, nSuper, x, xStride, acc); break;
+      case 4: q8RowAligned<4, C>(lines, nSuper, x, xStride, acc); break;
+      case 5: q8RowAligned<5, C>(lines, nSuper, x, xStride, acc); break;
+      case 6: q8RowAligned<6, C>(lines, nSuper, x, xStride, acc); break;
+      default: q8RowAligned<7, C>(lines, nSuper, x, xStride, acc); break;
     }
     g = 8 * nSuper;
   }
@@ -376,13 +374,12 @@ void streamQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, 
   constexpr size_t chunk = kPackGroups / C;
   PackedGroup packed[kPackGroups];
   const LineIndices li = makeLineIndices();
-  const Q8LineIndices li8 = makeQ8LineIndices();
   const size_t nBlocks = n / 32, nGroups = (nBlocks + 3) / 4;
   for (size_t g0 = 0; g0 < nGroups; g0 += chunk) {
     const size_t count = nGroups - g0 < chunk ? nGroups - g0 : chunk;
     for (int c = 0; c < C; c++) packActivations<kQ4>(x + c * actRowBytes, g0, count, nBlocks, idx, packed + c * chunk);
     for (size_t r = rowBegin; r < rowEnd; r++) {
-      rowDotPacked<C, kQ4>(w + r * wRowBytes + g0 * wGroupBytes, count, nBlocks - 4 * g0, packed, chunk, idx, li, li8,
+      rowDotPacked<C, kQ4>(w + r * wRowBytes + g0 * wGroupBytes, count, nBlocks - 4 * g0, packed, chunk, idx, li,
                            y + r, ldy, g0 != 0);
     }
   }
