@@ -140,26 +140,41 @@ void packActivations(const uint8_t* x, size_t blockBegin, size_t count, PackedAc
   }
 }
 
-// acc += d_w * d_x * (block b of the row . packed activation block b)
+// sum(q_w * q_x) of block b of the row and packed activation block b, as 8 partial i32 sums
 template <bool kQ4>
-MN_INLINE void accumulateBlock(const uint8_t* row, size_t b, const PackedActivations& x, __m256& acc) {
-  const __m256i ones16 = _mm256_set1_epi16(1);
+MN_INLINE __m256i blockDot(const uint8_t* row, size_t b, const PackedActivations& x) {
   __m256i pairs;
-  float wd;
   if (kQ4) {
+    // Both halves of the register get the 16 packed bytes; the upper one is shifted down a nibble.
     const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(row)[b];
-    const __m128i low4 = _mm_set1_epi8(0x0F);
-    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs));
-    const __m256i wq = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low4), _mm_and_si128(packed, low4));
+    const __m256i packed = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs)));
+    const __m256i wq = _mm256_and_si256(_mm256_srlv_epi64(packed, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(15));
     pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(wq, x.q[b]), x.offset[b]);
-    wd = halfToFloat(block.d);
   } else {
     const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(row)[b];
     const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
     pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(x.q[b], wq));
-    wd = halfToFloat(block.d);
   }
-  acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones16)), _mm256_set1_ps(wd * x.d[b]), acc);
+  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+
+template <bool kQ4>
+MN_INLINE uint16_t blockScale(const uint8_t* row, size_t b) {
+  return kQ4 ? reinterpret_cast<const BlockQ4_0*>(row)[b].d : reinterpret_cast<const BlockQ8_0*>(row)[b].d;
+}
+
+// d_w * d_x of blocks b .. b + 7, converted together
+template <bool kQ4>
+MN_INLINE __m256 blockScales8(const uint8_t* row, size_t b, const PackedActivations& x) {
+  __m128i halves = _mm_cvtsi32_si128(blockScale<kQ4>(row, b));
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 1), 1);
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 2), 2);
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 3), 3);
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 4), 4);
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 5), 5);
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 6), 6);
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 7), 7);
+  return _mm256_mul_ps(_mm256_cvtph_ps(halves), _mm256_loadu_ps(x.d + b));
 }
 
 // One row's dot product with `count` packed blocks; row and x point at the first of them.
@@ -168,13 +183,20 @@ float rowDotPacked(const uint8_t* row, size_t count, const PackedActivations& x)
   constexpr size_t blockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
   __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   size_t b = 0;
-  for (; b + 4 <= count; b += 4) {
-    for (size_t line = 0; line < 4 * blockBytes; line += 64) {
+  for (; b + 8 <= count; b += 8) {
+    for (size_t line = 0; line < 8 * blockBytes; line += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(row + b * blockBytes + kPrefetchBytes + line), _MM_HINT_T0);
     }
-    for (size_t u = 0; u < 4; u++) accumulateBlock<kQ4>(row, b + u, x, acc[u % 2]);
+    const __m256 scales = blockScales8<kQ4>(row, b, x);
+    for (int u = 0; u < 8; u++) {
+      const __m256 scale = _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(u));
+      acc[u % 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(blockDot<kQ4>(row, b + u, x)), scale, acc[u % 2]);
+    }
   }
-  for (; b < count; b++) accumulateBlock<kQ4>(row, b, x, acc[0]);
+  for (; b < count; b++) {
+    const __m256 scale = _mm256_set1_ps(halfToFloat(blockScale<kQ4>(row, b)) * x.d[b]);
+    acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(blockDot<kQ4>(row, b, x)), scale, acc[0]);
+  }
   return horizontalSum(_mm256_add_ps(acc[0], acc[1]));
 }
 
