@@ -53,7 +53,8 @@ std::vector<uint8_t> makeWeights(mn::GgmlType type, Shape shape, size_t copies) 
   for (size_t r = 0; r < shape.rows; r++) {
     mn::quantizeRow(type, row.data() + (r % 64) * shape.n, bytes.data() + r * rowBytes, shape.n);
   }
-  for (size_t c = 1; c < copies; c++) std::memcpy(bytes.data() + c * rowBytes * shape.rows, bytes.data(), rowBytes * shape.rows);
+  for (size_t c = 1; c < copies; c++) std::memcpy(bytes.data() + c * rowBytes * shape.rows, bytes.data(),
+      rowBytes * shape.rows);
   return bytes;
 }
 
@@ -67,7 +68,8 @@ void runMatmul(const mn::KernelTable& k, mn::GgmlType type, const uint8_t* w, si
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; t++) {
     const size_t begin = rows * t / threads, end = rows * (t + 1) / threads;
-    pool.emplace_back([&, begin, end] { k.matmul(type, w, rowBytes, shape.n, begin, end, x, actRowBytes, nCols, y, shape.rows); });
+    pool.emplace_back([&, begin, end] { k.matmul(type, w, rowBytes, shape.n, begin, end, x, actRowBytes, nCols, y,
+        shape.rows); });
   }
   for (std::thread& thread : pool) thread.join();
 }
@@ -139,17 +141,20 @@ void benchType(mn::GgmlType type, Shape shape, const Options& options) {
   std::vector<float> y(shape.rows * kPrefillCols);
 
   std::printf("%-5s W (%zu, %zu) %.1f MB/matrix, read %.1f GB/s (%d thread%s)\n", typeName, shape.rows, shape.n,
-              matrixBytes / 1e6, readBandwidth(weights, options.threads), options.threads, options.threads > 1 ? "s" : "");
+              matrixBytes / 1e6, readBandwidth(weights, options.threads), options.threads,
+                  options.threads > 1 ? "s" : "");
   for (mn::Isa isa : {mn::Isa::Scalar, mn::Isa::Avx2, mn::Isa::Avx512}) {
     const mn::KernelTable* k = mn::kernelsFor(isa);
     if (k == nullptr || (!options.isa.empty() && options.isa != mn::isaName(isa))) continue;
     std::vector<uint8_t> act(actRowBytes * kPrefillCols);
-    for (size_t c = 0; c < kPrefillCols; c++) k->quantizeActivations(format, x.data() + c * shape.n, act.data() + c * actRowBytes, shape.n);
+    for (size_t c = 0; c < kPrefillCols; c++) k->quantizeActivations(format, x.data() + c * shape.n,
+        act.data() + c * actRowBytes, shape.n);
 
     const bool scalar = isa == mn::Isa::Scalar;
     const int decodeRepeats = options.quick || scalar ? 3 : 12;
     const double decodeSeconds = bestSeconds(decodeRepeats, [&](int i) {
-      runMatmul(*k, type, weights.data() + (i % copies) * matrixBytes, rowBytes, shape, shape.rows, act.data(), actRowBytes, 1,
+      runMatmul(*k, type, weights.data() + (i % copies) * matrixBytes, rowBytes, shape, shape.rows, act.data(),
+          actRowBytes, 1,
                 y.data(), options.threads);
     });
     // The same kernel on 128 rows that stay in L2: the compute ceiling of decode.
@@ -169,7 +174,8 @@ void benchType(mn::GgmlType type, Shape shape, const Options& options) {
     const double flops = 2.0 * prefillRows * shape.n * kPrefillCols;
     std::printf("  %-7s decode %7.2f ms %6.1f GB/s (in L2: %6.1f GB/s) | prefill x%zu %8.2f ms %7.1f GFLOP/s\n",
                 mn::isaName(isa), decodeSeconds * 1e3, matrixBytes / decodeSeconds / 1e9,
-                cachedRows * rowBytes / cachedSeconds / 1e9, kPrefillCols, prefillSeconds * 1e3, flops / prefillSeconds / 1e9);
+                cachedRows * rowBytes / cachedSeconds / 1e9, kPrefillCols, prefillSeconds * 1e3,
+                    flops / prefillSeconds / 1e9);
   }
 }
 

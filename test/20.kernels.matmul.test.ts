@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { GgmlType } from "../lib/gguf/types.js";
 import { dequantize, quantize } from "../lib/gguf/quantize.js";
 import { ActFormat, dequantizeRow, matmul, quantizeActivations, rowBytes } from "../lib/kernels/testing.js";
-import { expectClose, expectSentinels, FAST_ISAS, gaussians, guarded, nmse, seededRandom, SENTINEL, toHalf } from "./helpers/kernels.js";
+import { expectClose, expectSentinels, FAST_ISAS, gaussians, guarded, nmse, seededRandom, SENTINEL,
+    toHalf } from "./helpers/kernels.js";
 
 const MUL_MAT_NMSE = 5e-4; // test-backend-ops' threshold for mul_mat
 const QUANT_TYPES = [GgmlType.Q4_0, GgmlType.Q8_0];
@@ -21,7 +22,8 @@ function weightsOf(type: GgmlType, nRows: number, n: number, seed: number, scale
 }
 
 /** y[c * nRows + r] in float64 from dequantized weights and activations (what the scalar kernel approximates). */
-function float64Matmul(type: GgmlType, weights: Uint8Array, nRows: number, n: number, x: Float32Array, nCols: number): Float64Array {
+function float64Matmul(type: GgmlType, weights: Uint8Array, nRows: number, n: number, x: Float32Array,
+    nCols: number): Float64Array {
   const w = dequantize(type, weights, n);
   const format = ACT_FORMAT[type];
   const xs = Array.from({ length: nCols }, (_, c) => {
@@ -51,7 +53,8 @@ function run(isa: Parameters<typeof matmul>[0], type: GgmlType, weights: Uint8Ar
 
 describe("20 kernels: matmul", () => {
   for (const type of [...QUANT_TYPES, ...FLOAT_TYPES]) {
-    it(`the scalar ${GgmlType[type]} matmul equals a float64 product of the dequantized weights and activations`, () => {
+    it(`the scalar ${GgmlType[type]} matmul equals a float64 product of the dequantized weights and activations`,
+        () => {
       const [nRows, n, nCols] = [9, 160, 3];
       const weights = weightsOf(type, nRows, n, 11);
       const x = gaussians(nCols * n, 12);
@@ -113,7 +116,8 @@ describe("20 kernels: matmul", () => {
             for (let r = 0; r < ldy && c * ldy + r < length; r++) {
               const value = out[c * ldy + r];
               if (r >= rowBegin && r < rowEnd) {
-                expect(Math.abs(value - full[c * nRows + r]), `c ${c} r ${r}`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(full[c * nRows + r])));
+                expect(Math.abs(value - full[c * nRows + r]),
+                    `c ${c} r ${r}`).toBeLessThanOrEqual(1e-3 * (1 + Math.abs(full[c * nRows + r])));
               } else {
                 expect(value, `${GgmlType[type]} rows [${rowBegin}, ${rowEnd}) wrote c ${c} r ${r}`).toBe(SENTINEL);
               }
@@ -145,9 +149,11 @@ describe("20 kernels: matmul", () => {
         ["Q4_0 fp16-max scales", GgmlType.Q4_0, huge(GgmlType.Q4_0), gaussians(nCols * n, 3, 0.01)],
         ["Q8_0 fp16-max scales", GgmlType.Q8_0, huge(GgmlType.Q8_0), gaussians(nCols * n, 4, 0.01)],
         ["F16 +-65504 weights", GgmlType.F16, f16Max, gaussians(nCols * n, 5, 0.01)],
-        ["all negative Q4_0", GgmlType.Q4_0, quantize(GgmlType.Q4_0, gaussians(nRows * n, 6).map((v) => -Math.abs(v) - 0.01), n),
+        ["all negative Q4_0", GgmlType.Q4_0, quantize(GgmlType.Q4_0, gaussians(nRows * n,
+            6).map((v) => -Math.abs(v) - 0.01), n),
           gaussians(nCols * n, 7).map((v) => -Math.abs(v) - 0.01)],
-        ["all negative Q8_0", GgmlType.Q8_0, quantize(GgmlType.Q8_0, gaussians(nRows * n, 8).map((v) => -Math.abs(v) - 0.01), n),
+        ["all negative Q8_0", GgmlType.Q8_0, quantize(GgmlType.Q8_0, gaussians(nRows * n,
+            8).map((v) => -Math.abs(v) - 0.01), n),
           gaussians(nCols * n, 9).map((v) => -Math.abs(v) - 0.01)],
       ];
       for (const [label, type, weights, x] of cases) {
@@ -163,13 +169,16 @@ describe("20 kernels: matmul", () => {
   it("rejects bad arguments with a RangeError or TypeError naming them", () => {
     const weights = new Uint8Array(2 * 18);
     const x = new Float32Array(32);
-    expect(() => matmul("scalar", GgmlType.Q4_K, new Uint8Array(144), 1, 256, new Float32Array(256), 1)).toThrow(/type must be one of/);
-    expect(() => matmul("scalar", GgmlType.Q4_0, weights, 2, 48, x, 1)).toThrow(/n must be a multiple of Q4_0's block size 32/);
+    expect(() => matmul("scalar", GgmlType.Q4_K, new Uint8Array(144), 1, 256, new Float32Array(256),
+        1)).toThrow(/type must be one of/);
+    expect(() => matmul("scalar", GgmlType.Q4_0, weights, 2, 48, x,
+        1)).toThrow(/n must be a multiple of Q4_0's block size 32/);
     expect(() => matmul("scalar", GgmlType.Q4_0, weights, 3, 32, x, 1)).toThrow(/weights must hold exactly 54 bytes/);
     expect(() => matmul("scalar", GgmlType.Q4_0, weights, 2, 32, x, 2)).toThrow(/x must hold exactly 64 values/);
     expect(() => matmul("scalar", GgmlType.Q4_0, weights, 2, 32, x, 1, { rowEnd: 3 })).toThrow(/rowEnd must be in/);
     expect(() => matmul("scalar", GgmlType.Q4_0, weights, 2, 32, x, 1, { ldy: 1 })).toThrow(/ldy must be in/);
-    expect(() => matmul("scalar", GgmlType.Q4_0, weights, 2, 32, x, 1, { out: new Float32Array(1) })).toThrow(/out must hold at least 2/);
+    expect(() => matmul("scalar", GgmlType.Q4_0, weights, 2, 32, x, 1,
+        { out: new Float32Array(1) })).toThrow(/out must hold at least 2/);
     expect(() => matmul("scalar", GgmlType.Q4_0, weights, 2.5, 32, x, 1)).toThrow(TypeError);
     expect(() => matmul("sse9" as never, GgmlType.Q4_0, weights, 2, 32, x, 1)).toThrow(/isa must be/);
   });

@@ -12,7 +12,8 @@ import {
   siluMul,
   softmax,
 } from "../lib/kernels/testing.js";
-import { expectClose, expectSentinels, FAST_ISAS, fromHalf, gaussians, guarded, nmse, toHalf } from "./helpers/kernels.js";
+import { expectClose, expectSentinels, FAST_ISAS, fromHalf, gaussians, guarded, nmse,
+    toHalf } from "./helpers/kernels.js";
 
 const DEFAULT_NMSE = 1e-7; // test-backend-ops: rope, rms_norm and the element-wise ops
 const SOFTMAX_NMSE = 1e-6;
@@ -34,7 +35,8 @@ describe("20 kernels: norm, rope, attention, softmax, activations", () => {
     expect(nmse(expected, rmsNorm("scalar", x, weight, 1e-5))).toBeLessThanOrEqual(1e-12);
   });
 
-  it("scalar rope rotates adjacent pairs (2i, 2i+1) by pos * base^(-2i/ropeDim), leaving dims past ropeDim alone", () => {
+  it("scalar rope rotates adjacent pairs (2i, 2i+1) by pos * base^(-2i/ropeDim), leaving dims past ropeDim alone",
+      () => {
     const [nHeads, headDim, ropeDim, pos, base] = [3, 128, 96, 12345, 1e6];
     const x = gaussians(nHeads * headDim, 3);
     const actual = rope("scalar", Float32Array.from(x), nHeads, headDim, ropeDim, pos, base);
@@ -69,7 +71,8 @@ describe("20 kernels: norm, rope, attention, softmax, activations", () => {
   for (const isa of FAST_ISAS) {
     it(`${isa} rmsNorm matches scalar (NMSE <= ${DEFAULT_NMSE}) at odd lengths, zeros and huge values`, () => {
       for (const n of LENGTHS) {
-        for (const [label, x] of [["gaussian", gaussians(n, n)], ["huge", gaussians(n, n + 1, 1e15)], ["zeros", new Float32Array(n)]] as const) {
+        for (const [label, x] of [["gaussian", gaussians(n, n)], ["huge", gaussians(n, n + 1, 1e15)], ["zeros",
+            new Float32Array(n)]] as const) {
           const weight = gaussians(n, n + 2);
           const expected = guarded(n);
           const actual = guarded(n);
@@ -138,7 +141,8 @@ describe("20 kernels: norm, rope, attention, softmax, activations", () => {
 
     it(`${isa} softmax matches scalar (NMSE <= ${SOFTMAX_NMSE}); all -inf but one gives exactly one-hot`, () => {
       for (const n of LENGTHS) {
-        for (const [label, x] of [["gaussian", gaussians(n, n, 10)], ["all negative", gaussians(n, n + 1, 30).map((v) => -Math.abs(v))],
+        for (const [label, x] of [["gaussian", gaussians(n, n, 10)], ["all negative", gaussians(n, n + 1,
+            30).map((v) => -Math.abs(v))],
           ["zeros", new Float32Array(n)]] as const) {
           const expected = guarded(n, x);
           const actual = guarded(n, x);
@@ -187,14 +191,16 @@ describe("20 kernels: norm, rope, attention, softmax, activations", () => {
           dequantizeRow("scalar", type, row, n, expected);
           dequantizeRow(isa, type, row, n, actual);
           expectSentinels(actual, n, `${isa} dequantizeRow ${GgmlType[type]} n=${n}`);
-          expect(Array.from(actual.subarray(0, n)), `${GgmlType[type]} n=${n}`).toEqual(Array.from(expected.subarray(0, n)));
+          expect(Array.from(actual.subarray(0, n)), `${GgmlType[type]} n=${n}`).toEqual(Array.from(expected.subarray(0,
+              n)));
         }
       }
     });
   }
 
   it("fp16 helpers used to build caches round-trip", () => {
-    for (const v of [0, 1, -2.5, 65504, 6.1e-5, 1e-7]) expect(Math.abs(fromHalf(toHalf(v)) - v)).toBeLessThanOrEqual(Math.abs(v) * 1e-3 + 1e-7);
+    for (const v of [0, 1, -2.5, 65504, 6.1e-5,
+        1e-7]) expect(Math.abs(fromHalf(toHalf(v)) - v)).toBeLessThanOrEqual(Math.abs(v) * 1e-3 + 1e-7);
   });
 
   it("rejects bad arguments with a RangeError or TypeError naming them", () => {
@@ -205,7 +211,8 @@ describe("20 kernels: norm, rope, attention, softmax, activations", () => {
     expect(() => rope("scalar", x, 1, 8, 6, -1, 1e4)).toThrow(/pos must be in/);
     expect(() => rope("scalar", x, 2, 8, 8, 0, 1e4)).toThrow(/x must hold at least 16/);
     expect(() => attnScores("scalar", x, new Int16Array(16) as never, 8, 2, 1)).toThrow(/k must be a Uint16Array/);
-    expect(() => attnAccumulate("scalar", x, new Float32Array(2), new Float32Array(15), 8, 2)).toThrow(/v must hold exactly 16/);
+    expect(() => attnAccumulate("scalar", x, new Float32Array(2), new Float32Array(15), 8,
+        2)).toThrow(/v must hold exactly 16/);
     expect(() => softmax("scalar", x, 9)).toThrow(/n must be in \[1, 8\]/);
     expect(() => axpy("scalar", x, Number.POSITIVE_INFINITY, x)).toThrow(/a must be a finite number/);
   });

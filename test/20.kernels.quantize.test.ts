@@ -33,7 +33,8 @@ function readQ8_0(bytes: Uint8Array, n: number): Float32Array {
 
 describe("20 kernels: quantization round trips (llama.cpp test-quantize-fns metrics)", () => {
   for (const type of [GgmlType.Q8_0, GgmlType.Q4_0]) {
-    it(`${GgmlType[type]} weights of 0.1 + 2cos(i) round-trip with array_rmse <= ${MAX_QUANTIZATION_TOTAL_ERROR}`, () => {
+    it(`${GgmlType[type]} weights of 0.1 + 2cos(i) round-trip with array_rmse <= ${MAX_QUANTIZATION_TOTAL_ERROR}`,
+        () => {
       const data = cosineData(TEST_SIZE);
       const error = arrayRmse(data, dequantize(type, quantize(type, data, TEST_SIZE), TEST_SIZE));
       expect(error).toBeLessThanOrEqual(MAX_QUANTIZATION_TOTAL_ERROR);
@@ -78,7 +79,8 @@ describe("20 kernels: quantization round trips (llama.cpp test-quantize-fns metr
         ["huge", gaussians(288, 5, 60000)],
         ["tiny (fp16 subnormal scales)", gaussians(352, 6, 1e-6)],
         // max |x| = 127 makes d = 1, so every x = k + 0.5 is an exact tie for the rounding
-        ["ties at .5", Float32Array.from({ length: 64 }, (_, i) => (i % 32 === 0 ? (i ? -127 : 127) : ((i * 37) % 200) - 100.5))],
+        ["ties at .5", Float32Array.from({ length: 64 }, (_,
+            i) => (i % 32 === 0 ? (i ? -127 : 127) : ((i * 37) % 200) - 100.5))],
       ];
       for (const [label, values] of cases) {
         for (const format of [ActFormat.F16, ActFormat.BF16, ActFormat.Q8_0, ActFormat.F32]) {
@@ -88,7 +90,8 @@ describe("20 kernels: quantization round trips (llama.cpp test-quantize-fns metr
             const x = values.subarray(0, n);
             const expected = quantizeActivations("scalar", format, x);
             const actual = quantizeActivations(isa, format, x);
-            expect(Buffer.compare(Buffer.from(actual), Buffer.from(expected)), `${label} ${ActFormat[format]} n=${n}`).toBe(0);
+            expect(Buffer.compare(Buffer.from(actual), Buffer.from(expected)),
+                `${label} ${ActFormat[format]} n=${n}`).toBe(0);
           }
         }
       }
@@ -142,7 +145,8 @@ describe("20 kernels: quantization round trips (llama.cpp test-quantize-fns metr
     expect(activationFormatFor(GgmlType.F32)).toBe(ActFormat.F32);
     expect(activationFormatFor(GgmlType.F16)).toBe(ActFormat.F16);
     expect(activationFormatFor(GgmlType.BF16)).toBe(ActFormat.BF16);
-    for (const type of [GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q8_0]) expect(activationFormatFor(type)).toBe(ActFormat.Q8_0);
+    for (const type of [GgmlType.Q4_0, GgmlType.Q5_0,
+        GgmlType.Q8_0]) expect(activationFormatFor(type)).toBe(ActFormat.Q8_0);
     for (const type of [GgmlType.Q4_1, GgmlType.Q5_1]) expect(activationFormatFor(type)).toBe(ActFormat.Q8_1);
     for (const type of [GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K]) {
       expect(activationFormatFor(type)).toBe(ActFormat.Q8_K);
@@ -163,6 +167,7 @@ describe("20 kernels: quantization round trips (llama.cpp test-quantize-fns metr
     expect(() => quantizeActivations("scalar", ActFormat.Q8_0, [1, 2] as never)).toThrow(TypeError);
     expect(() => quantizeActivations("scalar", ActFormat.Q8_0, x, new Uint8Array(10))).toThrow(/out must be/);
     expect(() => dequantizeRow("scalar", GgmlType.Q4_K, new Uint8Array(144), 256)).toThrow(/type must be one of/);
-    expect(() => dequantizeRow("scalar", GgmlType.Q4_0, new Uint8Array(17), 32)).toThrow(/row must hold exactly 18 bytes/);
+    expect(() => dequantizeRow("scalar", GgmlType.Q4_0, new Uint8Array(17),
+        32)).toThrow(/row must hold exactly 18 bytes/);
   });
 });

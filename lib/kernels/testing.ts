@@ -37,7 +37,8 @@ const ACT_BLOCK_SIZE: Readonly<Record<ActFormat, number>> = {
 };
 
 /** Weight types matmul has kernels for. */
-export const MATMUL_TYPES: readonly GgmlType[] = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0];
+export const MATMUL_TYPES: readonly GgmlType[] = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0,
+    GgmlType.Q4_0];
 /** Types dequantizeRow reads. */
 export const DEQUANTIZE_TYPES: readonly GgmlType[] = MATMUL_TYPES;
 
@@ -180,7 +181,8 @@ export function quantizeActivations(isa: KernelIsa, format: ActFormat, x: Float3
 }
 
 /** One row of n values of `type` -> floats in `out` (at least n values). */
-export function dequantizeRow(isa: KernelIsa, type: GgmlType, row: Uint8Array, n: number, out?: Float32Array): Float32Array {
+export function dequantizeRow(isa: KernelIsa, type: GgmlType, row: Uint8Array, n: number,
+    out?: Float32Array): Float32Array {
   checkIsa(isa);
   checkType("type", type, DEQUANTIZE_TYPES);
   checkInteger("n", n, 1);
@@ -192,7 +194,8 @@ export function dequantizeRow(isa: KernelIsa, type: GgmlType, row: Uint8Array, n
 }
 
 /** out (n,) = x (n,) / sqrt(mean(x^2) + eps) * weight (n,) */
-export function rmsNorm(isa: KernelIsa, x: Float32Array, weight: Float32Array, eps: number, out?: Float32Array): Float32Array {
+export function rmsNorm(isa: KernelIsa, x: Float32Array, weight: Float32Array, eps: number,
+    out?: Float32Array): Float32Array {
   checkIsa(isa);
   checkFloats("x", x, 1);
   checkFloats("weight", weight, x.length, true);
@@ -218,7 +221,8 @@ export function rope(isa: KernelIsa, x: Float32Array, nHeads: number, headDim: n
 }
 
 /** out (count,) = scale * K (count, headDim) @ q (headDim,); K is an F16 (Uint16Array) or F32 cache. */
-export function attnScores(isa: KernelIsa, q: Float32Array, k: Uint16Array | Float32Array, headDim: number, count: number,
+export function attnScores(isa: KernelIsa, q: Float32Array, k: Uint16Array | Float32Array, headDim: number,
+    count: number,
   scale: number, out?: Float32Array): Float32Array {
   checkIsa(isa);
   checkInteger("headDim", headDim, 1);

@@ -33,7 +33,8 @@ Napi::Value quantizeRows(const Napi::CallbackInfo& info) {
   const size_t rowBytes = rowLength / traits.blockSize * traits.blockBytes;
   Napi::Uint8Array out = Napi::Uint8Array::New(env, rows * rowBytes);
   for (size_t r = 0; r < rows; r++) {
-    if (!quantizeRow(static_cast<GgmlType>(type), values.Data() + r * rowLength, out.Data() + r * rowBytes, rowLength)) {
+    if (!quantizeRow(static_cast<GgmlType>(type), values.Data() + r * rowLength, out.Data() + r * rowBytes,
+        rowLength)) {
       throw Napi::RangeError::New(env, std::string("cannot quantize to ") + (traits.name ? traits.name : "this type"));
     }
   }
@@ -51,7 +52,8 @@ Napi::Value dequantizeRows(const Napi::CallbackInfo& info) {
   const size_t rows = bytes.ByteLength() / rowBytes;
   Napi::Float32Array out = Napi::Float32Array::New(env, rows * rowLength);
   for (size_t r = 0; r < rows; r++) {
-    if (!dequantizeRowReference(static_cast<GgmlType>(type), bytes.Data() + r * rowBytes, out.Data() + r * rowLength, rowLength)) {
+    if (!dequantizeRowReference(static_cast<GgmlType>(type), bytes.Data() + r * rowBytes, out.Data() + r * rowLength,
+        rowLength)) {
       throw Napi::RangeError::New(env, std::string("cannot dequantize ") + (traits.name ? traits.name : "this type"));
     }
   }
@@ -149,7 +151,8 @@ Napi::Value testMatmul(const Napi::CallbackInfo& info) {
   const ActFormat format = activationFormatFor(type);
   const size_t actRowBytes = activationRowBytes(format, n);
   std::vector<uint8_t> quantized(actRowBytes * nCols);
-  for (size_t c = 0; c < nCols; c++) k.quantizeActivations(format, x.Data() + c * n, quantized.data() + c * actRowBytes, n);
+  for (size_t c = 0; c < nCols; c++) k.quantizeActivations(format, x.Data() + c * n,
+      quantized.data() + c * actRowBytes, n);
   GuardedCopy activations(quantized.data(), quantized.size());
   k.matmul(type, weights.data(), ggmlRowBytes(type, n), n, rowBegin, rowEnd, activations.data(), actRowBytes, nCols,
            out.Data(), ldy);

@@ -182,7 +182,8 @@ void quantizeActivations(ActFormat format, const float* x, void* dst, size_t n) 
 }
 
 // One row of n values of `type` -> out (n,); types without a reader leave out untouched (the engine checks first).
-void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n) { dequantizeRowReference(type, row, out, n); }
+void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n) { dequantizeRowReference(type, row, out,
+    n); }
 
 }  // namespace scalar
 }  // namespace mn

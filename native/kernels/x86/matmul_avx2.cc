@@ -1,5 +1,6 @@
 // AVX2 (+FMA, F16C) activation quantization, matmul and row dequantization.
 //
+// Decode streams one row at a time against activations unpacked once per call; prefill runs row x column tiles.
 // Q4_0 / Q8_0 weights meet Q8_0 activations block by block with vpmaddubsw (u8 x s8 -> i16 pairs) and vpmaddwd:
 // Q4_0's raw nibbles are the unsigned operand and 8 * (pair sums of q_x) is subtracted once per activation block,
 // shared by the rows of the tile; Q8_0 uses |q_w| and sign(q_x, q_w) (ggml's mul_sum_i8_pairs). Each block's i32
@@ -25,11 +26,16 @@
 #endif
 #include <immintrin.h>
 
+#if defined(_MSC_VER)
+#define MN_INLINE __forceinline
+#else
+#define MN_INLINE inline __attribute__((always_inline))
+#endif
+
 namespace mn {
 namespace x86 {
 namespace {
 
-constexpr int kDecodeRows = 4;
 constexpr int kTileRows = 2;
 constexpr int kTileCols = 3;
 
@@ -109,30 +115,131 @@ void tileQuantRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBloc
   }
 }
 
+// ---- decode (one column): one weight row at a time, activations packed once per call ----
+// Several rows in flight interleave several memory streams, which prefetch worse than one (see matmul_avx512.cc);
+// the activations, shared by every row, are unpacked once per call into a stack buffer the row loop reads from L1.
+
+constexpr size_t kPackBlocks = 512;      // activation blocks packed per chunk: 16384 values, 34 KB of stack
+constexpr size_t kPrefetchBytes = 4608;  // as the AVX-512 decode
+
+// Activation blocks as the decode loop reads them (arrays, so no padding between the pieces)
+struct PackedActivations {
+  __m256i q[kPackBlocks];       // q_x
+  __m256i offset[kPackBlocks];  // 8 * (q_x[2i] + q_x[2i+1]) as i16 pairs (Q4_0 weights only)
+  float d[kPackBlocks];
+};
+
+template <bool kQ4>
+void packActivations(const uint8_t* x, size_t blockBegin, size_t count, PackedActivations& out) {
+  const __m256i eights = _mm256_set1_epi8(8);
+  const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(x) + blockBegin;
+  for (size_t b = 0; b < count; b++) {
+    out.q[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[b].qs));
+    if (kQ4) out.offset[b] = _mm256_maddubs_epi16(eights, out.q[b]);
+    out.d[b] = halfToFloat(blocks[b].d);
+  }
+}
+
+// sum(q_w * q_x) of block b of the row and packed activation block b, as 8 partial i32 sums
+template <bool kQ4>
+MN_INLINE __m256i blockDot(const uint8_t* row, size_t b, const PackedActivations& x) {
+  __m256i pairs;
+  if (kQ4) {
+    // Both halves of the register get the 16 packed bytes; the upper one is shifted down a nibble.
+    const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(row)[b];
+    const __m256i packed = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs)));
+    const __m256i wq = _mm256_and_si256(_mm256_srlv_epi64(packed, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(15));
+    pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(wq, x.q[b]), x.offset[b]);
+  } else {
+    const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(row)[b];
+    const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
+    pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(x.q[b], wq));
+  }
+  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+
+template <bool kQ4>
+MN_INLINE uint16_t blockScale(const uint8_t* row, size_t b) {
+  return kQ4 ? reinterpret_cast<const BlockQ4_0*>(row)[b].d : reinterpret_cast<const BlockQ8_0*>(row)[b].d;
+}
+
+// d_w * d_x of blocks b .. b + 7, converted together
+template <bool kQ4>
+MN_INLINE __m256 blockScales8(const uint8_t* row, size_t b, const PackedActivations& x) {
+  __m128i halves = _mm_cvtsi32_si128(blockScale<kQ4>(row, b));
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 1), 1);
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 2), 2);
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 3), 3);
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 4), 4);
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 5), 5);
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 6), 6);
+  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 7), 7);
+  return _mm256_mul_ps(_mm256_cvtph_ps(halves), _mm256_loadu_ps(x.d + b));
+}
+
+// One row's dot product with `count` packed blocks; row and x point at the first of them.
+template <bool kQ4>
+float rowDotPacked(const uint8_t* row, size_t count, const PackedActivations& x) {
+  constexpr size_t blockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  size_t b = 0;
+  for (; b + 8 <= count; b += 8) {
+    for (size_t line = 0; line < 8 * blockBytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + b * blockBytes + kPrefetchBytes + line), _MM_HINT_T0);
+    }
+    const __m256 scales = blockScales8<kQ4>(row, b, x);
+    for (int u = 0; u < 8; u++) {
+      const __m256 scale = _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(u));
+      acc[u % 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(blockDot<kQ4>(row, b + u, x)), scale, acc[u % 2]);
+    }
+  }
+  for (; b < count; b++) {
+    const __m256 scale = _mm256_set1_ps(halfToFloat(blockScale<kQ4>(row, b)) * x.d[b]);
+    acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(blockDot<kQ4>(row, b, x)), scale, acc[0]);
+  }
+  return horizontalSum(_mm256_add_ps(acc[0], acc[1]));
+}
+
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ x (n,) Q8_0 -> y[r]
+template <bool kQ4>
+void decodeQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                 float* y) {
+  constexpr size_t blockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+  PackedActivations packed;
+  const size_t nBlocks = n / 32;
+  for (size_t b0 = 0; b0 < nBlocks; b0 += kPackBlocks) {
+    const size_t count = nBlocks - b0 < kPackBlocks ? nBlocks - b0 : kPackBlocks;
+    packActivations<kQ4>(x, b0, count, packed);
+    for (size_t r = rowBegin; r < rowEnd; r++) {
+      const float partial = rowDotPacked<kQ4>(w + r * wRowBytes + b0 * blockBytes, count, packed);
+      y[r] = b0 == 0 ? partial : y[r] + partial;
+    }
+  }
+}
+
+// ---- prefill (several columns): register tiles of kTileRows x kTileCols ----
+
+using QuantTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x,
+                            size_t actRowBytes, float* y, size_t ldy);
+
 // W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
 template <bool kQ4>
 void matmulQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                  size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   const size_t nBlocks = n / 32;
   if (nCols == 1) {
-    size_t r = rowBegin;
-    for (; r + kDecodeRows <= rowEnd; r += kDecodeRows) {
-      tileQuant<kDecodeRows, 1, kQ4>(w + r * wRowBytes, wRowBytes, nBlocks, x, actRowBytes, y + r, ldy);
-    }
-    if (r < rowEnd) tileQuantRows<1, kQ4>(rowEnd - r, w + r * wRowBytes, wRowBytes, nBlocks, x, actRowBytes, y + r, ldy);
+    decodeQuant<kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, y);
     return;
   }
   for (size_t r = rowBegin; r < rowEnd; r += kTileRows) {
     const size_t rows = rowEnd - r < kTileRows ? rowEnd - r : kTileRows;
     const uint8_t* wTile = w + r * wRowBytes;
-    size_t c = 0;
-    for (; c + kTileCols <= nCols; c += kTileCols) {
-      tileQuantRows<kTileCols, kQ4>(rows, wTile, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
-    }
-    switch (nCols - c) {
-      case 2: tileQuantRows<2, kQ4>(rows, wTile, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
-      case 1: tileQuantRows<1, kQ4>(rows, wTile, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
-      default: break;
+    for (size_t c = 0; c < nCols; c += kTileCols) {
+      const size_t cols = nCols - c < kTileCols ? nCols - c : kTileCols;
+      const QuantTileFn tile = cols == 3   ? tileQuantRows<3, kQ4>
+                               : cols == 2 ? tileQuantRows<2, kQ4>
+                                           : tileQuantRows<1, kQ4>;
+      tile(rows, wTile, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
     }
   }
 }
@@ -203,6 +310,9 @@ void tileFloatRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, co
   }
 }
 
+using FloatTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x,
+                            size_t actRowBytes, float* y, size_t ldy);
+
 // W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r], W and X of one float kind
 template <FloatKind K>
 void matmulFloat(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
@@ -210,25 +320,29 @@ void matmulFloat(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, 
   for (size_t r = rowBegin; r < rowEnd; r += 4) {
     const size_t rows = rowEnd - r < 4 ? rowEnd - r : 4;
     const uint8_t* wTile = w + r * wRowBytes;
-    size_t c = 0;
-    for (; c + 2 <= nCols; c += 2) {
-      tileFloatRows<2, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
+    for (size_t c = 0; c < nCols; c += 2) {
+      const FloatTileFn tile = nCols - c >= 2 ? tileFloatRows<2, K> : tileFloatRows<1, K>;
+      tile(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
     }
-    if (c < nCols) tileFloatRows<1, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
   }
 }
+
+using TypedMatmulFn = void (*)(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+                              const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
 
 // W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r]; unsupported types leave Y untouched
 void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
             const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  TypedMatmulFn kernel = nullptr;
   switch (wType) {
-    case GgmlType::Q4_0: matmulQuant<true>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::Q8_0: matmulQuant<false>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::F32: matmulFloat<FloatKind::F32>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::F16: matmulFloat<FloatKind::F16>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::BF16: matmulFloat<FloatKind::BF16>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    case GgmlType::Q4_0: kernel = matmulQuant<true>; break;
+    case GgmlType::Q8_0: kernel = matmulQuant<false>; break;
+    case GgmlType::F32: kernel = matmulFloat<FloatKind::F32>; break;
+    case GgmlType::F16: kernel = matmulFloat<FloatKind::F16>; break;
+    case GgmlType::BF16: kernel = matmulFloat<FloatKind::BF16>; break;
     default: return;
   }
+  kernel(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
 }
 
 // ---- activation quantization, bit-identical to the scalar reference ----
@@ -269,13 +383,15 @@ void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
 void quantizeF16(const float* x, uint16_t* out, size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+        _MM_FROUND_TO_NEAREST_INT));
   }
   if (i < n) {
     alignas(32) float padded[8] = {};
     alignas(16) uint16_t halves[8];
     std::memcpy(padded, x + i, (n - i) * sizeof(float));
-    _mm_store_si128(reinterpret_cast<__m128i*>(halves), _mm256_cvtps_ph(_mm256_load_ps(padded), _MM_FROUND_TO_NEAREST_INT));
+    _mm_store_si128(reinterpret_cast<__m128i*>(halves), _mm256_cvtps_ph(_mm256_load_ps(padded),
+        _MM_FROUND_TO_NEAREST_INT));
     std::memcpy(out + i, halves, (n - i) * sizeof(uint16_t));
   }
 }
@@ -284,9 +400,11 @@ void quantizeF16(const float* x, uint16_t* out, size_t n) {
 __m128i floatsToBf16(__m256 v) {
   const __m256i bits = _mm256_castps_si256(v);
   const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
-  const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+  const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))),
+      16);
   const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(64));
-  const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+  const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)),
+      _mm256_set1_epi32(0x7f800000));
   const __m256i halves = _mm256_blendv_epi8(rounded, quiet, nan);
   const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(halves, halves), 0x08);
   return _mm256_castsi256_si128(packed);
@@ -294,7 +412,8 @@ __m128i floatsToBf16(__m256 v) {
 
 void quantizeBf16(const float* x, uint16_t* out, size_t n) {
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), floatsToBf16(_mm256_loadu_ps(x + i)));
+  for (; i + 8 <= n; i += 8) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+      floatsToBf16(_mm256_loadu_ps(x + i)));
   if (i < n) {
     alignas(32) float padded[8] = {};
     alignas(16) uint16_t halves[8];

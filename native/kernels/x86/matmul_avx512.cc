@@ -163,9 +163,9 @@ MN_INLINE ActQuad loadActivations(const uint8_t* p, long blocks, const Indices& 
 // Several rows in flight interleave several memory streams, which this kind of CPU prefetches far worse than one:
 // 4 rows stream at ~17 GB/s where one row streams at ~30. So decode reads one row from start to end, and the
 // activations, shared by all rows, are unpacked once per call into a stack buffer the row loop reads from L1.
-// A Q4_0 row whose start is 8-byte aligned is read with aligned 64-byte loads (never split, never past a line
-// that holds row bytes); each group's 72 bytes then sit in two consecutive lines at a word offset fixed by the
-// row's alignment, so the permute indices are per-offset constants.
+// A row whose start is 8-byte aligned is read with aligned 64-byte loads (never split, never past a line that holds
+// row bytes); each group's 72 (Q4_0) or 136 (Q8_0) bytes then sit in two or three consecutive lines at a word
+// offset fixed by the row's alignment, so the permute indices are per-offset constants.
 
 constexpr size_t kPackGroups = 128;  // groups of activations packed per chunk: 16384 values, 32 KB of stack
 // Software prefetch distance of the row stream: measured on Zen 5, 17 -> 22 GB/s single-thread (2.3-7 KB all help).
@@ -192,6 +192,11 @@ LineIndices makeLineIndices() {
   return li;
 }
 
+// Prefetches `count` lines from p on, into L1
+MN_INLINE void prefetchLines(const uint8_t* p, int count) {
+  for (int i = 0; i < count; i++) _mm_prefetch(reinterpret_cast<const char*>(p + 64 * i), _MM_HINT_T0);
+}
+
 // acc += (weights quad . packed activations), lane-wise scaled
 MN_INLINE void accumulatePacked(const Quad& w, const PackedGroup& x, __m512& acc) {
   __m512i dot = _mm512_dpbusd_epi32(x.init, w.lo, x.lo);
@@ -210,18 +215,80 @@ MN_INLINE Quad q4FromLines(__m512i a, __m512i b, __m512i qsIndex, __m512i dIndex
   return quad;
 }
 
-// acc0/acc1 += nSuper runs of 8 Q4_0 groups (576 bytes = 9 lines) starting 8 * S bytes into the line at `lines`
-template <int S>
-void q4RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, const LineIndices& li, __m512& acc0,
-                  __m512& acc1) {
+// acc[c] += nSuper runs of 8 Q4_0 groups (576 bytes = 9 lines), starting 8 * S bytes into the line at `lines`, times
+// packed activation column c (x + c * xStride); even and odd groups go to separate accumulators.
+template <int S, int C>
+void q4RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, size_t xStride, const LineIndices& li,
+                  __m512 (&acc)[C][2]) {
   for (size_t j = 0; j < nSuper; j++, lines += 576, x += 8) {
     __m512i line[10];
     for (int i = 0; i < 9; i++) line[i] = _mm512_load_si512(lines + 64 * i);
     line[9] = S > 0 ? _mm512_load_si512(lines + 576) : _mm512_setzero_si512();
-    for (int i = 0; i < 9; i++) _mm_prefetch(reinterpret_cast<const char*>(lines + kPrefetchBytes + 64 * i), _MM_HINT_T0);
+    prefetchLines(lines + kPrefetchBytes, 9);
+    // Fully unrolled so `line` and the indices stay in registers (GCC stops unrolling on its own once C > 1).
+#pragma GCC unroll 8
     for (int g = 0; g < 8; g++) {
       const int first = g + (S + g >= 8 ? 1 : 0), offset = (S + g) & 7;
-      accumulatePacked(q4FromLines(line[first], line[first + 1], li.qs[offset], li.d[offset]), x[g], g % 2 ? acc1 : acc0);
+      const Quad quad = q4FromLines(line[first], line[first + 1], li.qs[offset], li.d[offset]);
+#pragma GCC unroll 4
+      for (int c = 0; c < C; c++) accumulatePacked(quad, x[c * xStride + g], acc[c][g % 2]);
+    }
+  }
+}
+
+// A Q8_0 group (136 bytes) starting 8 * i bytes into a line spans three lines A, B, C (words 0..95): its word w is
+// read with index w & 63 from the pair (A, B) when w < 64, else from C (the mask says which lanes). Built at compile
+// time; the decode loop loads what it needs.
+struct Q8LineTables {
+  uint16_t lo[8][32], hi[8][32], d[8][32];
+  uint32_t loFromC[8], hiFromC[8], dFromC[8];
+};
+
+constexpr Q8LineTables makeQ8LineTables() {
+  Q8LineTables t{};
+  for (int i = 0; i < 8; i++) {
+    const int o = 4 * i;
+    for (int lane = 0; lane < 32; lane++) {
+      const int loWord = o + 17 * (lane / 8) + 1 + lane % 8, hiWord = loWord + 8;
+      const int dWord = lane < 16 ? o + 17 * (lane / 4) : o;
+      t.lo[i][lane] = static_cast<uint16_t>(loWord & 63);
+      t.hi[i][lane] = static_cast<uint16_t>(hiWord & 63);
+      t.d[i][lane] = static_cast<uint16_t>(dWord & 63);
+      if (loWord >= 64) t.loFromC[i] |= 1u << lane;
+      if (hiWord >= 64) t.hiFromC[i] |= 1u << lane;
+      if (dWord >= 64) t.dFromC[i] |= 1u << lane;
+    }
+  }
+  return t;
+}
+
+alignas(64) constexpr Q8LineTables kQ8Lines = makeQ8LineTables();
+
+// Words of lines (a, b, c) picked by idx, lanes in fromC taken from c
+MN_INLINE __m512i gatherWords(__m512i a, __m512i b, __m512i c, __m512i idx, __mmask32 fromC) {
+  return _mm512_mask_permutexvar_epi16(_mm512_permutex2var_epi16(a, idx, b), fromC, idx, c);
+}
+
+// acc[c] += nSuper runs of 8 Q8_0 groups (1088 bytes = 17 lines), starting 8 * S bytes into the line at `lines`, times
+// packed activation column c; even and odd groups go to separate accumulators.
+template <int S, int C>
+void q8RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, size_t xStride, __m512 (&acc)[C][2]) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (size_t j = 0; j < nSuper; j++, lines += 1088, x += 8) {
+    prefetchLines(lines + kPrefetchBytes, 17);
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) {
+      const int first = 2 * g + (S + g >= 8 ? 1 : 0), offset = (S + g) & 7;
+      const __m512i a = _mm512_load_si512(lines + 64 * first), b = _mm512_load_si512(lines + 64 * first + 64);
+      const __m512i c = _mm512_load_si512(lines + 64 * first + 128);
+      Quad quad;
+      const __m512i loIdx = _mm512_load_si512(kQ8Lines.lo[offset]), hiIdx = _mm512_load_si512(kQ8Lines.hi[offset]);
+      const __m512i dIdx = _mm512_load_si512(kQ8Lines.d[offset]);
+      quad.lo = _mm512_xor_si512(gatherWords(a, b, c, loIdx, kQ8Lines.loFromC[offset]), flip);
+      quad.hi = _mm512_xor_si512(gatherWords(a, b, c, hiIdx, kQ8Lines.hiFromC[offset]), flip);
+      quad.d = _mm512_cvtph_ps(_mm512_castsi512_si256(gatherWords(a, b, c, dIdx, kQ8Lines.dFromC[offset])));
+#pragma GCC unroll 4
+      for (int col = 0; col < C; col++) accumulatePacked(quad, x[col * xStride + g], acc[col][g % 2]);
     }
   }
 }
@@ -241,12 +308,14 @@ void packActivations(const uint8_t* x, size_t groupBegin, size_t count, size_t n
   }
 }
 
-// One row's dot product with `count` packed groups; row points at the first group, nBlocks blocks remain in it.
-template <bool kQ4>
-float rowDotPacked(const uint8_t* row, size_t count, size_t nBlocks, const PackedGroup* x, const Indices& idx,
-                   const LineIndices& li) {
+// One row . C packed activation columns over `count` groups -> y[c * ldy] (added when accumulate); row points at
+// the first group, nBlocks blocks remain in it.
+template <int C, bool kQ4>
+void rowDotPacked(const uint8_t* row, size_t count, size_t nBlocks, const PackedGroup* x, size_t xStride,
+                  const Indices& idx, const LineIndices& li, float* y, size_t ldy, bool accumulate) {
   constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  __m512 acc[C][2];
+  for (int c = 0; c < C; c++) acc[c][0] = acc[c][1] = _mm512_setzero_ps();
   size_t g = 0;
   const uintptr_t misalignment = reinterpret_cast<uintptr_t>(row) & 63;
   if (kQ4 && misalignment % 8 == 0) {
@@ -254,14 +323,29 @@ float rowDotPacked(const uint8_t* row, size_t count, size_t nBlocks, const Packe
     const size_t nSuper = fullGroups / 8;
     const uint8_t* lines = row - misalignment;
     switch (misalignment / 8) {
-      case 0: q4RowAligned<0>(lines, nSuper, x, li, acc0, acc1); break;
-      case 1: q4RowAligned<1>(lines, nSuper, x, li, acc0, acc1); break;
-      case 2: q4RowAligned<2>(lines, nSuper, x, li, acc0, acc1); break;
-      case 3: q4RowAligned<3>(lines, nSuper, x, li, acc0, acc1); break;
-      case 4: q4RowAligned<4>(lines, nSuper, x, li, acc0, acc1); break;
-      case 5: q4RowAligned<5>(lines, nSuper, x, li, acc0, acc1); break;
-      case 6: q4RowAligned<6>(lines, nSuper, x, li, acc0, acc1); break;
-      default: q4RowAligned<7>(lines, nSuper, x, li, acc0, acc1); break;
+      case 0: q4RowAligned<0, C>(lines, nSuper, x, xStride, li, acc); break;
+      case 1: q4RowAligned<1, C>(lines, nSuper, x, xStride, li, acc); break;
+      case 2: q4RowAligned<2, C>(lines, nSuper, x, xStride, li, acc); break;
+      case 3: q4RowAligned<3, C>(lines, nSuper, x, xStride, li, acc); break;
+      case 4: q4RowAligned<4, C>(lines, nSuper, x, xStride, li, acc); break;
+      case 5: q4RowAligned<5, C>(lines, nSuper, x, xStride, li, acc); break;
+      case 6: q4RowAligned<6, C>(lines, nSuper, x, xStride, li, acc); break;
+      default: q4RowAligned<7, C>(lines, nSuper, x, xStride, li, acc); break;
+    }
+    g = 8 * nSuper;
+  } else if (!kQ4 && misalignment % 8 == 0) {
+    const size_t fullGroups = nBlocks / 4 < count ? nBlocks / 4 : count;
+    const size_t nSuper = fullGroups / 8;
+    const uint8_t* lines = row - misalignment;
+    switch (misalignment / 8) {
+      case 0: q8RowAligned<0, C>(lines, nSuper, x, xStride, acc); break;
+      case 1: q8RowAligned<1, C>(lines, nSuper, x, xStride, acc); break;
+      case 2: q8RowAligned<2, C>(lines, nSuper, x, xStride, acc); break;
+      case 3: q8RowAligned<3, C>(lines, nSuper, x, xStride, acc); break;
+      case 4: q8RowAligned<4, C>(lines, nSuper, x, xStride, acc); break;
+      case 5: q8RowAligned<5, C>(lines, nSuper, x, xStride, acc); break;
+      case 6: q8RowAligned<6, C>(lines, nSuper, x, xStride, acc); break;
+      default: q8RowAligned<7, C>(lines, nSuper, x, xStride, acc); break;
     }
     g = 8 * nSuper;
   }
@@ -271,25 +355,32 @@ float rowDotPacked(const uint8_t* row, size_t count, size_t nBlocks, const Packe
     for (size_t line = 0; line < wGroupBytes; line += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + line), _MM_HINT_T0);
     }
-    accumulatePacked(kQ4 ? loadQ4(p, blocks, idx) : loadQ8Weights(p, blocks, idx), x[g], g % 2 ? acc1 : acc0);
+    const Quad quad = kQ4 ? loadQ4(p, blocks, idx) : loadQ8Weights(p, blocks, idx);
+    for (int c = 0; c < C; c++) accumulatePacked(quad, x[c * xStride + g], acc[c][g % 2]);
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  for (int c = 0; c < C; c++) {
+    const float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1]));
+    y[c * ldy] = accumulate ? y[c * ldy] + sum : sum;
+  }
 }
 
-// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ x (n,) Q8_0 -> y[r]
-template <bool kQ4>
-void decodeQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
-                 float* y, const Indices& idx) {
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ X (C, n) Q8_0 -> Y[c * ldy + r], each row streamed once.
+// Used for C = 1: streaming 2 to 4 columns this way measured no faster than the prefill tiles (2.3 ms for 2 columns
+// of 14336 x 4096 either way), 3 and 4 slower.
+template <int C, bool kQ4>
+void streamQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                 size_t actRowBytes, float* y, size_t ldy, const Indices& idx) {
   constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
+  constexpr size_t chunk = kPackGroups / C;
   PackedGroup packed[kPackGroups];
   const LineIndices li = makeLineIndices();
   const size_t nBlocks = n / 32, nGroups = (nBlocks + 3) / 4;
-  for (size_t g0 = 0; g0 < nGroups; g0 += kPackGroups) {
-    const size_t count = nGroups - g0 < kPackGroups ? nGroups - g0 : kPackGroups;
-    packActivations<kQ4>(x, g0, count, nBlocks, idx, packed);
+  for (size_t g0 = 0; g0 < nGroups; g0 += chunk) {
+    const size_t count = nGroups - g0 < chunk ? nGroups - g0 : chunk;
+    for (int c = 0; c < C; c++) packActivations<kQ4>(x + c * actRowBytes, g0, count, nBlocks, idx, packed + c * chunk);
     for (size_t r = rowBegin; r < rowEnd; r++) {
-      const float partial = rowDotPacked<kQ4>(w + r * wRowBytes + g0 * wGroupBytes, count, nBlocks - 4 * g0, packed, idx, li);
-      y[r] = g0 == 0 ? partial : y[r] + partial;
+      rowDotPacked<C, kQ4>(w + r * wRowBytes + g0 * wGroupBytes, count, nBlocks - 4 * g0, packed, chunk, idx, li,
+                           y + r, ldy, g0 != 0);
     }
   }
 }
@@ -342,6 +433,9 @@ void prefillTileRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t cou
   }
 }
 
+using PrefillTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t count, size_t nBlocks,
+                               const PackedGroup* packed, float* y, size_t ldy, bool accumulate, const Indices& idx);
+
 // W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
 template <bool kQ4>
 void prefillQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
@@ -353,6 +447,10 @@ void prefillQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin,
     const size_t blockEnd = rowEnd - blockBegin < kRowBlock ? rowEnd : blockBegin + kRowBlock;
     for (size_t c0 = 0; c0 < nCols; c0 += kPrefillCols) {
       const size_t cols = nCols - c0 < kPrefillCols ? nCols - c0 : kPrefillCols;
+      const PrefillTileFn tile = cols == 4   ? prefillTileRows<4, kQ4>
+                                 : cols == 3 ? prefillTileRows<3, kQ4>
+                                 : cols == 2 ? prefillTileRows<2, kQ4>
+                                             : prefillTileRows<1, kQ4>;
       for (size_t g0 = 0; g0 < nGroups; g0 += kChunkGroups) {
         const size_t count = nGroups - g0 < kChunkGroups ? nGroups - g0 : kChunkGroups;
         for (size_t c = 0; c < cols; c++) {
@@ -362,13 +460,7 @@ void prefillQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin,
           const size_t rows = blockEnd - r < kPrefillRows ? blockEnd - r : kPrefillRows;
           const uint8_t* wTile = w + r * wRowBytes + g0 * wGroupBytes;
           float* yTile = y + c0 * ldy + r;
-          const size_t remaining = nBlocks - 4 * g0;
-          switch (cols) {
-            case 4: prefillTileRows<4, kQ4>(rows, wTile, wRowBytes, count, remaining, packed, yTile, ldy, g0 != 0, idx); break;
-            case 3: prefillTileRows<3, kQ4>(rows, wTile, wRowBytes, count, remaining, packed, yTile, ldy, g0 != 0, idx); break;
-            case 2: prefillTileRows<2, kQ4>(rows, wTile, wRowBytes, count, remaining, packed, yTile, ldy, g0 != 0, idx); break;
-            default: prefillTileRows<1, kQ4>(rows, wTile, wRowBytes, count, remaining, packed, yTile, ldy, g0 != 0, idx); break;
-          }
+          tile(rows, wTile, wRowBytes, count, nBlocks - 4 * g0, packed, yTile, ldy, g0 != 0, idx);
         }
       }
     }
@@ -380,10 +472,9 @@ template <bool kQ4>
 void matmulQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                  size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   const Indices idx = loadIndices();
-  if (nCols == 1) {
-    decodeQuant<kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, y, idx);
-  } else {
-    prefillQuant<kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy, idx);
+  switch (nCols) {
+    case 1: streamQuant<1, kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, y, ldy, idx); return;
+    default: prefillQuant<kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy, idx); return;
   }
 }
 
@@ -454,10 +545,39 @@ void tileFloatRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, co
   }
 }
 
+// w (n,) . x (n,) for decode: one row streamed with four accumulators and the decode prefetch distance
+template <FloatKind K>
+float rowDotFloat(const uint8_t* w, const uint8_t* x, size_t n) {
+  constexpr size_t step = 16 * floatBytes<K>();
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  size_t s = 0;
+  for (; s + 4 <= n / 16; s += 4) {
+    for (size_t line = 0; line < 4 * step; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + s * step + kPrefetchBytes + line), _MM_HINT_T0);
+    }
+    for (int u = 0; u < 4; u++) {
+      acc[u] = _mm512_fmadd_ps(loadFloats<K>(w + (s + u) * step), loadFloats<K>(x + (s + u) * step), acc[u]);
+    }
+  }
+  for (; s < n / 16; s++) acc[0] = _mm512_fmadd_ps(loadFloats<K>(w + s * step), loadFloats<K>(x + s * step), acc[0]);
+  if (n % 16 != 0) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n % 16)) - 1);
+    acc[1] = _mm512_fmadd_ps(loadFloatsMasked<K>(w + s * step, mask), loadFloatsMasked<K>(x + s * step, mask), acc[1]);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
+using FloatTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x,
+                            size_t actRowBytes, float* y, size_t ldy);
+
 // W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r], W and X of one float kind
 template <FloatKind K>
 void matmulFloat(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                  size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  if (nCols == 1) {
+    for (size_t r = rowBegin; r < rowEnd; r++) y[r] = rowDotFloat<K>(w + r * wRowBytes, x, n);
+    return;
+  }
   for (size_t r = rowBegin; r < rowEnd; r += 4) {
     const size_t rows = rowEnd - r < 4 ? rowEnd - r : 4;
     const uint8_t* wTile = w + r * wRowBytes;
@@ -465,25 +585,29 @@ void matmulFloat(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, 
     for (; c + 3 <= nCols; c += 3) {
       tileFloatRows<3, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
     }
-    switch (nCols - c) {
-      case 2: tileFloatRows<2, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
-      case 1: tileFloatRows<1, K>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
-      default: break;
+    if (c < nCols) {
+      const FloatTileFn tile = nCols - c == 2 ? tileFloatRows<2, K> : tileFloatRows<1, K>;
+      tile(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
     }
   }
 }
 
+using TypedMatmulFn = void (*)(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+                              const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
+
 // W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r]; unsupported types leave Y untouched
 void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
             const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  TypedMatmulFn kernel = nullptr;
   switch (wType) {
-    case GgmlType::Q4_0: matmulQuant<true>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::Q8_0: matmulQuant<false>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::F32: matmulFloat<FloatKind::F32>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::F16: matmulFloat<FloatKind::F16>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
-    case GgmlType::BF16: matmulFloat<FloatKind::BF16>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy); return;
+    case GgmlType::Q4_0: kernel = matmulQuant<true>; break;
+    case GgmlType::Q8_0: kernel = matmulQuant<false>; break;
+    case GgmlType::F32: kernel = matmulFloat<FloatKind::F32>; break;
+    case GgmlType::F16: kernel = matmulFloat<FloatKind::F16>; break;
+    case GgmlType::BF16: kernel = matmulFloat<FloatKind::BF16>; break;
     default: return;
   }
+  kernel(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
 }
 
 // ---- activation quantization, bit-identical to the scalar reference ----
@@ -507,7 +631,8 @@ void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
   const __m512 signBit = _mm512_set1_ps(-0.0f);
   for (size_t b = 0; b < n / 32; b++, x += 32) {
     const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(signBit, v0), _mm512_andnot_ps(signBit, v1)));
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(signBit, v0), _mm512_andnot_ps(signBit,
+        v1)));
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     const __m512 scale = _mm512_set1_ps(id);
@@ -523,7 +648,8 @@ void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
 void quantizeF16(const float* x, uint16_t* out, size_t n) {
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i),
+        _MM_FROUND_TO_NEAREST_INT));
   }
   if (i < n) {
     const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
@@ -545,7 +671,8 @@ __m256i floatsToBf16(__m512 v) {
 
 void quantizeBf16(const float* x, uint16_t* out, size_t n) {
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), floatsToBf16(_mm512_loadu_ps(x + i)));
+  for (; i + 16 <= n; i += 16) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+      floatsToBf16(_mm512_loadu_ps(x + i)));
   if (i < n) {
     const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
     _mm256_mask_storeu_epi16(out + i, mask, floatsToBf16(_mm512_maskz_loadu_ps(mask, x + i)));
@@ -579,7 +706,8 @@ void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n) {
         const __m512 d = _mm512_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(blocks[b].d))));
         const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[b].qs));
         storeScaled(out, _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(qs, low4)), eight), d);
-        storeScaled(out + 16, _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qs, 4), low4)), eight), d);
+        storeScaled(out + 16, _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(qs, 4), low4)),
+            eight), d);
       }
       return;
     }
@@ -587,8 +715,9 @@ void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n) {
       const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(row);
       for (size_t b = 0; b < n / 32; b++, out += 32) {
         const __m512 d = _mm512_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(blocks[b].d))));
-        storeScaled(out, _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[b].qs))), d);
-        storeScaled(out + 16, _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[b].qs + 16))), d);
+        const __m128i* qs = reinterpret_cast<const __m128i*>(blocks[b].qs);
+        storeScaled(out, _mm512_cvtepi8_epi32(_mm_loadu_si128(qs)), d);
+        storeScaled(out + 16, _mm512_cvtepi8_epi32(_mm_loadu_si128(qs + 1)), d);
       }
       return;
     }
@@ -602,7 +731,8 @@ void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n) {
       if (i < n) {
         const __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
         _mm512_mask_storeu_ps(out + i, mask, type == GgmlType::F16 ? loadFloatsMasked<FloatKind::F16>(row + 2 * i, mask)
-                                                                   : loadFloatsMasked<FloatKind::BF16>(row + 2 * i, mask));
+                                                                   : loadFloatsMasked<FloatKind::BF16>(row + 2 * i,
+                                                                       mask));
       }
       return;
     }

@@ -68,19 +68,45 @@ void tileBf16Rows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, con
   }
 }
 
+// w (n,) . x (n,) BF16 for decode: one row streamed with four accumulators and a 4.5 KB prefetch (see
+// matmul_avx512.cc: a single stream reads faster than several interleaved rows)
+float rowDotBf16(const uint8_t* w, const uint8_t* x, size_t n) {
+  constexpr size_t kPrefetchBytes = 4608;
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  size_t s = 0;
+  for (; s + 4 <= n / 32; s += 4) {
+    for (size_t line = 0; line < 256; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + 64 * s + kPrefetchBytes + line), _MM_HINT_T0);
+    }
+    for (int u = 0; u < 4; u++) acc[u] = _mm512_dpbf16_ps(acc[u], loadBf16(w + 64 * (s + u)),
+        loadBf16(x + 64 * (s + u)));
+  }
+  for (; s < n / 32; s++) acc[0] = _mm512_dpbf16_ps(acc[0], loadBf16(w + 64 * s), loadBf16(x + 64 * s));
+  if (n % 32 != 0) {
+    const __mmask32 mask = (1u << (n % 32)) - 1;
+    acc[1] = _mm512_dpbf16_ps(acc[1], loadBf16Masked(w + 64 * s, mask), loadBf16Masked(x + 64 * s, mask));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
+using TileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x,
+                       size_t actRowBytes, float* y, size_t ldy);
+
 // W (nRows, n) BF16 rows [rowBegin, rowEnd) @ X (nCols, n) BF16 -> Y[c * ldy + r]; other types leave Y untouched
 void matmulBf16(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
                 const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   if (wType != GgmlType::BF16) return;
+  if (nCols == 1) {
+    for (size_t r = rowBegin; r < rowEnd; r++) y[r] = rowDotBf16(w + r * wRowBytes, x, n);
+    return;
+  }
   for (size_t r = rowBegin; r < rowEnd; r += 4) {
     const size_t rows = rowEnd - r < 4 ? rowEnd - r : 4;
     const uint8_t* wTile = w + r * wRowBytes;
-    size_t c = 0;
-    for (; c + 3 <= nCols; c += 3) tileBf16Rows<3>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
-    switch (nCols - c) {
-      case 2: tileBf16Rows<2>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
-      case 1: tileBf16Rows<1>(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy); break;
-      default: break;
+    for (size_t c = 0; c < nCols; c += 3) {
+      const size_t cols = nCols - c < 3 ? nCols - c : 3;
+      const TileFn tile = cols == 3 ? tileBf16Rows<3> : cols == 2 ? tileBf16Rows<2> : tileBf16Rows<1>;
+      tile(rows, wTile, wRowBytes, n, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
     }
   }
 }

@@ -104,7 +104,8 @@ void rmsNorm(float* out, const float* x, const float* weight, size_t n, float ep
     _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), scale), _mm256_loadu_ps(weight + i)));
   }
   if (i < n) {
-    const __m256 v = _mm256_mul_ps(_mm256_mul_ps(loadPartial(x + i, n - i, 0.0f), scale), loadPartial(weight + i, n - i, 0.0f));
+    const __m256 v = _mm256_mul_ps(_mm256_mul_ps(loadPartial(x + i, n - i, 0.0f), scale), loadPartial(weight + i,
+        n - i, 0.0f));
     storePartial(out + i, v, n - i);
   }
 }
@@ -121,7 +122,8 @@ void rope(float* x, size_t nHeads, size_t headDim, size_t ropeDim, int64_t pos, 
     scalar::ropeAngles(pos, freqBase, ropeDim, i0, i0 + pairs, cosines, sines);
     for (size_t p = pairs; p < 4; p++) cosines[p] = sines[p] = 0.0f;
     const __m256 c = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_load_ps(cosines)), duplicate);
-    const __m256 s = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_load_ps(sines)), duplicate), alternate);
+    const __m256 s = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_load_ps(sines)), duplicate),
+        alternate);
     for (size_t h = 0; h < nHeads; h++) {
       float* head = x + h * headDim + 2 * i0;
       const __m256 v = pairs == 4 ? _mm256_loadu_ps(head) : loadPartial(head, 2 * pairs, 0.0f);
@@ -146,7 +148,8 @@ float dotHead(const float* q, const T* k, size_t headDim) {
       acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), loadHalfs(reinterpret_cast<const uint16_t*>(k) + i + 8), acc1);
     } else {
       acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(reinterpret_cast<const float*>(k) + i), acc0);
-      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(reinterpret_cast<const float*>(k) + i + 8), acc1);
+      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(reinterpret_cast<const float*>(k) + i + 8),
+          acc1);
     }
   }
   for (; i < headDim; i += 8) {
@@ -254,14 +257,16 @@ __m256 siluTimes(__m256 g, __m256 u) {
 void siluMul(float* gate, const float* up, size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(gate + i, siluTimes(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
-  if (i < n) storePartial(gate + i, siluTimes(loadPartial(gate + i, n - i, 0.0f), loadPartial(up + i, n - i, 0.0f)), n - i);
+  if (i < n) storePartial(gate + i, siluTimes(loadPartial(gate + i, n - i, 0.0f), loadPartial(up + i, n - i, 0.0f)),
+      n - i);
 }
 
 // y (n,) += a * x (n,)
 void axpy(float* y, float a, const float* x, size_t n) {
   const __m256 scale = _mm256_set1_ps(a);
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(scale, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(scale, _mm256_loadu_ps(x + i),
+      _mm256_loadu_ps(y + i)));
   for (; i < n; i++) y[i] += a * x[i];
 }
 

@@ -64,7 +64,8 @@ void rmsNorm(float* out, const float* x, const float* weight, size_t n, float ep
   }
   if (i < n) {
     const __mmask16 mask = tailMask(n - i);
-    const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + i), scale), _mm512_maskz_loadu_ps(mask, weight + i));
+    const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + i), scale),
+        _mm512_maskz_loadu_ps(mask, weight + i));
     _mm512_mask_storeu_ps(out + i, mask, v);
   }
 }
@@ -103,10 +104,12 @@ float dotHead(const float* q, const T* k, size_t headDim) {
   for (; i + 32 <= headDim; i += 32) {
     if (kHalf) {
       acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), loadHalfs(reinterpret_cast<const uint16_t*>(k) + i), acc0);
-      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), loadHalfs(reinterpret_cast<const uint16_t*>(k) + i + 16), acc1);
+      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), loadHalfs(reinterpret_cast<const uint16_t*>(k) + i + 16),
+          acc1);
     } else {
       acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(reinterpret_cast<const float*>(k) + i), acc0);
-      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), _mm512_loadu_ps(reinterpret_cast<const float*>(k) + i + 16), acc1);
+      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), _mm512_loadu_ps(reinterpret_cast<const float*>(k) + i + 16),
+          acc1);
     }
   }
   for (; i < headDim; i += 16) {
@@ -209,10 +212,12 @@ __m512 siluTimes(__m512 g, __m512 u) {
 // gate (n,) <- silu(gate) * up (n,)
 void siluMul(float* gate, const float* up, size_t n) {
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(gate + i, siluTimes(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(gate + i, siluTimes(_mm512_loadu_ps(gate + i),
+      _mm512_loadu_ps(up + i)));
   if (i < n) {
     const __mmask16 mask = tailMask(n - i);
-    _mm512_mask_storeu_ps(gate + i, mask, siluTimes(_mm512_maskz_loadu_ps(mask, gate + i), _mm512_maskz_loadu_ps(mask, up + i)));
+    _mm512_mask_storeu_ps(gate + i, mask, siluTimes(_mm512_maskz_loadu_ps(mask, gate + i), _mm512_maskz_loadu_ps(mask,
+        up + i)));
   }
 }
 
@@ -220,10 +225,12 @@ void siluMul(float* gate, const float* up, size_t n) {
 void axpy(float* y, float a, const float* x, size_t n) {
   const __m512 scale = _mm512_set1_ps(a);
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(scale, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(scale, _mm512_loadu_ps(x + i),
+      _mm512_loadu_ps(y + i)));
   if (i < n) {
     const __mmask16 mask = tailMask(n - i);
-    _mm512_mask_storeu_ps(y + i, mask, _mm512_fmadd_ps(scale, _mm512_maskz_loadu_ps(mask, x + i), _mm512_maskz_loadu_ps(mask, y + i)));
+    _mm512_mask_storeu_ps(y + i, mask, _mm512_fmadd_ps(scale, _mm512_maskz_loadu_ps(mask, x + i),
+        _mm512_maskz_loadu_ps(mask, y + i)));
   }
 }
 
