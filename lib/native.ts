@@ -66,6 +66,8 @@ export interface NativeAddon {
     encode(text: string, bosId: number, eosId: number, parseSpecial: boolean): Int32Array;
     encodeAsync(text: string, bosId: number, eosId: number, parseSpecial: boolean): Promise<Int32Array>;
   };
+  // ---- bench (native/addon/bench_binding.cc) ----
+  measureReadBandwidth(bytes: number, threads: number): Promise<number>;
   // ---- model (native/addon/model_binding.cc) ----
   loadModel(path: string, options: NativeModelOptions): Promise<NativeModelHandle>;
   NativeSession: new (model: NativeModelHandle, options: NativeSessionOptions, logits: Float32Array) => NativeSessionHandle;

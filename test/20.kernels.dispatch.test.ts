@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import ts from "typescript";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -106,7 +107,8 @@ describe("20 kernels: ISA dispatch", () => {
   it.runIf(process.platform === "linux" && process.arch === "x64")(
     "no ymm/zmm instruction in the addon outside the ISA files' functions (objdump)",
     () => {
-      const addon = join(root, "build", "Release", "mixtral_native.node");
+      // The binary this process loads: build/ when present, else the prebuild (CI removes build/).
+      const addon = (createRequire(import.meta.url)("node-gyp-build") as { resolve(dir: string): string }).resolve(root);
       expect(existsSync(addon), `${addon} must be built`).toBe(true);
       const which = spawnSync("objdump", ["--version"], { encoding: "utf8" });
       expect(which.status, "objdump (binutils) must be installed to run this check").toBe(0);

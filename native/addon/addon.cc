@@ -26,6 +26,7 @@ static Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   mn::registerGgufBinding(env, exports);
   mn::registerTokenizerBinding(env, exports);
   mn::registerModelBinding(env, exports);
+  mn::registerBenchBinding(env, exports);
   return exports;
 }
 

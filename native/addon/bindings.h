@@ -14,6 +14,7 @@ void registerGgufBinding(Napi::Env env, Napi::Object exports);
 void registerKernelsBinding(Napi::Env env, Napi::Object exports);
 void registerTokenizerBinding(Napi::Env env, Napi::Object exports);
 void registerModelBinding(Napi::Env env, Napi::Object exports);
+void registerBenchBinding(Napi::Env env, Napi::Object exports);
 
 // The object lib/gguf/inspect.ts turns into ModelInfo (inspectModel and model.info share it).
 Napi::Object modelInfoToJs(Napi::Env env, const GgufFile& file, const Hparams& hparams);

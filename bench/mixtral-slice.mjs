@@ -1,0 +1,158 @@
+// `npm run bench`: mixtral-native against llama.cpp (node-llama-cpp 3.21.1) on a "Mixtral slice": Mixtral
+// 8x7B's real layer shapes, 2 layers, built once (cached, deterministic) by the project's own writer.
+// Engines alternate trial by trial, each trial in a fresh process; speeds are reported as ratios and as a
+// fraction of this machine's roofline (weight bytes a decode step must read ÷ measured read bandwidth).
+//
+//   node bench/mixtral-slice.mjs [--trials 3] [--threads 2] [--types q4_0,q4_k_m] [--sweeps] [--json out.json]
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+
+import { GgmlType, Tokenizer, readGguf } from "../dist/index.js";
+import { native, packageRoot } from "../dist/native.js";
+import { cachedTestModel } from "../dist/testing/index.js";
+import { benchmarkText } from "./text.mjs";
+
+const { values: args } = parseArgs({
+  options: {
+    trials: { type: "string", default: "3" },
+    threads: { type: "string", default: "2" },
+    types: { type: "string", default: "q4_0,q4_k_m" },
+    sweeps: { type: "boolean", default: false },
+    json: { type: "string" },
+  },
+});
+const trials = Number(args.trials);
+const threads = Number(args.threads);
+const cacheDir = join(packageRoot, ".cache", "bench");
+mkdirSync(cacheDir, { recursive: true });
+
+/** Mixtral 8x7B's layer shapes (REFERENCE.md), two layers. */
+export const SLICE_SHAPE = {
+  nEmbd: 4096, nFf: 14336, nHeads: 32, nHeadsKv: 8, nExperts: 8, nExpertsUsed: 2, nLayers: 2,
+  contextLength: 32768, ropeFreqBase: 1e6, seed: 1,
+};
+const TYPES = { q4_0: GgmlType.Q4_0, q4_k_m: "q4_k_m" };
+
+async function slicePath(type) {
+  if (type === "q4_k_m") {
+    const { quantizeModel } = await import("../dist/index.js");
+    if (typeof quantizeModel !== "function") return undefined;
+    const f16 = await cachedTestModel({ ...SLICE_SHAPE, type: GgmlType.F16 });
+    const out = join(cacheDir, "mixtral-slice-q4_k_m.gguf");
+    try {
+      return (await import("node:fs")).statSync(out) && out;
+    } catch {
+      await quantizeModel(f16, out, { type: "q4_k_m" });
+      return out;
+    }
+  }
+  return cachedTestModel({ ...SLICE_SHAPE, type: TYPES[type] });
+}
+
+/** Bytes one decode step reads: every non-expert weight, k of n experts, one embedding row. */
+async function decodeBytesPerToken(path) {
+  const file = await readGguf(path);
+  let bytes = 0;
+  for (const t of file.tensors) {
+    if (t.name === "token_embd.weight") bytes += t.byteLength / t.shape[1];
+    else if (t.name.includes("_exps.")) bytes += (t.byteLength * SLICE_SHAPE.nExpertsUsed) / SLICE_SHAPE.nExperts;
+    else bytes += t.byteLength;
+  }
+  const output = file.tensors.find((t) => t.name === "output.weight")?.byteLength ?? 0;
+  return { bytes, perLayer: (bytes - output) / SLICE_SHAPE.nLayers, output };
+}
+
+function runWorker(engine, path, threadCount, promptFile, decodeTokens) {
+  const out = execFileSync(process.execPath, [join(packageRoot, "bench", "slice-worker.mjs"), engine, path, String(threadCount), promptFile, String(decodeTokens)], {
+    encoding: "utf8",
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(out.trim().split("\n").pop());
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function promptFile(path, length) {
+  const tokenizer = await Tokenizer.fromGguf(path);
+  const tokens = Array.from(tokenizer.encode(benchmarkText(64 * 1024, 7), { addBos: true })).slice(0, length);
+  const file = join(cacheDir, `prompt-${length}.json`);
+  writeFileSync(file, JSON.stringify(tokens));
+  return file;
+}
+
+async function compare(type, path, bandwidth) {
+  const prompt = await promptFile(path, 512);
+  const runs = { ours: [], llama: [] };
+  for (let trial = 0; trial < trials; trial++) {
+    for (const engine of ["ours", "llama"]) {
+      const r = runWorker(engine, path, threads, prompt, 128);
+      runs[engine].push(r);
+      process.stderr.write(`  ${type} trial ${trial + 1} ${engine.padEnd(5)} load ${r.loadMs.toFixed(0)} ms, pp512 ${r.prefillTokensPerSecond.toFixed(1)} t/s, tg128 ${r.decodeTokensPerSecond.toFixed(2)} t/s, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB\n`);
+    }
+  }
+  const summary = {};
+  for (const engine of ["ours", "llama"]) {
+    summary[engine] = Object.fromEntries(["loadMs", "prefillTokensPerSecond", "decodeTokensPerSecond", "peakRssBytes"].map((k) => [k, median(runs[engine].map((r) => r[k]))]));
+  }
+  const { bytes } = await decodeBytesPerToken(path);
+  const rooflineTokensPerSecond = (bandwidth * 1e9) / bytes;
+  return { type, path, bytesPerToken: bytes, rooflineTokensPerSecond, ...summary, runs };
+}
+
+async function sweeps(path) {
+  const contexts = [];
+  for (const length of [128, 512, 1024, 2048, 4096]) {
+    const prompt = await promptFile(path, length);
+    const r = runWorker("ours", path, threads, prompt, 32);
+    contexts.push({ context: length, decodeTokensPerSecond: r.decodeTokensPerSecond, prefillTokensPerSecond: r.prefillTokensPerSecond });
+    process.stderr.write(`  context ${length}: tg ${r.decodeTokensPerSecond.toFixed(2)} t/s\n`);
+  }
+  const threadRuns = [];
+  const prompt = await promptFile(path, 512);
+  for (const count of [1, 2]) {
+    const r = runWorker("ours", path, count, prompt, 64);
+    threadRuns.push({ threads: count, decodeTokensPerSecond: r.decodeTokensPerSecond, prefillTokensPerSecond: r.prefillTokensPerSecond });
+    process.stderr.write(`  threads ${count}: pp ${r.prefillTokensPerSecond.toFixed(1)} t/s, tg ${r.decodeTokensPerSecond.toFixed(2)} t/s\n`);
+  }
+  return { contexts, threads: threadRuns };
+}
+
+const bandwidth = await native().measureReadBandwidth(1 << 30, threads);
+const machine = `${cpus()[0].model}, ${availableParallelism()} CPUs, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${native().cpuInfo().isa}`;
+process.stderr.write(`machine: ${machine}\nread bandwidth (${threads} threads): ${bandwidth.toFixed(1)} GB/s\n`);
+
+const results = [];
+for (const type of args.types.split(",")) {
+  const path = await slicePath(type);
+  if (path === undefined) {
+    process.stderr.write(`${type}: skipped (the quantizer is not built into this version)\n`);
+    continue;
+  }
+  results.push(await compare(type, path, bandwidth));
+}
+
+const pct = (x) => `${(x * 100).toFixed(0)}%`;
+console.log(`\nMixtral slice (2 layers of 8x7B), ${threads} threads, median of ${trials} alternating trials; ${machine}`);
+console.log("| type | engine | load ms | pp512 t/s | tg128 t/s | peak RSS MiB | tg / roofline |");
+console.log("|---|---|---:|---:|---:|---:|---:|");
+for (const r of results) {
+  for (const engine of ["ours", "llama"]) {
+    const s = r[engine];
+    console.log(`| ${r.type} | ${engine === "ours" ? "mixtral-native" : "llama.cpp"} | ${s.loadMs.toFixed(0)} | ${s.prefillTokensPerSecond.toFixed(1)} | ${s.decodeTokensPerSecond.toFixed(2)} | ${(s.peakRssBytes / 2 ** 20).toFixed(0)} | ${pct(s.decodeTokensPerSecond / r.rooflineTokensPerSecond)} |`);
+  }
+  const o = r.ours, l = r.llama;
+  console.log(`| ${r.type} | **ratio** | ${(l.loadMs / o.loadMs).toFixed(2)}× faster | ${(o.prefillTokensPerSecond / l.prefillTokensPerSecond).toFixed(2)}× | ${(o.decodeTokensPerSecond / l.decodeTokensPerSecond).toFixed(2)}× | ${(o.peakRssBytes / l.peakRssBytes).toFixed(2)}× | roofline ${r.rooflineTokensPerSecond.toFixed(1)} t/s |`);
+}
+let sweep;
+if (args.sweeps && results.length > 0) sweep = await sweeps(results[0].path);
+if (results.length > 0) {
+  const { perLayer, output } = await decodeBytesPerToken(results[0].path);
+  const full = 32 * perLayer + output;
+  const ours = results[0].ours.decodeTokensPerSecond;
+  const sliceBytes = results[0].bytesPerToken;
+  console.log(`\nProjected full Mixtral 8x7B (32 layers, ${results[0].type}) decode: ${((full / sliceBytes / ours) * 1000).toFixed(0)} ms/token (${(ours * sliceBytes / full).toFixed(2)} t/s) at the slice's effective bandwidth.`);
+}
+if (args.json) writeFileSync(args.json, JSON.stringify({ machine, bandwidth, threads, trials, results, sweep }, null, 2));

@@ -1,0 +1,54 @@
+#include "kernels/bandwidth.h"
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace mn {
+namespace {
+
+// Sums 64-bit words with eight independent accumulators, so loads, not the add chain, set the pace.
+uint64_t readSlice(const uint64_t* words, size_t count) {
+  uint64_t acc[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    for (int k = 0; k < 8; k++) acc[k] += words[i + k];
+  }
+  for (; i < count; i++) acc[0] += words[i];
+  uint64_t sum = 0;
+  for (int k = 0; k < 8; k++) sum += acc[k];
+  return sum;
+}
+
+}  // namespace
+
+double measureReadBandwidth(size_t bytes, unsigned threads, unsigned repeats) {
+  if (threads == 0) threads = 1;
+  const size_t words = bytes / sizeof(uint64_t);
+  std::unique_ptr<uint64_t[]> buffer(new uint64_t[words]);
+  for (size_t i = 0; i < words; i++) buffer[i] = i;  // touch every page so the pass reads memory, not zero pages
+  std::vector<uint64_t> sums(threads);
+  double best = 0.0;
+  for (unsigned pass = 0; pass < repeats; pass++) {
+    std::vector<std::thread> workers;
+    const auto start = std::chrono::steady_clock::now();
+    for (unsigned t = 0; t < threads; t++) {
+      workers.emplace_back([&, t] {
+        const size_t begin = words * t / threads, end = words * (t + 1) / threads;
+        sums[t] = readSlice(buffer.get() + begin, end - begin);
+      });
+    }
+    for (std::thread& worker : workers) worker.join();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double rate = double(words * sizeof(uint64_t)) / seconds / 1e9;
+    if (rate > best) best = rate;
+  }
+  volatile uint64_t sink = 0;
+  for (uint64_t s : sums) sink = sink + s;
+  return best;
+}
+
+}  // namespace mn
