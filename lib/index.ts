@@ -11,3 +11,14 @@ export { readGguf, type GgufFileInfo, type GgufMetadataEntry, type GgufTensorDes
 export { inspectModel, fileTypeName, type ModelInfo, type InspectModelOptions, type ExpertLayout } from "./gguf/inspect.js";
 export * from "./sampling/index.js";
 export * from "./grammar/index.js";
+export { Mixtral, physicalCoreCount, type LoadOptions } from "./model.js";
+export {
+  Session,
+  type SessionOptions,
+  type EvalOptions,
+  type GenerateOptions,
+  type GeneratedToken,
+  type GenerateResult,
+  type StopReason,
+  type RoutingStats,
+} from "./session.js";
