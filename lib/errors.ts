@@ -49,12 +49,25 @@ export class AbortError extends MixtralError {
   }
 }
 
+/**
+ * A session state that {@link Session.loadState} refuses. Codes: `STATE_CORRUPT` (truncated, altered or not a
+ * state), `STATE_UNSUPPORTED_VERSION`, `STATE_MODEL_MISMATCH` (saved with another model),
+ * `STATE_SESSION_MISMATCH` (another KV cache type or sliding window, or too many tokens for the context).
+ * @example
+ * ```ts
+ * try { session.loadState(bytes); }
+ * catch (err) { if (err instanceof StateError && err.code === "STATE_MODEL_MISMATCH") session.reset(); }
+ * ```
+ */
+export class StateError extends MixtralError {}
+
 /** Turns an error thrown by the addon (a plain Error with `code`) into the matching typed error. */
 export function fromNativeError(error: unknown): unknown {
   if (!(error instanceof Error)) return error;
   const code = (error as { code?: unknown }).code;
   if (typeof code !== "string") return error;
   if (code.startsWith("GGUF_") || code.startsWith("MODEL_")) return new GgufError(code, error.message);
+  if (code.startsWith("STATE_")) return new StateError(code, error.message);
   if (code === "CONTEXT_OVERFLOW") return new ContextOverflowError(error.message);
   if (code === "ABORT_ERR") return new AbortError(error.message);
   if (code === "ERR_OUT_OF_RANGE") return Object.assign(new RangeError(error.message), { code });

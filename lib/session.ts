@@ -3,7 +3,7 @@
  * it. Calls on one session run one at a time, in order; different sessions of a model share its threads.
  * @module
  */
-import { AbortError, ContextOverflowError, DisposedError, MixtralError, fromNativeError } from "./errors.js";
+import { AbortError, ContextOverflowError, DisposedError, MixtralError, fromNativeError, withNativeErrorsSync } from "./errors.js";
 import type { NativeSessionHandle } from "./native.js";
 import { SAMPLING_OPTION_NAMES, createSampler, type SamplingOptions } from "./sampling/index.js";
 import { StopStringMatcher } from "./stop-strings.js";
@@ -18,9 +18,11 @@ export interface SessionOptions {
   batchSize?: number;
   /** KV cache element type: "f16" (default, half the memory, as llama.cpp) or "f32". */
   kvCacheType?: "f16" | "f32";
+  /** Experts per token (1 … the load-time value); see {@link Session.setExpertsPerToken}. Default: the model's. */
+  expertsPerToken?: number;
 }
 
-export const SESSION_OPTION_KEYS = ["contextSize", "batchSize", "kvCacheType"] as const;
+export const SESSION_OPTION_KEYS = ["contextSize", "batchSize", "kvCacheType", "expertsPerToken"] as const;
 
 /** Options of {@link Session.eval}. */
 export interface EvalOptions {
@@ -159,6 +161,63 @@ export class Session implements Disposable {
     this.handle.reset();
     this.length = 0;
     this.logitsCurrent = false;
+  }
+
+  /** Experts each token is routed to in this session (the model's load-time value unless changed). */
+  get expertsPerToken(): number {
+    this.checkAlive();
+    return this.handle.stats().expertsPerToken;
+  }
+
+  /**
+   * Routes each token to the top `k` experts from now on, 1 ≤ k ≤ the load-time value (scratch is sized for
+   * it). Top-1 is faster at a measured cost in quality (docs/performance-tuning.md). RangeError on a dense model.
+   * @example
+   * ```ts
+   * session.setExpertsPerToken(1); // Mixtral top-1: fewer expert matmuls per token
+   * ```
+   */
+  setExpertsPerToken(k: number): void {
+    this.checkIdle();
+    if (this.host.nExperts === 0) throw new RangeError("k cannot be set: the model is dense (it has no experts)");
+    this.handle.setExpertsPerToken(checkInteger("k", k, 1, this.host.expertsPerToken));
+  }
+
+  /**
+   * The session's state: the KV cache rows, the tokens and the current logits, in a versioned format that names
+   * the model (hyperparameters, tensor layout, a sample of the weights). Costs a copy of the used cache
+   * (for Mixtral 8x7B with an f16 cache, 128 KiB per token); call it while the session is idle.
+   * @example
+   * ```ts
+   * await writeFile("chat.state", session.saveState());
+   * ```
+   */
+  saveState(): Uint8Array {
+    this.checkIdle();
+    const tokens = this.history.subarray(0, this.length);
+    return withNativeErrorsSync(() => this.handle.saveState(tokens, this.logitsCurrent ? this.logits : null));
+  }
+
+  /**
+   * Replaces this session's cache and tokens with a state from {@link saveState}. Nothing changes unless the
+   * whole buffer is valid. Throws StateError: `STATE_CORRUPT` (truncated, altered, not a state),
+   * `STATE_UNSUPPORTED_VERSION`, `STATE_MODEL_MISMATCH` (saved with another model), `STATE_SESSION_MISMATCH`
+   * (another kvCacheType or sliding window, or more tokens than this session's context).
+   * @example
+   * ```ts
+   * const session = model.createSession();
+   * session.loadState(await readFile("chat.state"));
+   * for await (const { text } of session.generate("", { maxTokens: 32 })) process.stdout.write(text);
+   * ```
+   */
+  loadState(bytes: Uint8Array): void {
+    this.checkIdle();
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`bytes must be a Uint8Array; got ${bytes === null ? "null" : typeof bytes}`);
+    const { tokens, logits } = withNativeErrorsSync(() => this.handle.loadState(bytes));
+    this.length = 0;
+    this.append(tokens);
+    if (logits !== null) this.logits.set(logits);
+    this.logitsCurrent = logits !== null;
   }
 
   /** How often each expert was chosen, per layer, since the session started or was reset. */
