@@ -302,17 +302,22 @@ export class Chat implements Disposable {
 
     let messages: ChatMessage[] = [...this.messages, { role: "user", content: userText }];
     let prompt = this.buildPrompt(messages);
-    const fits = () => prompt.tokens.length + send.maxTokens <= this.session.contextSize;
-    while (!fits()) {
-      const shorter = this.contextShift === "drop-oldest-turns" ? dropOldestTurn(messages) : undefined;
-      if (shorter === undefined) {
-        throw new ContextOverflowError(
-          `the prompt (${prompt.tokens.length} tokens) plus maxTokens (${send.maxTokens}) exceeds the chat's context size ` +
-            `${this.session.contextSize}` + (this.contextShift === "error" ? "" : " even with every earlier turn dropped"),
-        );
+    const contextSize = this.session.contextSize;
+    const needed = () => prompt.tokens.length + send.maxTokens;
+    if (needed() > contextSize && this.contextShift === "drop-oldest-turns") {
+      // Dropping a turn re-evaluates everything after the system prompt, so drop until a quarter of the context
+      // is spare too: the cost is then paid once every few turns rather than on every turn of a full chat.
+      const target = contextSize - Math.floor(contextSize / 4);
+      for (let shorter = dropOldestTurn(messages); shorter !== undefined && needed() > target; shorter = dropOldestTurn(messages)) {
+        messages = shorter;
+        prompt = this.buildPrompt(messages);
       }
-      messages = shorter;
-      prompt = this.buildPrompt(messages);
+    }
+    if (needed() > contextSize) {
+      throw new ContextOverflowError(
+        `the prompt (${prompt.tokens.length} tokens) plus maxTokens (${send.maxTokens}) exceeds the chat's context size ` +
+          `${contextSize}` + (this.contextShift === "error" ? "" : " even with every earlier turn dropped"),
+      );
     }
     const droppedMessages = this.messages.length + 1 - messages.length;
 

@@ -89,6 +89,17 @@ function checkStopList(stop: unknown): string[] {
   return stop.map((s, i) => checkString(`options.stop[${i}]`, s));
 }
 
+/**
+ * One conversation's KV cache over a loaded model: {@link eval} appends tokens and returns the next-token logits,
+ * {@link generate} samples a continuation, {@link rewind} and {@link reset} edit the cache, {@link saveState} and
+ * {@link loadState} persist it. Calls run one at a time in call order. Create with {@link Mixtral.createSession}.
+ * @example
+ * ```ts
+ * using session = model.createSession({ contextSize: 2048 });
+ * for await (const { text } of session.generate("[INST] Hi! [/INST]", { maxTokens: 32 })) process.stdout.write(text);
+ * const state = session.saveState(); // KV cache and tokens; restore later with loadState(state)
+ * ```
+ */
 export class Session implements Disposable {
   /** Positions the cache holds; Infinity with a sliding window (the cache rolls). */
   readonly contextSize: number;
