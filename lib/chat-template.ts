@@ -19,16 +19,34 @@ import { MixtralError } from "./errors.js";
 import { TokenType, type Tokenizer } from "./tokenizer/tokenizer.js";
 import { checkBoolean, checkOptions, checkString } from "./validate.js";
 
-/** Who said a message. */
+/**
+ * Who said a message.
+ * @example
+ * ```ts
+ * const role: ChatRole = "assistant";
+ * ```
+ */
 export type ChatRole = "system" | "user" | "assistant";
 
-/** One message of a conversation. */
+/**
+ * One message of a conversation.
+ * @example
+ * ```ts
+ * const history: ChatMessage[] = [{ role: "user", content: "Hi" }, { role: "assistant", content: "Hello!" }];
+ * ```
+ */
 export interface ChatMessage {
   role: ChatRole;
   content: string;
 }
 
-/** Options of {@link Mixtral.applyChatTemplate}. */
+/**
+ * Options of {@link Mixtral.applyChatTemplate}.
+ * @example
+ * ```ts
+ * model.applyChatTemplate(messages, { safePrompt: true, addGenerationPrompt: true });
+ * ```
+ */
 export interface ApplyChatTemplateOptions {
   /**
    * Render the opening of the assistant's reply (the template's `add_generation_prompt`). Default false, as Hugging
@@ -46,6 +64,11 @@ export const APPLY_CHAT_TEMPLATE_OPTION_KEYS = ["addGenerationPrompt", "safeProm
 /**
  * A chat template (or the prompt it produced) that this library cannot use (code `CHAT_TEMPLATE_ERROR`): it does
  * not parse, raised an exception (e.g. roles that do not alternate), or rewrote message text beyond recognition.
+ * @example
+ * ```ts
+ * try { model.applyChatTemplate([{ role: "user", content: "a" }, { role: "user", content: "b" }]); }
+ * catch (err) { if (err instanceof ChatTemplateError) console.error(err.message); } // "… roles must alternate …"
+ * ```
  */
 export class ChatTemplateError extends MixtralError {
   constructor(message: string, options?: { cause?: unknown }) {

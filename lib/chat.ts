@@ -10,10 +10,22 @@ import type { GenerateOptions, GeneratedToken, RoutingStats, Session } from "./s
 import type { Tokenizer } from "./tokenizer/tokenizer.js";
 import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal, checkString } from "./validate.js";
 
-/** What a chat does when a turn (prompt plus `maxTokens`) does not fit in its context. */
+/**
+ * What a chat does when a turn (prompt plus `maxTokens`) does not fit in its context.
+ * @example
+ * ```ts
+ * const strict = model.createChat({ contextShift: "error" }); // throw ContextOverflowError instead of dropping turns
+ * ```
+ */
 export type ContextShiftStrategy = "error" | "drop-oldest-turns";
 
-/** Options of {@link Mixtral.createChat}. */
+/**
+ * Options of {@link Mixtral.createChat}.
+ * @example
+ * ```ts
+ * const chat = model.createChat({ systemPrompt: "Be brief.", contextSize: 8192, safePrompt: true });
+ * ```
+ */
 export interface ChatOptions {
   /** The first message of the conversation, with role "system". Default none. */
   systemPrompt?: string;
@@ -40,7 +52,13 @@ export const CHAT_OPTION_KEYS = [
   "systemPrompt", "contextSize", "batchSize", "kvCacheType", "template", "contextShift", "safePrompt", "expertsPerToken",
 ] as const;
 
-/** Options of {@link Chat.send} and {@link Chat.stream}: sampling, limits and stopping. */
+/**
+ * Options of {@link Chat.send} and {@link Chat.stream}: sampling, limits and stopping.
+ * @example
+ * ```ts
+ * await chat.send("Name a colour.", { temperature: 0.7, topP: 0.9, seed: 1, maxTokens: 16, stop: ["\n"] });
+ * ```
+ */
 export interface ChatSendOptions extends SamplingOptions {
   /** Most tokens to generate. Default 256. The turn needs room for its prompt plus this many tokens. */
   maxTokens?: number;
@@ -54,10 +72,24 @@ export interface ChatSendOptions extends SamplingOptions {
 
 export const CHAT_SEND_OPTION_KEYS: readonly (keyof ChatSendOptions)[] = [...SAMPLING_OPTION_NAMES, "maxTokens", "stop", "signal", "onRouting"];
 
-/** Why a reply ended. "abort": the signal fired or a stream consumer stopped reading. */
+/**
+ * Why a reply ended. "abort": the signal fired or a stream consumer stopped reading.
+ * @example
+ * ```ts
+ * const { stopReason } = await chat.send("Hi", { maxTokens: 8 });
+ * if (stopReason === "maxTokens") console.log("(cut short)");
+ * ```
+ */
 export type ChatStopReason = "eos" | "maxTokens" | "stop" | "abort";
 
-/** Token counts of one turn. */
+/**
+ * Token counts of one turn.
+ * @example
+ * ```ts
+ * const { usage } = await chat.send("And then?");
+ * console.log(`evaluated ${usage.promptTokens - usage.cachedTokens} of ${usage.promptTokens} prompt tokens`);
+ * ```
+ */
 export interface ChatUsage {
   /** Tokens of the whole rendered prompt (the conversation so far plus the new message). */
   promptTokens: number;
@@ -67,7 +99,13 @@ export interface ChatUsage {
   completionTokens: number;
 }
 
-/** The outcome of one turn. */
+/**
+ * The outcome of one turn.
+ * @example
+ * ```ts
+ * const { text, tokens, stopReason, usage, droppedMessages } = await chat.send("Hello");
+ * ```
+ */
 export interface ChatResult {
   /** The reply, without the stop string. */
   text: string;
@@ -82,6 +120,12 @@ export interface ChatResult {
 /**
  * The chunks of one reply, as an async iterable, and the turn's result.
  * Breaking out of the loop stops generation; `result` then resolves with stopReason "abort".
+ * @example
+ * ```ts
+ * const stream = chat.stream("Tell me a story.");
+ * for await (const { text } of stream) process.stdout.write(text);
+ * console.log((await stream.result).usage);
+ * ```
  */
 export interface ChatStream extends AsyncIterable<GeneratedToken> {
   /** Resolves when the turn ends (whether or not the chunks are read); rejects if the turn fails. */
@@ -116,7 +160,18 @@ interface Transcript {
 
 const EMPTY_TRANSCRIPT: Transcript = { text: "", tokens: new Int32Array(0), marks: [] };
 
-/** A conversation: use {@link Mixtral.createChat}. */
+/**
+ * A conversation over its own KV cache, formatted with the model's chat template. Turns are queued in call order;
+ * each evaluates only the tokens the cache lacks; the oldest turns are dropped when the context fills up. See
+ * docs/chat.md. Create with {@link Mixtral.createChat}.
+ * @example
+ * ```ts
+ * using chat = model.createChat({ systemPrompt: "You are terse." });
+ * const first = await chat.send("Name three primes.", { temperature: 0 });
+ * const second = await chat.send("Two more.");
+ * console.log(first.text, second.text, second.usage.cachedTokens, chat.history.length); // … 5
+ * ```
+ */
 export class Chat implements Disposable {
   /** The session that holds this chat's KV cache (read its tokens, routing or state; don't evaluate on it). */
   readonly session: Session;

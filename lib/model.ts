@@ -16,7 +16,13 @@ import { SESSION_OPTION_KEYS, Session, type SessionHost, type SessionOptions } f
 import { Tokenizer } from "./tokenizer/tokenizer.js";
 import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal } from "./validate.js";
 
-/** Options of {@link Mixtral.load}. */
+/**
+ * Options of {@link Mixtral.load}.
+ * @example
+ * ```ts
+ * const model = await Mixtral.load(path, { threads: 4, onProgress: (p) => console.log(p), signal: AbortSignal.timeout(60_000) });
+ * ```
+ */
 export interface LoadOptions {
   /** Compute threads. Default: the number of physical cores. */
   threads?: number;
@@ -37,7 +43,13 @@ export interface LoadOptions {
 
 const LOAD_OPTION_KEYS = ["threads", "slidingWindow", "expertsPerToken", "verifyTensorData", "onProgress", "signal"] as const;
 
-/** Physical cores on Linux (distinct core ids per package); elsewhere the logical CPU count. */
+/**
+ * Physical cores on Linux (distinct core ids per package); elsewhere the logical CPU count.
+ * @example
+ * ```ts
+ * const model = await Mixtral.load(path, { threads: Math.max(1, physicalCoreCount() - 1) }); // leave one for the UI
+ * ```
+ */
 export function physicalCoreCount(): number {
   try {
     const cores = new Set<string>();

@@ -10,7 +10,13 @@ import { StopStringMatcher } from "./stop-strings.js";
 import type { Tokenizer } from "./tokenizer/tokenizer.js";
 import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal, checkString, checkTokens } from "./validate.js";
 
-/** Options of {@link Mixtral.createSession}. */
+/**
+ * Options of {@link Mixtral.createSession}.
+ * @example
+ * ```ts
+ * const session = model.createSession({ contextSize: 8192, batchSize: 256, kvCacheType: "f16", expertsPerToken: 2 });
+ * ```
+ */
 export interface SessionOptions {
   /** Positions the KV cache holds (without a sliding window). Default min(model context, 4096). */
   contextSize?: number;
@@ -24,13 +30,25 @@ export interface SessionOptions {
 
 export const SESSION_OPTION_KEYS = ["contextSize", "batchSize", "kvCacheType", "expertsPerToken"] as const;
 
-/** Options of {@link Session.eval}. */
+/**
+ * Options of {@link Session.eval}.
+ * @example
+ * ```ts
+ * await session.eval(tokens, { signal: AbortSignal.timeout(10_000) });
+ * ```
+ */
 export interface EvalOptions {
   /** Stops the evaluation within one layer; the session is left as before the call. */
   signal?: AbortSignal;
 }
 
-/** Options of {@link Session.generate}: sampling, limits and stopping. */
+/**
+ * Options of {@link Session.generate}: sampling, limits and stopping.
+ * @example
+ * ```ts
+ * session.generate("Once upon a time", { temperature: 0.8, maxTokens: 100, stop: ["\n\n"], seed: 3 });
+ * ```
+ */
 export interface GenerateOptions extends SamplingOptions {
   /** Most tokens to generate. Default 256. */
   maxTokens?: number;
@@ -48,16 +66,40 @@ export const GENERATE_OPTION_KEYS: readonly (keyof GenerateOptions)[] = [
   ...SAMPLING_OPTION_NAMES, "maxTokens", "stop", "signal", "addBos", "onRouting",
 ];
 
-/** One generated token and the text it completes (possibly "": held back UTF-8 or a possible stop string). */
+/**
+ * One generated token and the text it completes (possibly "": held back UTF-8 or a possible stop string).
+ * @example
+ * ```ts
+ * for await (const { token, text } of session.generate("Hi", { maxTokens: 8 })) console.log(token, JSON.stringify(text));
+ * ```
+ */
 export interface GeneratedToken {
   token: number;
   text: string;
 }
 
-/** Why generation ended. */
+/**
+ * Why generation ended.
+ * @example
+ * ```ts
+ * const steps = session.generate("Hi", { maxTokens: 8 });
+ * let step = await steps.next();
+ * while (!step.done) step = await steps.next();
+ * const reason: StopReason = step.value.stopReason; // "eos" | "maxTokens" | "stop"
+ * ```
+ */
 export type StopReason = "eos" | "maxTokens" | "stop";
 
-/** The generator's return value (what `for await` does not show; see {@link Session.generate}). */
+/**
+ * The generator's return value (what `for await` does not show; see {@link Session.generate}).
+ * @example
+ * ```ts
+ * const steps = session.generate("Hi", { maxTokens: 8 });
+ * let step = await steps.next();
+ * while (!step.done) step = await steps.next();
+ * const { text, tokens, stopReason, promptTokens }: GenerateResult = step.value;
+ * ```
+ */
 export interface GenerateResult {
   stopReason: StopReason;
   /** All released text. */
@@ -68,7 +110,14 @@ export interface GenerateResult {
   promptTokens: number;
 }
 
-/** Routing statistics since the last reset: per layer, how many tokens each expert processed. */
+/**
+ * Routing statistics since the last reset: per layer, how many tokens each expert processed.
+ * @example
+ * ```ts
+ * const { layers }: RoutingStats = session.routing();
+ * const busiest = layers.map((l) => l.counts.indexOf(Math.max(...l.counts))); // per layer
+ * ```
+ */
 export interface RoutingStats {
   layers: { counts: number[] }[];
 }
