@@ -99,6 +99,29 @@ describe("52 session state: save and load", () => {
     expect(f32.saveState().length).toBe(HEADER_BYTES + 4 * (n - 1) + nLayers * 2 * nHeadsKv * (n - 1) * headDim * 4 + 8);
   });
 
+  it("a sliding-window session's rolling cache round-trips, also into a session with other slot counts", async () => {
+    const windowed = await Mixtral.load(await cachedTestModel({}), { threads: 1, slidingWindow: 8 });
+    try {
+      using original = windowed.createSession({ batchSize: 4 }); // 8 + 4 - 1 = 11 slots: the ring wraps
+      await original.eval(prompt);
+      const state = original.saveState();
+      using same = windowed.createSession({ batchSize: 4 });
+      same.loadState(state);
+      using wider = windowed.createSession({ batchSize: 16 }); // 23 slots
+      wider.loadState(state);
+      using narrower = windowed.createSession({ batchSize: 1 }); // 8 slots: keeps the newest 8 rows
+      narrower.loadState(state);
+      const expected = await greedy(original, 6);
+      expect(await greedy(same, 6)).toEqual(expected);
+      expect(await greedy(wider, 6)).toEqual(expected);
+      expect(await greedy(narrower, 6)).toEqual(expected);
+      using full = model.createSession();
+      expect(stateError(() => full.loadState(state)).code).toBe("STATE_SESSION_MISMATCH");
+    } finally {
+      await windowed.dispose();
+    }
+  });
+
   it("an empty session's state loads into another session and empties it", async () => {
     using empty = model.createSession();
     const state = empty.saveState();
@@ -153,6 +176,29 @@ describe("52 session state: refusals", () => {
     expectRefused(forged(state, (v) => v.setUint32(HEADER_BYTES + 4, 40000, true)), "STATE_CORRUPT"); // a token id past the vocabulary
     expectRefused(forged(state, (v) => v.setUint32(12, 6, true)), "STATE_CORRUPT"); // unknown flags
     expectRefused(forged(state, (v) => v.setUint32(64, 7, true)), "STATE_CORRUPT"); // unknown KV type
+  });
+
+  it("any value in any header byte, checksum re-signed, either loads a usable state or throws StateError", async () => {
+    using small = model.createSession();
+    await small.eval([1, 500, 600, 700]);
+    small.rewind(1); // stale logits: the state has none, so it is small
+    const compact = small.saveState();
+    using scratch = model.createSession({ contextSize: 16 });
+    let refused = 0;
+    for (let at = 0; at < HEADER_BYTES; at++) {
+      for (const value of [0x00, 0xff, compact[at] ^ 0x01]) {
+        const bytes = forged(compact, (v) => v.setUint8(at, value));
+        try {
+          scratch.loadState(bytes);
+          expect(scratch.position).toBeLessThanOrEqual(16);
+          await scratch.eval([42]); // whatever loaded is a working cache
+        } catch (error) {
+          expect(error).toBeInstanceOf(StateError);
+          refused++;
+        }
+      }
+    }
+    expect(refused).toBeGreaterThan(200);
   });
 
   it("another format version is STATE_UNSUPPORTED_VERSION", () => {
