@@ -259,9 +259,13 @@ export class Chat implements Disposable {
     checkString("text", text);
     const resolved = this.checkSendOptions(options);
     const consumerGone = new AbortController();
-    const signal = resolved.signal === undefined ? consumerGone.signal : AbortSignal.any([resolved.signal, consumerGone.signal]);
+    // The turn stops when the caller's signal fires or the reader leaves the loop.
+    const forward = () => consumerGone.abort(resolved.signal?.reason);
+    if (resolved.signal?.aborted) forward();
+    else resolved.signal?.addEventListener("abort", forward, { once: true });
     const channel = new ChunkChannel(() => consumerGone.abort());
-    const result = this.enqueue(() => this.turn(text, resolved, signal, (chunk) => channel.push(chunk)));
+    const result = this.enqueue(() => this.turn(text, resolved, consumerGone.signal, (chunk) => channel.push(chunk)));
+    result.finally(() => resolved.signal?.removeEventListener("abort", forward)).catch(() => {});
     result.then(() => channel.end(), (error: unknown) => channel.fail(error));
     result.catch(() => {}); // a failure reaches the reader through the iterator; `result` rejects for whoever awaits it
     return Object.assign(channel, { result });
