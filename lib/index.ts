@@ -13,12 +13,13 @@ export * from "./sampling/index.js";
 export * from "./grammar/index.js";
 export { Mixtral, physicalCoreCount, type LoadOptions } from "./model.js";
 export {
-  Session,
-  type SessionOptions,
-  type EvalOptions,
-  type GenerateOptions,
-  type GeneratedToken,
-  type GenerateResult,
-  type StopReason,
+  Session, type SessionOptions, type EvalOptions, type GenerateOptions, type GeneratedToken, type GenerateResult, type StopReason,
   type RoutingStats,
 } from "./session.js";
+export {
+  Chat, type ChatOptions, type ChatSendOptions, type ChatResult, type ChatUsage, type ChatStopReason, type ChatStream,
+  type ContextShiftStrategy,
+} from "./chat.js";
+export {
+  ChatTemplateError, MIXTRAL_INSTRUCT_TEMPLATE, MISTRAL_SAFE_PROMPT, type ChatMessage, type ChatRole, type ApplyChatTemplateOptions,
+} from "./chat-template.js";

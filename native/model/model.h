@@ -34,9 +34,13 @@ class Model {
   const GgufFile& file() const { return *file_; }
   ThreadPool& pool() { return *pool_; }
   std::mutex& computeMutex() { return computeMutex_; }
+  // Identifies the weights a session state belongs to (state.cc); computed on first use.
+  uint64_t fingerprint() const;
 
  private:
   Model() = default;
+  mutable std::once_flag fingerprintOnce_;
+  mutable uint64_t fingerprint_ = 0;
   std::unique_ptr<GgufFile> file_;
   Hparams hparams_;
   ModelWeights weights_;
@@ -97,6 +101,14 @@ class Session {
   const std::vector<int32_t>& lastExperts() const { return lastExperts_; }
   const std::vector<float>& lastExpertWeights() const { return lastExpertWeights_; }
 
+  // Session state (state.cc): the cache rows, tokens and optionally the last logits in a versioned, checksummed
+  // format. saveState writes exactly stateBytes(logits != nullptr) bytes; tokens holds position() ids.
+  size_t stateBytes(bool withLogits) const;
+  void saveState(const int32_t* tokens, const float* logits, uint8_t* out) const;
+  // Validates the whole buffer before changing anything. Codes: STATE_CORRUPT, STATE_UNSUPPORTED_VERSION,
+  // STATE_MODEL_MISMATCH, STATE_SESSION_MISMATCH. logits comes back empty when the state has none.
+  Error loadState(const uint8_t* data, size_t size, std::vector<int32_t>* tokens, std::vector<float>* logits);
+
   uint32_t contextSize() const { return contextSize_; }
   uint32_t slidingWindow() const { return window_; }
   size_t kvBytes() const { return kCache_.size() + vCache_.size(); }
@@ -110,6 +122,7 @@ class Session {
   void denseFeedForward(const LayerWeights& w, size_t count);
   void expertFeedForward(size_t layer, const LayerWeights& w, size_t count);
   void outputLogits(size_t count, float* logits);
+  size_t stateRows() const;
 
   Model& model_;
   const Hparams& hp_;
