@@ -3,7 +3,7 @@
  * it. Calls on one session run one at a time, in order; different sessions of a model share its threads.
  * @module
  */
-import { AbortError, ContextOverflowError, DisposedError, MixtralError, fromNativeError } from "./errors.js";
+import { AbortError, ContextOverflowError, DisposedError, MixtralError, fromNativeError, withNativeErrorsSync } from "./errors.js";
 import type { NativeSessionHandle } from "./native.js";
 import { SAMPLING_OPTION_NAMES, createSampler, type SamplingOptions } from "./sampling/index.js";
 import { StopStringMatcher } from "./stop-strings.js";
@@ -69,6 +69,19 @@ export interface GenerateResult {
 /** Routing statistics since the last reset: per layer, how many tokens each expert processed. */
 export interface RoutingStats {
   layers: { counts: number[] }[];
+}
+
+/** What {@link Session.stats} reports. */
+export interface SessionStats {
+  /**
+   * Bytes of the K and V caches, allocated when the session is created. Without a window they hold contextSize
+   * positions; with a sliding window W, W + batchSize − 1 positions whatever the context size.
+   */
+  kvBytes: number;
+  /** The attention window W, or null for full attention. */
+  slidingWindow: number | null;
+  /** Experts each token is routed to (0 for a dense model). */
+  expertsPerToken: number;
 }
 
 /** @internal what a session needs from its model */
@@ -171,6 +184,19 @@ export class Session implements Disposable {
       layers.push({ counts: Array.from(counts.subarray(l * nExperts, (l + 1) * nExperts)) });
     }
     return { layers };
+  }
+
+  /**
+   * Sizes of the session's native state.
+   * @example
+   * ```ts
+   * console.log(`KV cache: ${session.stats().kvBytes / 2 ** 20} MiB`);
+   * ```
+   */
+  stats(): SessionStats {
+    this.checkAlive();
+    const { kvBytes, slidingWindow, expertsPerToken } = withNativeErrorsSync(() => this.handle.stats());
+    return { kvBytes, slidingWindow: slidingWindow === 0 ? null : slidingWindow, expertsPerToken };
   }
 
   /**
