@@ -130,10 +130,11 @@ Session::Session(Model& model, const SessionOptions& options)
 }
 
 uint64_t Session::maxRewind() const {
-  if (window_ == 0) return nPast_;
-  // Rewinding further would need keys the rolling buffer has overwritten.
-  const uint64_t spare = nSlots_ - window_;
-  return std::min<uint64_t>(nPast_, spare);
+  if (window_ == 0 || writtenEnd_ <= nSlots_) return nPast_;
+  // The buffer holds positions [writtenEnd - nSlots, writtenEnd). A chunk starting at position p needs keys from
+  // p - W + 1 on, so p >= writtenEnd - nSlots + W - 1 = writtenEnd - batchSize.
+  const uint64_t earliest = writtenEnd_ - batchSize_;
+  return nPast_ > earliest ? nPast_ - earliest : 0;
 }
 
 bool Session::rewind(uint64_t n) {
@@ -144,6 +145,7 @@ bool Session::rewind(uint64_t n) {
 
 void Session::reset() {
   nPast_ = 0;
+  writtenEnd_ = 0;
   resetRouting();
 }
 

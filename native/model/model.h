@@ -121,6 +121,9 @@ class Session {
   uint32_t nSlots_;    // cache rows per kv head
   KvType kvType_;
   uint64_t nPast_ = 0;
+  // One past the highest position whose keys went into the cache, counting evaluations since rewound or
+  // aborted: with a window, their slots no longer hold older positions, which bounds how far a rewind can go.
+  uint64_t writtenEnd_ = 0;
   uint32_t nExpertsUsed_;
 
   Scratch<uint8_t> kCache_, vCache_;  // per layer [nHeadsKv][nSlots][headDim] of F16 or F32
