@@ -323,7 +323,8 @@ export class Session implements Disposable {
     if (this.disposed) return;
     this.disposed = true;
     this.handle.dispose();
-    this.host.sessionClosed(this);
+    // The model may unmap its weights only after an evaluation in flight has stopped and freed the cache.
+    void this.settled().then(() => this.host.sessionClosed(this));
   }
 
   [Symbol.dispose](): void {
