@@ -139,6 +139,20 @@ describe("44 engine: threads, the event loop, abort and dispose", () => {
     session.dispose();
   });
 
+  it("two sessions of one model evaluating at the same time give, bit for bit, what each gives alone", async () => {
+    const first = LONG.slice(0, 200), second = LONG.slice(500, 700);
+    const run = async (ids: number[]) => {
+      const session = model.createSession();
+      const logits = [Float32Array.from(await session.eval(ids.slice(0, 150)))];
+      for (const id of ids.slice(150)) logits.push(Float32Array.from(await session.eval([id])));
+      session.dispose();
+      return logits;
+    };
+    const together = await Promise.all([run(first), run(second)]);
+    expectSameLogits(together[0], await run(first));
+    expectSameLogits(together[1], await run(second));
+  });
+
   it("session.dispose() during generation ends it with DisposedError, every later call throws DisposedError, and the model can be disposed at once", async () => {
     const own = await Mixtral.load(path, { threads: 2 });
     const session = own.createSession();
