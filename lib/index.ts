@@ -3,6 +3,8 @@
  * @module
  */
 export * from "./errors.js";
+export { Mixtral, type LoadOptions } from "./model.js";
+export { Session, type SessionOptions, type SessionStats, type EvalOptions, type GenerateOptions, type GeneratedToken, type GenerateResult, type StopReason, type RoutingStats } from "./session.js";
 export { GgufWriter, type GgufWriterOptions, type TensorData, type WriteOptions } from "./gguf/writer.js";
 export * from "./gguf/types.js";
 export { quantize, dequantize, QUANTIZABLE_TYPES } from "./gguf/quantize.js";

@@ -122,6 +122,19 @@ export interface RoutingStats {
   layers: { counts: number[] }[];
 }
 
+/** What {@link Session.stats} reports. */
+export interface SessionStats {
+  /**
+   * Bytes of the K and V caches, allocated when the session is created. Without a window they hold contextSize
+   * positions; with a sliding window W, W + batchSize − 1 positions whatever the context size.
+   */
+  kvBytes: number;
+  /** The attention window W, or null for full attention. */
+  slidingWindow: number | null;
+  /** Experts each token is routed to (0 for a dense model). */
+  expertsPerToken: number;
+}
+
 /** @internal what a session needs from its model */
 export interface SessionHost {
   readonly nVocab: number;
@@ -293,6 +306,19 @@ export class Session implements Disposable {
   }
 
   /**
+   * Sizes of the session's native state.
+   * @example
+   * ```ts
+   * console.log(`KV cache: ${session.stats().kvBytes / 2 ** 20} MiB`);
+   * ```
+   */
+  stats(): SessionStats {
+    this.checkAlive();
+    const { kvBytes, slidingWindow, expertsPerToken } = withNativeErrorsSync(() => this.handle.stats());
+    return { kvBytes, slidingWindow: slidingWindow === 0 ? null : slidingWindow, expertsPerToken };
+  }
+
+  /**
    * Appends the prompt and samples tokens until EOS, a stop string or `maxTokens`. Each step yields the token and
    * the text it completes; the generator's return value is a {@link GenerateResult}. An empty prompt continues
    * from the cache. Breaking out of the loop stops generation; the cache keeps what was evaluated.
@@ -416,7 +442,8 @@ export class Session implements Disposable {
     if (this.disposed) return;
     this.disposed = true;
     this.handle.dispose();
-    this.host.sessionClosed(this);
+    // The model may unmap its weights only after an evaluation in flight has stopped and freed the cache.
+    void this.settled().then(() => this.host.sessionClosed(this));
   }
 
   [Symbol.dispose](): void {

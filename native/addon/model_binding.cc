@@ -123,6 +123,11 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     options.kvType = o.Get("kvType").As<Napi::String>().Utf8Value() == "f32" ? KvType::F32 : KvType::F16;
     logitsRef_ = Napi::Persistent(info[2].As<Napi::Float32Array>());
     session_ = std::make_unique<Session>(*owner_->model(), options);
+    if (!session_->status().ok()) {
+      const Error error = session_->status();
+      session_.reset();
+      throw toJsError(env, error);
+    }
     logits_.resize(owner_->model()->hparams().nVocab);
     owner_->sessionOpened();
     napi_value resourceName;

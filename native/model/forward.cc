@@ -106,6 +106,7 @@ Error Session::eval(const int32_t* tokens, size_t count, float* logits, const st
   for (size_t offset = 0; offset < count; offset += batchSize_) {
     const size_t n = std::min<size_t>(batchSize_, count - offset);
     const bool last = offset + n == count;
+    writtenEnd_ = std::max<uint64_t>(writtenEnd_, nPast_ + n);
     if (!forwardChunk(tokens + offset, n, last ? logits : nullptr, abort)) {
       rewind(nPast_ - start);  // back to where the call began, unless a window has already overwritten that
       return makeError("ABORT_ERR", "evaluation aborted after " + std::to_string(nPast_ - start) + " of " +

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -55,9 +56,11 @@ enum class KvType { F16, F32 };
 template <typename T>
 class Scratch {
  public:
-  void allocate(size_t n) {
-    data_.reset(n > 0 ? new T[n] : nullptr);
-    size_ = n;
+  // False when the memory is not to be had (sizes come from options and file metadata: never throw on them).
+  bool allocate(size_t n) {
+    data_.reset(n > 0 && n <= SIZE_MAX / sizeof(T) ? new (std::nothrow) T[n] : nullptr);
+    size_ = data_ ? n : 0;
+    return n == 0 || data_ != nullptr;
   }
   T* data() { return data_.get(); }
   const T* data() const { return data_.get(); }
@@ -78,6 +81,9 @@ struct SessionOptions {
 class Session {
  public:
   Session(Model& model, const SessionOptions& options);
+
+  // SESSION_OUT_OF_MEMORY when the cache or scratch could not be allocated; nothing else may be called then.
+  const Error& status() const { return status_; }
 
   // Appends tokens to the cache and writes the logits after the last one to logits (nVocab floats).
   // Codes: CONTEXT_OVERFLOW, ABORT_ERR (abort was set: the cache is back where it was if it can be),
@@ -131,9 +137,13 @@ class Session {
   uint32_t contextSize_;
   uint32_t batchSize_;
   uint32_t window_;    // 0: none
-  uint32_t nSlots_;    // cache rows per kv head
+  size_t nSlots_;      // cache rows per kv head
   KvType kvType_;
+  Error status_;
   uint64_t nPast_ = 0;
+  // One past the highest position whose keys went into the cache, counting evaluations since rewound or
+  // aborted: with a window, their slots no longer hold older positions, which bounds how far a rewind can go.
+  uint64_t writtenEnd_ = 0;
   uint32_t nExpertsUsed_;
 
   Scratch<uint8_t> kCache_, vCache_;  // per layer [nHeadsKv][nSlots][headDim] of F16 or F32
