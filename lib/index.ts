@@ -3,8 +3,6 @@
  * @module
  */
 export * from "./errors.js";
-export { Mixtral, type LoadOptions } from "./model.js";
-export { Session, type SessionOptions, type SessionStats, type EvalOptions, type GenerateOptions, type GeneratedToken, type GenerateResult, type StopReason, type RoutingStats } from "./session.js";
 export { GgufWriter, type GgufWriterOptions, type TensorData, type WriteOptions } from "./gguf/writer.js";
 export * from "./gguf/types.js";
 export { quantize, dequantize, QUANTIZABLE_TYPES } from "./gguf/quantize.js";
@@ -15,7 +13,7 @@ export * from "./sampling/index.js";
 export * from "./grammar/index.js";
 export { Mixtral, physicalCoreCount, type LoadOptions } from "./model.js";
 export {
-  Session, type SessionOptions, type EvalOptions, type GenerateOptions, type GeneratedToken, type GenerateResult, type StopReason,
+  Session, type SessionOptions, type SessionStats, type EvalOptions, type GenerateOptions, type GeneratedToken, type GenerateResult, type StopReason,
   type RoutingStats,
 } from "./session.js";
 export {
