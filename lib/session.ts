@@ -122,7 +122,14 @@ export interface RoutingStats {
   layers: { counts: number[] }[];
 }
 
-/** What {@link Session.stats} reports. */
+/**
+ * What {@link Session.stats} reports.
+ * @example
+ * ```ts
+ * const { kvBytes, slidingWindow } = session.stats();
+ * console.log(`KV cache: ${(kvBytes / 2 ** 20).toFixed(0)} MiB, window ${slidingWindow ?? "none"}`);
+ * ```
+ */
 export interface SessionStats {
   /**
    * Bytes of the K and V caches, allocated when the session is created. Without a window they hold contextSize
