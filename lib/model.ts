@@ -113,16 +113,22 @@ export class Mixtral implements AsyncDisposable {
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
 
     onProgress?.(0);
-    const handle = await withNativeErrors(() => native().loadModel(path, { threads, slidingWindow, expertsPerToken, verifyTensorData }));
+    // The engine maps and validates the file while the tokenizer reads its metadata: both run on the thread pool.
+    const [loaded, read] = await Promise.allSettled([
+      withNativeErrors(() => native().loadModel(path, { threads, slidingWindow, expertsPerToken, verifyTensorData })),
+      readGguf(path),
+    ]);
+    if (loaded.status === "rejected") throw loaded.reason;
+    const handle = loaded.value;
     let tokenizer: Tokenizer;
     let chatTemplate: string | null = null;
     try {
+      if (read.status === "rejected") throw read.reason;
       if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
-      const { metadata } = await readGguf(path);
+      const { metadata } = read.value;
       tokenizer = Tokenizer.fromGgufMetadata(metadata);
       const template = metadata.get("tokenizer.chat_template");
       if (template?.type === GgufValueType.STRING && typeof template.value === "string" && template.value !== "") chatTemplate = template.value;
-      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
     } catch (error) {
       handle.dispose();
       throw error;
