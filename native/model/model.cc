@@ -100,6 +100,7 @@ Session::Session(Model& model, const SessionOptions& options)
   allocated &= vNew_.allocate(B * kvDim);
   allocated &= scores_.allocate(size_t(pool_.threadCount()) * nSlots_);
   allocated &= qScratch_.allocate(size_t(pool_.threadCount()) * hp_.headDim);
+  allocated &= halfScratch_.allocate(size_t(pool_.threadCount()) * std::max<size_t>(nSlots_, hp_.headDim));
 
   // Token-expert pairs of one chunk: setExpertsPerToken may lower k below the load-time value, never raise it.
   const size_t nExperts = hp_.nExperts;
