@@ -59,56 +59,95 @@ float horizontalMax(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// W rows (R, nBlocks*32) Q4_0/Q8_0 @ X (C, nBlocks*32) Q8_0 -> y[c * ldy + r]
+// ---- the summation order shared by decode and prefill ----
+// A dot product is summed in spans of kSpanBlocks blocks (4096 values). Within a span, each block's 8 partial i32 sums
+// are scaled by d_w * d_x and added lane-wise, even blocks (counted from the span start) into one accumulator and odd
+// ones into another (two dependency chains for single-row decode). At the span's end the two are added and the lanes
+// summed; span results are added in order. Decode and prefill both sum this way, so each (row, column) comes out
+// bit-identical whatever the call's columns, tile shape or row range.
+
+constexpr size_t kSpanBlocks = 128;
+
+// sum(q_w * q_x) of one block as 8 partial i32 sums; offset = 8 * (pair sums of q_x) for Q4_0, whose weights come
+// as raw nibbles 0..15
+template <bool kQ4>
+MN_INLINE __m256i quantDot(__m256i wq, __m256i xq, __m256i offset) {
+  const __m256i pairs = kQ4 ? _mm256_sub_epi16(_mm256_maddubs_epi16(wq, xq), offset)
+                            : _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+
+// Block b of a Q4_0 (nibbles 0..15) or Q8_0 row as 32 bytes, and its scale
+template <bool kQ4>
+MN_INLINE __m256i loadWeights(const uint8_t* row, size_t b) {
+  if (kQ4) {
+    const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(row)[b];
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs));
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low4), _mm_and_si128(packed, low4));
+  }
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const BlockQ8_0*>(row)[b].qs));
+}
+
+template <bool kQ4>
+MN_INLINE uint16_t blockScale(const uint8_t* row, size_t b) {
+  return kQ4 ? reinterpret_cast<const BlockQ4_0*>(row)[b].d : reinterpret_cast<const BlockQ8_0*>(row)[b].d;
+}
+
+// acc[r][c] += blocks first, first + 2, ... < end of W rows (R) . X columns (C)
 template <int R, int C, bool kQ4>
-void tileQuant(const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x, size_t actRowBytes, float* y,
-               size_t ldy) {
-  const __m256i ones16 = _mm256_set1_epi16(1);
+MN_INLINE void tilePass(const uint8_t* w, size_t wRowBytes, size_t first, size_t end, const uint8_t* x,
+                        size_t actRowBytes, __m256 (&acc)[R][C]) {
   const __m256i eights = _mm256_set1_epi8(8);
-  const __m128i low4 = _mm_set1_epi8(0x0F);
-  __m256 acc[R][C];
-  for (int r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
-  for (size_t b = 0; b < nBlocks; b++) {
+  for (size_t b = first; b < end; b += 2) {
     __m256i xq[C], offset[C];
     float xd[C];
     for (int c = 0; c < C; c++) {
       const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(x + c * actRowBytes)[b];
       xq[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
+      offset[c] = kQ4 ? _mm256_maddubs_epi16(eights, xq[c]) : xq[c];
       xd[c] = halfToFloat(block.d);
-      if (kQ4) offset[c] = _mm256_maddubs_epi16(eights, xq[c]);
     }
     for (int r = 0; r < R; r++) {
-      __m256i wq;
-      float wd;
-      if (kQ4) {
-        const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(w + r * wRowBytes)[b];
-        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs));
-        wq = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low4), _mm_and_si128(packed, low4));
-        wd = halfToFloat(block.d);
-      } else {
-        const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(w + r * wRowBytes)[b];
-        wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
-        wd = halfToFloat(block.d);
-      }
-      const __m256i wAbs = kQ4 ? wq : _mm256_sign_epi8(wq, wq);
+      const uint8_t* row = w + r * wRowBytes;
+      const __m256i wq = loadWeights<kQ4>(row, b);
+      const float wd = halfToFloat(blockScale<kQ4>(row, b));
       for (int c = 0; c < C; c++) {
-        const __m256i pairs = kQ4 ? _mm256_sub_epi16(_mm256_maddubs_epi16(wq, xq[c]), offset[c])
-                                  : _mm256_maddubs_epi16(wAbs, _mm256_sign_epi8(xq[c], wq));
-        const __m256 sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones16));
+        const __m256 sums = _mm256_cvtepi32_ps(quantDot<kQ4>(wq, xq[c], offset[c]));
         acc[r][c] = _mm256_fmadd_ps(sums, _mm256_set1_ps(wd * xd[c]), acc[r][c]);
       }
     }
   }
+}
+
+// W rows (R, nBlocks*32) Q4_0/Q8_0 @ X (C, nBlocks*32) Q8_0 -> y[c * ldy + r], in the order above: per span a pass
+// over the even blocks and one over the odd blocks (the tile has no registers for both accumulators at once)
+template <int R, int C, bool kQ4>
+void tileQuant(const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x, size_t actRowBytes, float* y,
+               size_t ldy) {
+  float sum[R][C];
+  for (size_t b0 = 0; b0 < nBlocks; b0 += kSpanBlocks) {
+    const size_t spanEnd = nBlocks - b0 < kSpanBlocks ? nBlocks : b0 + kSpanBlocks;
+    __m256 even[R][C], odd[R][C];
+    for (int r = 0; r < R; r++)
+      for (int c = 0; c < C; c++) even[r][c] = odd[r][c] = _mm256_setzero_ps();
+    tilePass<R, C, kQ4>(w, wRowBytes, b0, spanEnd, x, actRowBytes, even);
+    tilePass<R, C, kQ4>(w, wRowBytes, b0 + 1, spanEnd, x, actRowBytes, odd);
+    for (int r = 0; r < R; r++) {
+      for (int c = 0; c < C; c++) {
+        const float partial = horizontalSum(_mm256_add_ps(even[r][c], odd[r][c]));
+        sum[r][c] = b0 == 0 ? partial : sum[r][c] + partial;
+      }
+    }
+  }
   for (int r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) y[c * ldy + r] = horizontalSum(acc[r][c]);
+    for (int c = 0; c < C; c++) y[c * ldy + r] = sum[r][c];
 }
 
 template <int C, bool kQ4>
 void tileQuantRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x,
                    size_t actRowBytes, float* y, size_t ldy) {
   switch (rows) {
-    case 4: tileQuant<4, C, kQ4>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
     case 3: tileQuant<3, C, kQ4>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
     case 2: tileQuant<2, C, kQ4>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
     default: tileQuant<1, C, kQ4>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
@@ -143,24 +182,15 @@ void packActivations(const uint8_t* x, size_t blockBegin, size_t count, PackedAc
 // sum(q_w * q_x) of block b of the row and packed activation block b, as 8 partial i32 sums
 template <bool kQ4>
 MN_INLINE __m256i blockDot(const uint8_t* row, size_t b, const PackedActivations& x) {
-  __m256i pairs;
   if (kQ4) {
     // Both halves of the register get the 16 packed bytes; the upper one is shifted down a nibble.
     const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(row)[b];
     const __m256i packed = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs)));
     const __m256i wq = _mm256_and_si256(_mm256_srlv_epi64(packed, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(15));
-    pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(wq, x.q[b]), x.offset[b]);
-  } else {
-    const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(row)[b];
-    const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
-    pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(x.q[b], wq));
+    return quantDot<true>(wq, x.q[b], x.offset[b]);
   }
-  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-}
-
-template <bool kQ4>
-MN_INLINE uint16_t blockScale(const uint8_t* row, size_t b) {
-  return kQ4 ? reinterpret_cast<const BlockQ4_0*>(row)[b].d : reinterpret_cast<const BlockQ8_0*>(row)[b].d;
+  const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(row)[b];
+  return quantDot<false>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs)), x.q[b], x.q[b]);
 }
 
 // d_w * d_x of blocks b .. b + 7, converted together
@@ -177,27 +207,34 @@ MN_INLINE __m256 blockScales8(const uint8_t* row, size_t b, const PackedActivati
   return _mm256_mul_ps(_mm256_cvtph_ps(halves), _mm256_loadu_ps(x.d + b));
 }
 
-// One row's dot product with `count` packed blocks; row and x point at the first of them.
+// One row's dot product with `count` packed blocks (row and x point at the first), in the span order above; `sum`
+// carries the spans before them and `first` says there are none.
 template <bool kQ4>
-float rowDotPacked(const uint8_t* row, size_t count, const PackedActivations& x) {
+float rowDotPacked(const uint8_t* row, size_t count, const PackedActivations& x, float sum, bool first) {
   constexpr size_t blockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  size_t b = 0;
-  for (; b + 8 <= count; b += 8) {
-    for (size_t line = 0; line < 8 * blockBytes; line += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(row + b * blockBytes + kPrefetchBytes + line), _MM_HINT_T0);
+  for (size_t b0 = 0; b0 < count; b0 += kSpanBlocks) {
+    const size_t spanEnd = count - b0 < kSpanBlocks ? count : b0 + kSpanBlocks;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    size_t b = b0;
+    for (; b + 8 <= spanEnd; b += 8) {
+      for (size_t line = 0; line < 8 * blockBytes; line += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(row + b * blockBytes + kPrefetchBytes + line), _MM_HINT_T0);
+      }
+      const __m256 scales = blockScales8<kQ4>(row, b, x);
+      for (int u = 0; u < 8; u++) {
+        const __m256 scale = _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(u));
+        acc[u % 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(blockDot<kQ4>(row, b + u, x)), scale, acc[u % 2]);
+      }
     }
-    const __m256 scales = blockScales8<kQ4>(row, b, x);
-    for (int u = 0; u < 8; u++) {
-      const __m256 scale = _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(u));
-      acc[u % 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(blockDot<kQ4>(row, b + u, x)), scale, acc[u % 2]);
+    for (; b < spanEnd; b++) {
+      const __m256 scale = _mm256_set1_ps(halfToFloat(blockScale<kQ4>(row, b)) * x.d[b]);
+      __m256& target = (b - b0) % 2 == 0 ? acc[0] : acc[1];
+      target = _mm256_fmadd_ps(_mm256_cvtepi32_ps(blockDot<kQ4>(row, b, x)), scale, target);
     }
+    const float partial = horizontalSum(_mm256_add_ps(acc[0], acc[1]));
+    sum = first && b0 == 0 ? partial : sum + partial;
   }
-  for (; b < count; b++) {
-    const __m256 scale = _mm256_set1_ps(halfToFloat(blockScale<kQ4>(row, b)) * x.d[b]);
-    acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(blockDot<kQ4>(row, b, x)), scale, acc[0]);
-  }
-  return horizontalSum(_mm256_add_ps(acc[0], acc[1]));
+  return sum;
 }
 
 // W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ x (n,) Q8_0 -> y[r]
@@ -205,14 +242,14 @@ template <bool kQ4>
 void decodeQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                  float* y) {
   constexpr size_t blockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+  static_assert(kPackBlocks % kSpanBlocks == 0, "a packed chunk holds whole spans");
   PackedActivations packed;
   const size_t nBlocks = n / 32;
   for (size_t b0 = 0; b0 < nBlocks; b0 += kPackBlocks) {
     const size_t count = nBlocks - b0 < kPackBlocks ? nBlocks - b0 : kPackBlocks;
     packActivations<kQ4>(x, b0, count, packed);
     for (size_t r = rowBegin; r < rowEnd; r++) {
-      const float partial = rowDotPacked<kQ4>(w + r * wRowBytes + b0 * blockBytes, count, packed);
-      y[r] = b0 == 0 ? partial : y[r] + partial;
+      y[r] = rowDotPacked<kQ4>(w + r * wRowBytes + b0 * blockBytes, count, packed, b0 == 0 ? 0.0f : y[r], b0 == 0);
     }
   }
 }

@@ -168,6 +168,11 @@ MN_INLINE ActQuad loadActivations(const uint8_t* p, long blocks, const Indices& 
 // offset fixed by the row's alignment, so the permute indices are per-offset constants.
 
 constexpr size_t kPackGroups = 128;  // groups of activations packed per chunk: 16384 values, 32 KB of stack
+// Every (row, column) dot product is summed in spans of this many groups (4096 values). Within a span, even groups
+// accumulate lane-wise into one vector and odd groups into another (two dependency chains for single-row decode);
+// at its end the two are added and reduced, and span results are added in order. Decode and prefill both sum this
+// way, so a result never depends on how many columns a call had, its tile shape or which rows it covered.
+constexpr size_t kSpanGroups = 32;
 // Software prefetch distance of the row stream: measured on Zen 5, 17 -> 22 GB/s single-thread (2.3-7 KB all help).
 constexpr size_t kPrefetchBytes = 4608;
 
@@ -215,23 +220,21 @@ MN_INLINE Quad q4FromLines(__m512i a, __m512i b, __m512i qsIndex, __m512i dIndex
   return quad;
 }
 
-// acc[c] += nSuper runs of 8 Q4_0 groups (576 bytes = 9 lines), starting 8 * S bytes into the line at `lines`, times
-// packed activation column c (x + c * xStride); even and odd groups go to separate accumulators.
-template <int S, int C>
-void q4RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, size_t xStride, const LineIndices& li,
-                  __m512 (&acc)[C][2]) {
+// acc += nSuper runs of 8 Q4_0 groups (576 bytes = 9 lines), starting 8 * S bytes into the line at `lines`, times the
+// packed activations x; even groups go to acc[0], odd ones to acc[1].
+template <int S>
+void q4RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, const LineIndices& li,
+                  __m512 (&acc)[2]) {
   for (size_t j = 0; j < nSuper; j++, lines += 576, x += 8) {
     __m512i line[10];
     for (int i = 0; i < 9; i++) line[i] = _mm512_load_si512(lines + 64 * i);
     line[9] = S > 0 ? _mm512_load_si512(lines + 576) : _mm512_setzero_si512();
     prefetchLines(lines + kPrefetchBytes, 9);
-    // Fully unrolled so `line` and the indices stay in registers (GCC stops unrolling on its own once C > 1).
+    // Fully unrolled so `line` and the indices stay in registers.
 #pragma GCC unroll 8
     for (int g = 0; g < 8; g++) {
       const int first = g + (S + g >= 8 ? 1 : 0), offset = (S + g) & 7;
-      const Quad quad = q4FromLines(line[first], line[first + 1], li.qs[offset], li.d[offset]);
-#pragma GCC unroll 4
-      for (int c = 0; c < C; c++) accumulatePacked(quad, x[c * xStride + g], acc[c][g % 2]);
+      accumulatePacked(q4FromLines(line[first], line[first + 1], li.qs[offset], li.d[offset]), x[g], acc[g % 2]);
     }
   }
 }
@@ -269,10 +272,10 @@ MN_INLINE __m512i gatherWords(__m512i a, __m512i b, __m512i c, __m512i idx, __mm
   return _mm512_mask_permutexvar_epi16(_mm512_permutex2var_epi16(a, idx, b), fromC, idx, c);
 }
 
-// acc[c] += nSuper runs of 8 Q8_0 groups (1088 bytes = 17 lines), starting 8 * S bytes into the line at `lines`, times
-// packed activation column c; even and odd groups go to separate accumulators.
-template <int S, int C>
-void q8RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, size_t xStride, __m512 (&acc)[C][2]) {
+// acc += nSuper runs of 8 Q8_0 groups (1088 bytes = 17 lines), starting 8 * S bytes into the line at `lines`, times the
+// packed activations x; even groups go to acc[0], odd ones to acc[1].
+template <int S>
+void q8RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, __m512 (&acc)[2]) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   for (size_t j = 0; j < nSuper; j++, lines += 1088, x += 8) {
     prefetchLines(lines + kPrefetchBytes, 17);
@@ -287,8 +290,7 @@ void q8RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, siz
       quad.lo = _mm512_xor_si512(gatherWords(a, b, c, loIdx, kQ8Lines.loFromC[offset]), flip);
       quad.hi = _mm512_xor_si512(gatherWords(a, b, c, hiIdx, kQ8Lines.hiFromC[offset]), flip);
       quad.d = _mm512_cvtph_ps(_mm512_castsi512_si256(gatherWords(a, b, c, dIdx, kQ8Lines.dFromC[offset])));
-#pragma GCC unroll 4
-      for (int col = 0; col < C; col++) accumulatePacked(quad, x[col * xStride + g], acc[col][g % 2]);
+      accumulatePacked(quad, x[g], acc[g % 2]);
     }
   }
 }
@@ -308,44 +310,28 @@ void packActivations(const uint8_t* x, size_t groupBegin, size_t count, size_t n
   }
 }
 
-// One row . C packed activation columns over `count` groups -> y[c * ldy] (added when accumulate); row points at
-// the first group, nBlocks blocks remain in it.
-template <int C, bool kQ4>
-void rowDotPacked(const uint8_t* row, size_t count, size_t nBlocks, const PackedGroup* x, size_t xStride,
-                  const Indices& idx, const LineIndices& li, float* y, size_t ldy, bool accumulate) {
+// acc += the groups [0, count) of one row (whose first group is at `row`, nBlocks blocks remaining from there) times
+// the packed activations x, even groups into acc[0] and odd ones into acc[1]. The aligned line loads take the runs of
+// 8 whole groups; the rest (and rows not 8-byte aligned) go through masked loads. Both give identical lanes.
+template <bool kQ4>
+MN_INLINE void spanDot(const uint8_t* row, size_t count, size_t nBlocks, const PackedGroup* x, const Indices& idx,
+                       const LineIndices& li, __m512 (&acc)[2]) {
   constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
-  __m512 acc[C][2];
-  for (int c = 0; c < C; c++) acc[c][0] = acc[c][1] = _mm512_setzero_ps();
   size_t g = 0;
   const uintptr_t misalignment = reinterpret_cast<uintptr_t>(row) & 63;
-  if (kQ4 && misalignment % 8 == 0) {
+  if (misalignment % 8 == 0) {
     const size_t fullGroups = nBlocks / 4 < count ? nBlocks / 4 : count;
     const size_t nSuper = fullGroups / 8;
     const uint8_t* lines = row - misalignment;
     switch (misalignment / 8) {
-      case 0: q4RowAligned<0, C>(lines, nSuper, x, xStride, li, acc); break;
-      case 1: q4RowAligned<1, C>(lines, nSuper, x, xStride, li, acc); break;
-      case 2: q4RowAligned<2, C>(lines, nSuper, x, xStride, li, acc); break;
-      case 3: q4RowAligned<3, C>(lines, nSuper, x, xStride, li, acc); break;
-      case 4: q4RowAligned<4, C>(lines, nSuper, x, xStride, li, acc); break;
-      case 5: q4RowAligned<5, C>(lines, nSuper, x, xStride, li, acc); break;
-      case 6: q4RowAligned<6, C>(lines, nSuper, x, xStride, li, acc); break;
-      default: q4RowAligned<7, C>(lines, nSuper, x, xStride, li, acc); break;
-    }
-    g = 8 * nSuper;
-  } else if (!kQ4 && misalignment % 8 == 0) {
-    const size_t fullGroups = nBlocks / 4 < count ? nBlocks / 4 : count;
-    const size_t nSuper = fullGroups / 8;
-    const uint8_t* lines = row - misalignment;
-    switch (misalignment / 8) {
-      case 0: q8RowAligned<0, C>(lines, nSuper, x, xStride, acc); break;
-      case 1: q8RowAligned<1, C>(lines, nSuper, x, xStride, acc); break;
-      case 2: q8RowAligned<2, C>(lines, nSuper, x, xStride, acc); break;
-      case 3: q8RowAligned<3, C>(lines, nSuper, x, xStride, acc); break;
-      case 4: q8RowAligned<4, C>(lines, nSuper, x, xStride, acc); break;
-      case 5: q8RowAligned<5, C>(lines, nSuper, x, xStride, acc); break;
-      case 6: q8RowAligned<6, C>(lines, nSuper, x, xStride, acc); break;
-      default: q8RowAligned<7, C>(lines, nSuper, x, xStride, acc); break;
+      case 0: kQ4 ? q4RowAligned<0>(lines, nSuper, x, li, acc) : q8RowAligned<0>(lines, nSuper, x, acc); break;
+      case 1: kQ4 ? q4RowAligned<1>(lines, nSuper, x, li, acc) : q8RowAligned<1>(lines, nSuper, x, acc); break;
+      case 2: kQ4 ? q4RowAligned<2>(lines, nSuper, x, li, acc) : q8RowAligned<2>(lines, nSuper, x, acc); break;
+      case 3: kQ4 ? q4RowAligned<3>(lines, nSuper, x, li, acc) : q8RowAligned<3>(lines, nSuper, x, acc); break;
+      case 4: kQ4 ? q4RowAligned<4>(lines, nSuper, x, li, acc) : q8RowAligned<4>(lines, nSuper, x, acc); break;
+      case 5: kQ4 ? q4RowAligned<5>(lines, nSuper, x, li, acc) : q8RowAligned<5>(lines, nSuper, x, acc); break;
+      case 6: kQ4 ? q4RowAligned<6>(lines, nSuper, x, li, acc) : q8RowAligned<6>(lines, nSuper, x, acc); break;
+      default: kQ4 ? q4RowAligned<7>(lines, nSuper, x, li, acc) : q8RowAligned<7>(lines, nSuper, x, acc); break;
     }
     g = 8 * nSuper;
   }
@@ -355,32 +341,35 @@ void rowDotPacked(const uint8_t* row, size_t count, size_t nBlocks, const Packed
     for (size_t line = 0; line < wGroupBytes; line += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + line), _MM_HINT_T0);
     }
-    const Quad quad = kQ4 ? loadQ4(p, blocks, idx) : loadQ8Weights(p, blocks, idx);
-    for (int c = 0; c < C; c++) accumulatePacked(quad, x[c * xStride + g], acc[c][g % 2]);
-  }
-  for (int c = 0; c < C; c++) {
-    const float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc[c][0], acc[c][1]));
-    y[c * ldy] = accumulate ? y[c * ldy] + sum : sum;
+    accumulatePacked(kQ4 ? loadQ4(p, blocks, idx) : loadQ8Weights(p, blocks, idx), x[g], acc[g % 2]);
   }
 }
 
-// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ X (C, n) Q8_0 -> Y[c * ldy + r], each row streamed once.
-// Used for C = 1: streaming 2 to 4 columns this way measured no faster than the prefill tiles (2.3 ms for 2 columns
-// of 14336 x 4096 either way), 3 and 4 slower.
-template <int C, bool kQ4>
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ x (n,) Q8_0 -> y[r], each row streamed once: one stream prefetches
+// far better than several interleaved rows. Summed in the order of kSpanGroups, as the prefill tiles do.
+template <bool kQ4>
 void streamQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
-                 size_t actRowBytes, float* y, size_t ldy, const Indices& idx) {
+                 float* y, const Indices& idx) {
   constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
-  constexpr size_t chunk = kPackGroups / C;
+  static_assert(kPackGroups % kSpanGroups == 0, "a packed chunk holds whole spans");
   PackedGroup packed[kPackGroups];
   const LineIndices li = makeLineIndices();
   const size_t nBlocks = n / 32, nGroups = (nBlocks + 3) / 4;
-  for (size_t g0 = 0; g0 < nGroups; g0 += chunk) {
-    const size_t count = nGroups - g0 < chunk ? nGroups - g0 : chunk;
-    for (int c = 0; c < C; c++) packActivations<kQ4>(x + c * actRowBytes, g0, count, nBlocks, idx, packed + c * chunk);
+  for (size_t g0 = 0; g0 < nGroups; g0 += kPackGroups) {
+    const size_t count = nGroups - g0 < kPackGroups ? nGroups - g0 : kPackGroups;
+    packActivations<kQ4>(x, g0, count, nBlocks, idx, packed);
     for (size_t r = rowBegin; r < rowEnd; r++) {
-      rowDotPacked<C, kQ4>(w + r * wRowBytes + g0 * wGroupBytes, count, nBlocks - 4 * g0, packed, chunk, idx, li,
-                           y + r, ldy, g0 != 0);
+      const uint8_t* row = w + r * wRowBytes;
+      float sum = g0 == 0 ? 0.0f : y[r];
+      for (size_t s = 0; s < count; s += kSpanGroups) {
+        const size_t g = g0 + s;
+        __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+        spanDot<kQ4>(row + g * wGroupBytes, count - s < kSpanGroups ? count - s : kSpanGroups, nBlocks - 4 * g,
+                     packed + s, idx, li, acc);
+        const float partial = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+        sum = g == 0 ? partial : sum + partial;
+      }
+      y[r] = sum;
     }
   }
 }
@@ -394,19 +383,16 @@ void streamQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, 
 
 constexpr size_t kPrefillRows = 4;
 constexpr size_t kPrefillCols = 4;
-constexpr size_t kChunkGroups = 32;
+constexpr size_t kChunkGroups = kSpanGroups;  // one span per tile pass: the order decode sums in
 constexpr size_t kRowBlock = 64;
 
-// W rows (R, 4 * count blocks) from their group g0 @ packed X (C columns) -> y[c * ldy + r] (added when accumulate);
-// nBlocks blocks remain in each row from the first group on.
+// acc[r][c] += the groups first, first + 2, ... < count of W rows (R) @ packed X (C columns); nBlocks blocks remain in
+// each row from its group 0 on
 template <int R, int C, bool kQ4>
-void prefillTile(const uint8_t* w, size_t wRowBytes, size_t count, size_t nBlocks, const PackedGroup* packed,
-                 float* y, size_t ldy, bool accumulate, const Indices& idx) {
+MN_INLINE void prefillPass(const uint8_t* w, size_t wRowBytes, size_t first, size_t count, size_t nBlocks,
+                           const PackedGroup* packed, const Indices& idx, __m512 (&acc)[R][C]) {
   constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
-  __m512 acc[R][C];
-  for (int r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
-  for (size_t g = 0; g < count; g++) {
+  for (size_t g = first; g < count; g += 2) {
     const long blocks = nBlocks - 4 * g < 4 ? static_cast<long>(nBlocks - 4 * g) : 4;
     for (int r = 0; r < R; r++) {
       const uint8_t* p = w + r * wRowBytes + g * wGroupBytes;
@@ -414,9 +400,22 @@ void prefillTile(const uint8_t* w, size_t wRowBytes, size_t count, size_t nBlock
       for (int c = 0; c < C; c++) accumulatePacked(quad, packed[c * kChunkGroups + g], acc[r][c]);
     }
   }
+}
+
+// W rows (R, 4 * count blocks) from their group g0 @ packed X (C columns) -> y[c * ldy + r] (added when accumulate);
+// nBlocks blocks remain in each row from the first group on. The chunk is one span: a pass over the even groups, one
+// over the odd groups (a register tile has no room for both accumulators at once), then the span sum.
+template <int R, int C, bool kQ4>
+void prefillTile(const uint8_t* w, size_t wRowBytes, size_t count, size_t nBlocks, const PackedGroup* packed,
+                 float* y, size_t ldy, bool accumulate, const Indices& idx) {
+  __m512 even[R][C], odd[R][C];
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) even[r][c] = odd[r][c] = _mm512_setzero_ps();
+  prefillPass<R, C, kQ4>(w, wRowBytes, 0, count, nBlocks, packed, idx, even);
+  prefillPass<R, C, kQ4>(w, wRowBytes, 1, count, nBlocks, packed, idx, odd);
   for (int r = 0; r < R; r++) {
     for (int c = 0; c < C; c++) {
-      const float sum = _mm512_reduce_add_ps(acc[r][c]);
+      const float sum = _mm512_reduce_add_ps(_mm512_add_ps(even[r][c], odd[r][c]));
       y[c * ldy + r] = accumulate ? y[c * ldy + r] + sum : sum;
     }
   }
@@ -473,7 +472,7 @@ void matmulQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, 
                  size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   const Indices idx = loadIndices();
   switch (nCols) {
-    case 1: streamQuant<1, kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, y, ldy, idx); return;
+    case 1: streamQuant<kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, y, idx); return;
     default: prefillQuant<kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy, idx); return;
   }
 }
@@ -504,34 +503,45 @@ MN_INLINE __m512 loadFloatsMasked(const uint8_t* p, __mmask16 mask) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
 }
 
-// W rows (R, n) @ X (C, n) -> y[c * ldy + r], one element type for both
+// acc[r][c] += W rows (R) . X columns (C) over the 16 values at `offset` (the first `mask` of them when masked)
+template <int R, int C, FloatKind K, bool kMasked>
+MN_INLINE void floatStep(const uint8_t* w, size_t wRowBytes, const uint8_t* x, size_t actRowBytes, size_t offset,
+                         __mmask16 mask, __m512 (&acc)[R][C]) {
+  __m512 xs[C];
+  for (int c = 0; c < C; c++) {
+    const uint8_t* p = x + c * actRowBytes + offset;
+    xs[c] = kMasked ? loadFloatsMasked<K>(p, mask) : loadFloats<K>(p);
+  }
+  for (int r = 0; r < R; r++) {
+    const __m512 ws = kMasked ? loadFloatsMasked<K>(w + r * wRowBytes + offset, mask)
+                              : loadFloats<K>(w + r * wRowBytes + offset);
+    for (int c = 0; c < C; c++) acc[r][c] = _mm512_fmadd_ps(ws, xs[c], acc[r][c]);
+  }
+}
+
+// W rows (R, n) @ X (C, n) -> y[c * ldy + r], one element type for both. Steps of 16 values alternate between two
+// accumulators (even steps into `even`, odd into `odd`), as the decode row loop does, so both give identical results.
 template <int R, int C, FloatKind K>
 void tileFloat(const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x, size_t actRowBytes, float* y,
                size_t ldy) {
   constexpr size_t step = 16 * floatBytes<K>();
-  __m512 acc[R][C];
+  __m512 even[R][C], odd[R][C];
   for (int r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int c = 0; c < C; c++) even[r][c] = odd[r][c] = _mm512_setzero_ps();
   const size_t nSteps = n / 16;
-  for (size_t s = 0; s < nSteps; s++) {
-    __m512 xs[C];
-    for (int c = 0; c < C; c++) xs[c] = loadFloats<K>(x + c * actRowBytes + s * step);
-    for (int r = 0; r < R; r++) {
-      const __m512 ws = loadFloats<K>(w + r * wRowBytes + s * step);
-      for (int c = 0; c < C; c++) acc[r][c] = _mm512_fmadd_ps(ws, xs[c], acc[r][c]);
-    }
+  size_t s = 0;
+  for (; s + 2 <= nSteps; s += 2) {
+    floatStep<R, C, K, false>(w, wRowBytes, x, actRowBytes, s * step, 0, even);
+    floatStep<R, C, K, false>(w, wRowBytes, x, actRowBytes, (s + 1) * step, 0, odd);
   }
+  if (s < nSteps) floatStep<R, C, K, false>(w, wRowBytes, x, actRowBytes, s * step, 0, even);
   if (n % 16 != 0) {
     const __mmask16 mask = static_cast<__mmask16>((1u << (n % 16)) - 1);
-    __m512 xs[C];
-    for (int c = 0; c < C; c++) xs[c] = loadFloatsMasked<K>(x + c * actRowBytes + nSteps * step, mask);
-    for (int r = 0; r < R; r++) {
-      const __m512 ws = loadFloatsMasked<K>(w + r * wRowBytes + nSteps * step, mask);
-      for (int c = 0; c < C; c++) acc[r][c] = _mm512_fmadd_ps(ws, xs[c], acc[r][c]);
-    }
+    if (nSteps % 2 == 0) floatStep<R, C, K, true>(w, wRowBytes, x, actRowBytes, nSteps * step, mask, even);
+    else floatStep<R, C, K, true>(w, wRowBytes, x, actRowBytes, nSteps * step, mask, odd);
   }
   for (int r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+    for (int c = 0; c < C; c++) y[c * ldy + r] = _mm512_reduce_add_ps(_mm512_add_ps(even[r][c], odd[r][c]));
 }
 
 template <int C, FloatKind K>
@@ -545,26 +555,33 @@ void tileFloatRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, co
   }
 }
 
-// w (n,) . x (n,) for decode: one row streamed with four accumulators and the decode prefetch distance
+// w (n,) . x (n,) for decode: one row streamed with the decode prefetch distance, summed exactly as tileFloat
+// (even steps into `even`, odd into `odd`)
 template <FloatKind K>
 float rowDotFloat(const uint8_t* w, const uint8_t* x, size_t n) {
   constexpr size_t step = 16 * floatBytes<K>();
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  __m512 even = _mm512_setzero_ps(), odd = _mm512_setzero_ps();
+  const size_t nSteps = n / 16;
   size_t s = 0;
-  for (; s + 4 <= n / 16; s += 4) {
+  for (; s + 4 <= nSteps; s += 4) {
     for (size_t line = 0; line < 4 * step; line += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(w + s * step + kPrefetchBytes + line), _MM_HINT_T0);
     }
-    for (int u = 0; u < 4; u++) {
-      acc[u] = _mm512_fmadd_ps(loadFloats<K>(w + (s + u) * step), loadFloats<K>(x + (s + u) * step), acc[u]);
-    }
+    even = _mm512_fmadd_ps(loadFloats<K>(w + s * step), loadFloats<K>(x + s * step), even);
+    odd = _mm512_fmadd_ps(loadFloats<K>(w + (s + 1) * step), loadFloats<K>(x + (s + 1) * step), odd);
+    even = _mm512_fmadd_ps(loadFloats<K>(w + (s + 2) * step), loadFloats<K>(x + (s + 2) * step), even);
+    odd = _mm512_fmadd_ps(loadFloats<K>(w + (s + 3) * step), loadFloats<K>(x + (s + 3) * step), odd);
   }
-  for (; s < n / 16; s++) acc[0] = _mm512_fmadd_ps(loadFloats<K>(w + s * step), loadFloats<K>(x + s * step), acc[0]);
+  for (; s < nSteps; s++) {
+    __m512& acc = s % 2 == 0 ? even : odd;
+    acc = _mm512_fmadd_ps(loadFloats<K>(w + s * step), loadFloats<K>(x + s * step), acc);
+  }
   if (n % 16 != 0) {
     const __mmask16 mask = static_cast<__mmask16>((1u << (n % 16)) - 1);
-    acc[1] = _mm512_fmadd_ps(loadFloatsMasked<K>(w + s * step, mask), loadFloatsMasked<K>(x + s * step, mask), acc[1]);
+    __m512& acc = nSteps % 2 == 0 ? even : odd;
+    acc = _mm512_fmadd_ps(loadFloatsMasked<K>(w + s * step, mask), loadFloatsMasked<K>(x + s * step, mask), acc);
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  return _mm512_reduce_add_ps(_mm512_add_ps(even, odd));
 }
 
 using FloatTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x,

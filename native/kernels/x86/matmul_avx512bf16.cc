@@ -18,6 +18,12 @@
 #endif
 #include <immintrin.h>
 
+#if defined(_MSC_VER)
+#define MN_INLINE __forceinline
+#else
+#define MN_INLINE inline __attribute__((always_inline))
+#endif
+
 namespace mn {
 namespace x86 {
 namespace {
@@ -28,33 +34,43 @@ __m512bh loadBf16Masked(const uint8_t* p, __mmask32 mask) {
   return reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, p));
 }
 
-// W rows (R, n) BF16 @ X (C, n) BF16 -> y[c * ldy + r]
+// acc[r][c] += W rows (R) . X columns (C) over the 32 values at `offset` (the first `mask` of them when masked)
+template <int R, int C, bool kMasked>
+MN_INLINE void bf16Step(const uint8_t* w, size_t wRowBytes, const uint8_t* x, size_t actRowBytes, size_t offset,
+                        __mmask32 mask, __m512 (&acc)[R][C]) {
+  __m512bh xs[C];
+  for (int c = 0; c < C; c++) {
+    xs[c] = kMasked ? loadBf16Masked(x + c * actRowBytes + offset, mask) : loadBf16(x + c * actRowBytes + offset);
+  }
+  for (int r = 0; r < R; r++) {
+    const uint8_t* p = w + r * wRowBytes + offset;
+    const __m512bh ws = kMasked ? loadBf16Masked(p, mask) : loadBf16(p);
+    for (int c = 0; c < C; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], ws, xs[c]);
+  }
+}
+
+// W rows (R, n) BF16 @ X (C, n) BF16 -> y[c * ldy + r]. Steps of 32 values alternate between two accumulators (even
+// steps into `even`, odd into `odd`), as the decode row loop does, so both give identical results.
 template <int R, int C>
 void tileBf16(const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x, size_t actRowBytes, float* y,
               size_t ldy) {
-  __m512 acc[R][C];
+  __m512 even[R][C], odd[R][C];
   for (int r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int c = 0; c < C; c++) even[r][c] = odd[r][c] = _mm512_setzero_ps();
   const size_t nSteps = n / 32;
-  for (size_t s = 0; s < nSteps; s++) {
-    __m512bh xs[C];
-    for (int c = 0; c < C; c++) xs[c] = loadBf16(x + c * actRowBytes + 64 * s);
-    for (int r = 0; r < R; r++) {
-      const __m512bh ws = loadBf16(w + r * wRowBytes + 64 * s);
-      for (int c = 0; c < C; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], ws, xs[c]);
-    }
+  size_t s = 0;
+  for (; s + 2 <= nSteps; s += 2) {
+    bf16Step<R, C, false>(w, wRowBytes, x, actRowBytes, 64 * s, 0, even);
+    bf16Step<R, C, false>(w, wRowBytes, x, actRowBytes, 64 * (s + 1), 0, odd);
   }
+  if (s < nSteps) bf16Step<R, C, false>(w, wRowBytes, x, actRowBytes, 64 * s, 0, even);
   if (n % 32 != 0) {
     const __mmask32 mask = (1u << (n % 32)) - 1;
-    __m512bh xs[C];
-    for (int c = 0; c < C; c++) xs[c] = loadBf16Masked(x + c * actRowBytes + 64 * nSteps, mask);
-    for (int r = 0; r < R; r++) {
-      const __m512bh ws = loadBf16Masked(w + r * wRowBytes + 64 * nSteps, mask);
-      for (int c = 0; c < C; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], ws, xs[c]);
-    }
+    if (nSteps % 2 == 0) bf16Step<R, C, true>(w, wRowBytes, x, actRowBytes, 64 * nSteps, mask, even);
+    else bf16Step<R, C, true>(w, wRowBytes, x, actRowBytes, 64 * nSteps, mask, odd);
   }
   for (int r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) y[c * ldy + r] = _mm512_reduce_add_ps(acc[r][c]);
+    for (int c = 0; c < C; c++) y[c * ldy + r] = _mm512_reduce_add_ps(_mm512_add_ps(even[r][c], odd[r][c]));
 }
 
 template <int C>
@@ -68,25 +84,32 @@ void tileBf16Rows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, con
   }
 }
 
-// w (n,) . x (n,) BF16 for decode: one row streamed with four accumulators and a 4.5 KB prefetch (see
-// matmul_avx512.cc: a single stream reads faster than several interleaved rows)
+// w (n,) . x (n,) BF16 for decode: one row streamed with a 4.5 KB prefetch (see matmul_avx512.cc: a single stream
+// reads faster than several interleaved rows), summed exactly as tileBf16 (even steps into `even`, odd into `odd`)
 float rowDotBf16(const uint8_t* w, const uint8_t* x, size_t n) {
   constexpr size_t kPrefetchBytes = 4608;
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  __m512 even = _mm512_setzero_ps(), odd = _mm512_setzero_ps();
+  const size_t nSteps = n / 32;
   size_t s = 0;
-  for (; s + 4 <= n / 32; s += 4) {
+  for (; s + 4 <= nSteps; s += 4) {
     for (size_t line = 0; line < 256; line += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(w + 64 * s + kPrefetchBytes + line), _MM_HINT_T0);
     }
-    for (int u = 0; u < 4; u++) acc[u] = _mm512_dpbf16_ps(acc[u], loadBf16(w + 64 * (s + u)),
-        loadBf16(x + 64 * (s + u)));
+    even = _mm512_dpbf16_ps(even, loadBf16(w + 64 * s), loadBf16(x + 64 * s));
+    odd = _mm512_dpbf16_ps(odd, loadBf16(w + 64 * (s + 1)), loadBf16(x + 64 * (s + 1)));
+    even = _mm512_dpbf16_ps(even, loadBf16(w + 64 * (s + 2)), loadBf16(x + 64 * (s + 2)));
+    odd = _mm512_dpbf16_ps(odd, loadBf16(w + 64 * (s + 3)), loadBf16(x + 64 * (s + 3)));
   }
-  for (; s < n / 32; s++) acc[0] = _mm512_dpbf16_ps(acc[0], loadBf16(w + 64 * s), loadBf16(x + 64 * s));
+  for (; s < nSteps; s++) {
+    __m512& acc = s % 2 == 0 ? even : odd;
+    acc = _mm512_dpbf16_ps(acc, loadBf16(w + 64 * s), loadBf16(x + 64 * s));
+  }
   if (n % 32 != 0) {
     const __mmask32 mask = (1u << (n % 32)) - 1;
-    acc[1] = _mm512_dpbf16_ps(acc[1], loadBf16Masked(w + 64 * s, mask), loadBf16Masked(x + 64 * s, mask));
+    __m512& acc = nSteps % 2 == 0 ? even : odd;
+    acc = _mm512_dpbf16_ps(acc, loadBf16Masked(w + 64 * s, mask), loadBf16Masked(x + 64 * s, mask));
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  return _mm512_reduce_add_ps(_mm512_add_ps(even, odd));
 }
 
 using TileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t n, const uint8_t* x,
