@@ -10,15 +10,16 @@
 namespace mn {
 namespace {
 
-// Q8_0: d = max|x| / 127, q = round(x / d)
+// Q8_0: d = max|x| / 127, q = x * (127 / max|x|) rounded half to even. This is llama.cpp's runtime (SIMD) quantizer
+// rather than quantize_row_q8_0_ref (x * (1 / d), halves away from zero): activations then land on the same integers
+// as llama.cpp's, so the two engines' outputs do not drift apart through one flipped rounding.
 void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
   for (size_t b = 0; b < n / kQK; b++, x += kQK) {
     float amax = 0.0f;
     for (size_t j = 0; j < kQK; j++) amax = std::fmax(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    blocks[b].d = floatToFp16(d);
-    for (size_t j = 0; j < kQK; j++) blocks[b].qs[j] = static_cast<int8_t>(std::lround(x[j] * id));
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    blocks[b].d = floatToFp16(amax / 127.0f);
+    for (size_t j = 0; j < kQK; j++) blocks[b].qs[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
   }
 }
 
@@ -45,16 +46,16 @@ void quantizeQ4_0(const float* x, BlockQ4_0* blocks, size_t n) {
 
 }  // namespace
 
-// Q8_1: Q8_0 plus s = d * sum(q)
+// Q8_1: Q8_0 (with llama.cpp's runtime rounding, as quantizeQ8_0) plus s = d * sum(q)
 void quantizeRowQ8_1(const float* x, BlockQ8_1* blocks, size_t n) {
   for (size_t b = 0; b < n / kQK; b++, x += kQK) {
     float amax = 0.0f;
     for (size_t j = 0; j < kQK; j++) amax = std::fmax(amax, std::fabs(x[j]));
     const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     int sum = 0;
     for (size_t j = 0; j < kQK; j++) {
-      blocks[b].qs[j] = static_cast<int8_t>(std::lround(x[j] * id));
+      blocks[b].qs[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
       sum += blocks[b].qs[j];
     }
     blocks[b].d = floatToFp16(d);

@@ -384,17 +384,8 @@ void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t
 
 // ---- activation quantization, bit-identical to the scalar reference ----
 
-// round(v) with halves away from zero, as lround
-__m256 roundHalfAway(__m256 v) {
-  const __m256 truncated = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-  const __m256 signBit = _mm256_set1_ps(-0.0f);
-  const __m256 dropped = _mm256_andnot_ps(signBit, _mm256_sub_ps(v, truncated));
-  const __m256 away = _mm256_cmp_ps(dropped, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-  const __m256 step = _mm256_or_ps(_mm256_and_ps(v, signBit), _mm256_set1_ps(1.0f));
-  return _mm256_add_ps(truncated, _mm256_and_ps(away, step));
-}
 
-// x (n,) -> Q8_0 blocks (quantize_row_q8_0_ref: d = max|x| / 127, q = round(x / d))
+// x (n,) -> Q8_0 blocks as the scalar reference: d = max|x| / 127, q = x * (127 / max|x|) rounded half to even
 void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
   const __m256 signBit = _mm256_set1_ps(-0.0f);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -405,12 +396,12 @@ void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
       v[k] = _mm256_loadu_ps(x + 8 * k);
       amax = _mm256_max_ps(_mm256_andnot_ps(signBit, v[k]), amax);
     }
-    const float d = horizontalMax(amax) / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    blocks[b].d = floatToHalf(d);
+    const float max = horizontalMax(amax);
+    const float id = max != 0.0f ? 127.0f / max : 0.0f;
+    blocks[b].d = floatToHalf(max / 127.0f);
     const __m256 scale = _mm256_set1_ps(id);
     __m256i q[4];
-    for (int k = 0; k < 4; k++) q[k] = _mm256_cvttps_epi32(roundHalfAway(_mm256_mul_ps(v[k], scale)));
+    for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(blocks[b].qs), _mm256_permutevar8x32_epi32(bytes, order));
   }

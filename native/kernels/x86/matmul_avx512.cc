@@ -629,33 +629,21 @@ void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t
 
 // ---- activation quantization, bit-identical to the scalar reference ----
 
-// round(v) with halves away from zero, as lround: truncate, then step away when the dropped part is >= 0.5
-__m512 roundHalfAway(__m512 v) {
-  const __m512 truncated = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-  const __m512 dropped = _mm512_sub_ps(v, truncated);
-  const __m512 signBit = _mm512_set1_ps(-0.0f);
-  const __mmask16 away = _mm512_cmp_ps_mask(_mm512_andnot_ps(signBit, dropped), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-  const __m512 step = _mm512_or_ps(_mm512_and_ps(v, signBit), _mm512_set1_ps(1.0f));
-  return _mm512_mask_add_ps(truncated, away, truncated, step);
-}
-
 uint16_t floatToHalf(float f) {
   return static_cast<uint16_t>(_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(f), _MM_FROUND_TO_NEAREST_INT), 0));
 }
 
-// x (n,) -> Q8_0 blocks (quantize_row_q8_0_ref: d = max|x| / 127, q = round(x / d))
+// x (n,) -> Q8_0 blocks as the scalar reference: d = max|x| / 127, q = x * (127 / max|x|) rounded half to even
 void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
   const __m512 signBit = _mm512_set1_ps(-0.0f);
   for (size_t b = 0; b < n / 32; b++, x += 32) {
     const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(signBit, v0), _mm512_andnot_ps(signBit,
         v1)));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    const __m512 scale = _mm512_set1_ps(id);
-    blocks[b].d = floatToHalf(d);
-    const __m512i q0 = _mm512_cvttps_epi32(roundHalfAway(_mm512_mul_ps(v0, scale)));
-    const __m512i q1 = _mm512_cvttps_epi32(roundHalfAway(_mm512_mul_ps(v1, scale)));
+    const __m512 scale = _mm512_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+    blocks[b].d = floatToHalf(amax / 127.0f);
+    const __m512i q0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512i q1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(blocks[b].qs), _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(blocks[b].qs + 16), _mm512_cvtepi32_epi8(q1));
   }
