@@ -1,0 +1,148 @@
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+import { DEMO_MODEL_PATH } from "../lib/cli/demo.js";
+import { Mixtral } from "../lib/model.js";
+import { LlamaOracle, disposeOracleLlama } from "./helpers/llama-oracle.js";
+
+const root = join(import.meta.dirname, "..");
+interface HeldOut {
+  chapters: { ref: string; text: string; ids: number[] }[];
+}
+const heldOut = JSON.parse(readFileSync(join(root, "test", "fixtures", "kjv-heldout.json"), "utf8")) as HeldOut;
+/** Windows of held-out text both engines score: enough tokens for a stable perplexity, few enough for CI. */
+const WINDOW = 256;
+const windows = heldOut.chapters.slice(0, 6).map((chapter) => chapter.ids.slice(0, WINDOW));
+const PROMPTS = ["In the beginning", "And the LORD said unto Moses,", "Blessed are the"];
+
+let model: Mixtral;
+beforeAll(async () => {
+  model = await Mixtral.load(DEMO_MODEL_PATH, { threads: 2 });
+});
+afterAll(async () => {
+  await model?.dispose();
+  await disposeOracleLlama();
+});
+
+function argmax(logits: Float32Array): number {
+  let best = 0;
+  for (let t = 1; t < logits.length; t++) if (logits[t] > logits[best]) best = t;
+  return best;
+}
+
+/** log softmax(logits)[token], in float64. */
+function logSoftmaxAt(logits: Float32Array, token: number): number {
+  let max = -Infinity, sum = 0;
+  for (const v of logits) max = Math.max(max, v);
+  for (const v of logits) sum += Math.exp(v - max);
+  return logits[token] - max - Math.log(sum);
+}
+
+describe("80 demo model: the trained KJV Mixtral (models/kjv-mixtral.gguf)", () => {
+  // Exact greedy identity needs bit-identical arithmetic: a one-ulp difference in float summation order flips an
+  // activation's Q8_0 rounding now and then (about once per 50 positions on this model), and that moves the
+  // probabilities by ~1e-3, which swaps the top two tokens only where they are within ~0.02 nats of each other.
+  // So the claim is checked along llama.cpp's own greedy path, at all 64 steps: the engines choose the same token
+  // wherever the choice is not such a numerical tie. Both engines keep F32 KV caches here (F16 caches add fp16
+  // rounding boundaries to the same effect). The free-running continuations are compared and printed as well.
+  it("greedy 64-token continuations choose llama.cpp's token at every step that is not a numerical tie", async () => {
+    const oracle = await LlamaOracle.load(DEMO_MODEL_PATH, { kvCacheType: "F32", contextSize: 128 });
+    const TIE_NATS = 0.05;
+    try {
+      let identical = 0, ties = 0;
+      for (const prompt of PROMPTS) {
+        const tokens = Array.from(model.tokenizer.encode(prompt, { addBos: true }));
+        const expected = await oracle.greedy(tokens, 64);
+        const theirs = await oracle.distributions(tokens.concat(expected.slice(0, -1)));
+        const session = model.createSession({ contextSize: 128, kvCacheType: "f32" });
+        let logits = await session.eval(tokens);
+        for (let step = 0; step < 64; step++) {
+          const oursBest = argmax(logits);
+          if (oursBest !== expected[step]) {
+            const p = theirs[tokens.length - 1 + step];
+            const theirMargin = Math.log(p[expected[step]] / p[oursBest]);
+            const ourMargin = logits[oursBest] - logits[expected[step]];
+            expect(Math.max(theirMargin, ourMargin), `${prompt}: step ${step}, llama.cpp ${expected[step]}, ours ${oursBest}`).toBeLessThan(TIE_NATS);
+            ties++;
+          }
+          if (step < 63) logits = await session.eval([expected[step]]);
+        }
+        session.reset();
+        const free: number[] = []; // like llama.cpp's greedy above, past any EOS
+        logits = await session.eval(tokens);
+        while (free.length < 64) {
+          free.push(argmax(logits));
+          if (free.length < 64) logits = await session.eval([free[free.length - 1]]);
+        }
+        session.dispose();
+        if (free.join() === expected.join()) identical++;
+      }
+      console.log(`greedy: ${identical} of ${PROMPTS.length} free-running continuations identical; ${ties} tied steps on llama.cpp's paths`);
+    } finally {
+      await oracle.dispose();
+    }
+  });
+
+  it("held-out perplexity from both engines agrees within 1%", async () => {
+    const oracle = await LlamaOracle.load(DEMO_MODEL_PATH, { kvCacheType: "F16", contextSize: WINDOW });
+    let theirsNll = 0, oursNll = 0, scored = 0;
+    try {
+      for (const window of windows) {
+        const theirs = await oracle.distributions(window.slice(0, -1));
+        const session = model.createSession({ contextSize: WINDOW });
+        for (let i = 0; i + 1 < window.length; i++) {
+          const logits = await session.eval([window[i]]);
+          oursNll -= logSoftmaxAt(logits, window[i + 1]);
+          theirsNll -= Math.log(theirs[i][window[i + 1]]);
+          scored++;
+        }
+        session.dispose();
+      }
+    } finally {
+      await oracle.dispose();
+    }
+    const oursPpl = Math.exp(oursNll / scored), theirsPpl = Math.exp(theirsNll / scored);
+    console.log(`held-out perplexity over ${scored} tokens: mixtral-native ${oursPpl.toFixed(3)}, llama.cpp ${theirsPpl.toFixed(3)}`);
+    expect(Math.abs(oursPpl / theirsPpl - 1)).toBeLessThan(0.01);
+  });
+
+  it("every layer uses every expert for between 2% and 50% of the routing on held-out text", async () => {
+    const session = model.createSession({ contextSize: 512 });
+    let tokens = 0;
+    const totals: number[][] = [];
+    for (const chapter of heldOut.chapters) {
+      session.reset(); // also clears the routing counts, so each chapter's are added here
+      const ids = chapter.ids.slice(0, 512);
+      await session.eval(ids);
+      tokens += ids.length;
+      session.routing().layers.forEach((layer, l) => {
+        totals[l] ??= new Array(layer.counts.length).fill(0);
+        layer.counts.forEach((count, e) => (totals[l][e] += count));
+      });
+    }
+    session.dispose();
+    expect(totals.length).toBe(model.info.nLayers);
+    for (const [layer, counts] of totals.entries()) {
+      const sum = counts.reduce((a, b) => a + b, 0);
+      expect(sum, `layer ${layer}`).toBe(tokens * model.info.nExpertsUsed);
+      for (const [expert, count] of counts.entries()) {
+        const share = count / sum;
+        expect(share, `layer ${layer} expert ${expert}`).toBeGreaterThanOrEqual(0.02);
+        expect(share, `layer ${layer} expert ${expert}`).toBeLessThanOrEqual(0.5);
+      }
+    }
+  });
+
+  it("npm start streams a generation from the demo model", () => {
+    const started = performance.now();
+    const result = spawnSync(process.execPath, [join(root, "dist", "cli", "main.js"), "demo"], { encoding: "utf8", timeout: 60_000 });
+    const seconds = (performance.now() - started) / 1000;
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout.startsWith("In the beginning")).toBe(true);
+    expect(result.stdout.trim().split(/\s+/).length).toBeGreaterThan(30);
+    console.log(`npm start finished in ${seconds.toFixed(1)} s:\n${result.stdout}`);
+  });
+});
