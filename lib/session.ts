@@ -479,6 +479,7 @@ export class Session implements Disposable {
     }
     /** The output is a complete match that no token can extend: end it as EOS would, without another decode. */
     const grammarComplete = () => matcher !== undefined && matcher.canEnd && !matcher.canContinue;
+    const prefetchMask = matcher === undefined ? undefined : () => void matcher.allowedCount;
 
     sampler.accept(this.history.subarray(Math.max(0, this.length - sampler.options.penaltyLastN), this.length));
     sampler.accept(promptTokens);
@@ -527,7 +528,8 @@ export class Session implements Disposable {
       }
       if (stopper.pending !== "") waiting = chunk;
       else yield chunk;
-      logits = await this.eval([token], { signal });
+      // The mask for the next step is computed on this thread while the native threads evaluate the token.
+      logits = await this.enqueue(() => this.evalNow(Int32Array.of(token), signal, prefetchMask));
       this.reportRouting(onRouting);
     }
     const tail = stopper.flush() + decoder.flush();
@@ -590,7 +592,8 @@ export class Session implements Disposable {
     return run;
   }
 
-  private async evalNow(ids: Int32Array, signal: AbortSignal | undefined): Promise<Float32Array> {
+  /** `whileEvaluating` runs on this thread once the native evaluation has started (a prefetch: errors are ignored). */
+  private async evalNow(ids: Int32Array, signal: AbortSignal | undefined, whileEvaluating?: () => void): Promise<Float32Array> {
     this.checkAlive();
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
     if (this.host.slidingWindow === null && this.length + ids.length > this.contextSize) {
@@ -601,7 +604,15 @@ export class Session implements Disposable {
     const onAbort = () => this.handle.requestAbort();
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      await this.handle.eval(ids);
+      const evaluation = this.handle.eval(ids);
+      if (whileEvaluating !== undefined) {
+        try {
+          whileEvaluating();
+        } catch {
+          // Whatever failed fails again, and is reported, where its result is needed.
+        }
+      }
+      await evaluation;
     } catch (error) {
       if (this.disposed) throw new DisposedError("the session");
       const typed = fromNativeError(error);
