@@ -4,7 +4,10 @@
  * @module
  */
 import { ChatFormatter, checkMessages, withSafePrompt, type ChatMessage, type RenderedPrompt } from "./chat-template.js";
+import { attachJson, resolveConstraint, type Constraint } from "./constrained.js";
 import { AbortError, ContextOverflowError, DisposedError } from "./errors.js";
+import type { Grammar, JsonGrammar } from "./grammar/grammar.js";
+import type { JsonSchema, JsonSchemaToType } from "./grammar/types.js";
 import { SAMPLING_OPTION_NAMES, resolveSamplingOptions, type SamplingOptions } from "./sampling/index.js";
 import type { GenerateOptions, GeneratedToken, RoutingStats, Session } from "./session.js";
 import type { Tokenizer } from "./tokenizer/tokenizer.js";
@@ -68,9 +71,40 @@ export interface ChatSendOptions extends SamplingOptions {
   signal?: AbortSignal;
   /** Called after each evaluation (the prompt, then every generated token) with each layer's experts and weights. */
   onRouting?: (layer: number, experts: readonly number[], weights: readonly number[]) => void;
+  /**
+   * Constrain the reply to a grammar: GBNF text or a {@link Grammar}. The grammar matches the reply's text as
+   * the result shows it (the word-boundary space before the first word is not part of it, so
+   * `root ::= "yes" | "no"` lets the model answer with its usual `▁yes` token). The turn ends with stopReason
+   * "eos" once the reply is complete and cannot grow. Not with `jsonSchema`. See docs/grammar.md.
+   */
+  grammar?: string | Grammar;
+  /** Constrain the reply to JSON satisfying this schema; the result's `json` is typed from a const schema. */
+  jsonSchema?: JsonSchema;
 }
 
-export const CHAT_SEND_OPTION_KEYS: readonly (keyof ChatSendOptions)[] = [...SAMPLING_OPTION_NAMES, "maxTokens", "stop", "signal", "onRouting"];
+export const CHAT_SEND_OPTION_KEYS: readonly (keyof ChatSendOptions)[] = [
+  ...SAMPLING_OPTION_NAMES, "maxTokens", "stop", "signal", "onRouting", "grammar", "jsonSchema",
+];
+
+/**
+ * {@link ChatSendOptions} with a JSON schema `S`: the result's `json` has type `JsonSchemaToType<S>`.
+ * @example
+ * ```ts
+ * const { json } = await chat.send("List two primes.", { jsonSchema: { type: "array", items: { type: "integer" } } });
+ * json; // number[]
+ * ```
+ */
+export type JsonSchemaSendOptions<S extends JsonSchema> = Omit<ChatSendOptions, "grammar" | "jsonSchema"> & { jsonSchema: S; grammar?: undefined };
+
+/**
+ * {@link ChatSendOptions} with a grammar made from a JSON schema: the result's `json` has the grammar's type.
+ * @example
+ * ```ts
+ * const answer = Grammar.fromJsonSchema({ enum: ["yes", "no"] });
+ * const { json } = await chat.send("Is water wet? Answer in JSON.", { grammar: answer }); // "yes" | "no"
+ * ```
+ */
+export type JsonGrammarSendOptions<T> = Omit<ChatSendOptions, "grammar" | "jsonSchema"> & { grammar: JsonGrammar<T>; jsonSchema?: undefined };
 
 /**
  * Why a reply ended. "abort": the signal fired or a stream consumer stopped reading.
@@ -106,7 +140,7 @@ export interface ChatUsage {
  * const { text, tokens, stopReason, usage, droppedMessages } = await chat.send("Hello");
  * ```
  */
-export interface ChatResult {
+export interface ChatResult<T = undefined> {
   /** The reply, without the stop string. */
   text: string;
   /** The generated token ids (EOS not included). */
@@ -115,6 +149,13 @@ export interface ChatResult {
   usage: ChatUsage;
   /** Messages removed from the start of the history (after the system prompt) to make room for this turn. */
   droppedMessages: number;
+  /**
+   * With `jsonSchema` (or a grammar from {@link Grammar.fromJsonSchema}): the reply parsed, typed from the schema.
+   * Reading it throws {@link GrammarError} unless the grammar ended the reply (stopReason "eos"):
+   * `GRAMMAR_INCOMPLETE` when it was cut (maxTokens, a stop string, abort), `JSON_SCHEMA_UNSATISFIABLE` when no
+   * value satisfies the schema (then nothing is generated and stopReason is "maxTokens"). Undefined otherwise.
+   */
+  readonly json: T;
 }
 
 /**
@@ -127,9 +168,9 @@ export interface ChatResult {
  * console.log((await stream.result).usage);
  * ```
  */
-export interface ChatStream extends AsyncIterable<GeneratedToken> {
+export interface ChatStream<T = undefined> extends AsyncIterable<GeneratedToken> {
   /** Resolves when the turn ends (whether or not the chunks are read); rejects if the turn fails. */
-  readonly result: Promise<ChatResult>;
+  readonly result: Promise<ChatResult<T>>;
 }
 
 /** @internal what a chat needs from its model */
@@ -144,7 +185,8 @@ export interface ChatHost {
 interface ResolvedSend {
   maxTokens: number;
   signal: AbortSignal | undefined;
-  generate: GenerateOptions;
+  generate: Omit<GenerateOptions, "grammar" | "jsonSchema">;
+  constraint: Constraint | undefined;
 }
 
 /**
@@ -237,8 +279,18 @@ export class Chat implements Disposable {
    * const { text, usage } = await chat.send("What is a mixture of experts?", { temperature: 0, maxTokens: 64 });
    * console.log(text, usage.cachedTokens);
    * ```
+   * With a JSON schema the reply is constrained and `json` is typed from the schema:
+   * ```ts
+   * const { json } = await chat.send("Describe Paris.", {
+   *   jsonSchema: { type: "object", properties: { city: { type: "string" }, population: { type: "integer" } }, required: ["city"] },
+   * });
+   * json.city; // string
+   * ```
    */
-  send(text: string, options?: ChatSendOptions): Promise<ChatResult> {
+  send<const S extends JsonSchema>(text: string, options: JsonSchemaSendOptions<S>): Promise<ChatResult<JsonSchemaToType<S>>>;
+  send<T>(text: string, options: JsonGrammarSendOptions<T>): Promise<ChatResult<T>>;
+  send(text: string, options?: ChatSendOptions): Promise<ChatResult>;
+  send(text: string, options?: ChatSendOptions): Promise<ChatResult<unknown>> {
     this.checkAlive();
     checkString("text", text);
     const resolved = this.checkSendOptions(options);
@@ -254,7 +306,10 @@ export class Chat implements Disposable {
    * const { stopReason, usage } = await stream.result;
    * ```
    */
-  stream(text: string, options?: ChatSendOptions): ChatStream {
+  stream<const S extends JsonSchema>(text: string, options: JsonSchemaSendOptions<S>): ChatStream<JsonSchemaToType<S>>;
+  stream<T>(text: string, options: JsonGrammarSendOptions<T>): ChatStream<T>;
+  stream(text: string, options?: ChatSendOptions): ChatStream;
+  stream(text: string, options?: ChatSendOptions): ChatStream<unknown> {
     this.checkAlive();
     checkString("text", text);
     const resolved = this.checkSendOptions(options);
@@ -338,7 +393,8 @@ export class Chat implements Disposable {
     const sampling: SamplingOptions = {};
     for (const key of SAMPLING_OPTION_NAMES) if (o[key] !== undefined) (sampling as Record<string, unknown>)[key] = o[key];
     resolveSamplingOptions(sampling);
-    return { maxTokens, signal, generate: { ...sampling, maxTokens, stop: o.stop, onRouting: o.onRouting } };
+    const constraint = resolveConstraint(o.grammar, o.jsonSchema);
+    return { maxTokens, signal, generate: { ...sampling, maxTokens, stop: o.stop, onRouting: o.onRouting }, constraint };
   }
 
   private enqueue<T>(work: () => Promise<T>): Promise<T> {
@@ -353,9 +409,9 @@ export class Chat implements Disposable {
     send: ResolvedSend,
     signal: AbortSignal | undefined,
     sink: ((chunk: GeneratedToken) => void) | undefined,
-  ): Promise<ChatResult> {
+  ): Promise<ChatResult<unknown>> {
     const usage: ChatUsage = { promptTokens: 0, cachedTokens: 0, completionTokens: 0 };
-    if (signal?.aborted) return { text: "", tokens: [], stopReason: "abort", usage, droppedMessages: 0 };
+    if (signal?.aborted) return attachJson({ text: "", tokens: [], stopReason: "abort", usage, droppedMessages: 0 }, send.constraint, "", "abort");
     this.checkAlive();
     if (this.session.expertsPerToken !== this.experts) this.session.setExpertsPerToken(this.experts);
 
@@ -401,7 +457,7 @@ export class Chat implements Disposable {
     let text = "";
     let stripSpace = this.host.tokenizer.addSpacePrefix;
     let stopReason: ChatStopReason;
-    const steps = this.session.generate(prompt.tokens.subarray(common), { ...send.generate, signal });
+    const steps = this.session.generateReply(prompt.tokens.subarray(common), { ...send.generate, signal }, send.constraint);
     try {
       for (;;) {
         const step = await steps.next();
@@ -429,7 +485,7 @@ export class Chat implements Disposable {
       this.messages = [...messages, { role: "assistant", content: text }];
       this.record(prompt, generated, text);
     }
-    return { text, tokens: generated, stopReason, usage, droppedMessages };
+    return attachJson({ text, tokens: generated, stopReason, usage, droppedMessages }, send.constraint, text, stopReason);
   }
 
   /** The prompt's tokens: a recorded prefix of the transcript where the text still matches, then the rest. */

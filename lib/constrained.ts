@@ -1,10 +1,11 @@
 /**
- * Constrained generation glue: the grammar masker's view of a tokenizer's vocabulary (built once per tokenizer)
- * and the `grammar` / `jsonSchema` options resolved to a grammar.
+ * Constrained generation glue: the grammar masker's view of a tokenizer's vocabulary (built once per tokenizer),
+ * the `grammar` / `jsonSchema` options resolved to a grammar, and the typed `json` a constrained result carries.
  * @internal
  * @module
  */
-import { Grammar, type JsonGrammar } from "./grammar/grammar.js";
+import { GrammarError } from "./grammar/errors.js";
+import { Grammar, JsonGrammar } from "./grammar/grammar.js";
 import { TokenVocabulary } from "./grammar/vocabulary.js";
 import type { JsonSchema } from "./grammar/types.js";
 import type { Tokenizer } from "./tokenizer/tokenizer.js";
@@ -34,13 +35,84 @@ export function resolveGrammar(grammar: unknown, jsonSchema: unknown): Grammar |
   if (grammar !== undefined) {
     if (grammar instanceof Grammar) return grammar;
     if (typeof grammar === "string") return Grammar.fromGbnf(grammar);
-    throw new TypeError(`options.grammar must be GBNF text or a Grammar; got ${typeof grammar}`);
+    throw new TypeError(`options.grammar must be GBNF text or a Grammar; got ${grammar === null ? "null" : typeof grammar}`);
   }
   if (jsonSchema !== undefined) {
-    if (jsonSchema === null || typeof jsonSchema !== "object") {
-      throw new TypeError(`options.jsonSchema must be a JSON schema object; got ${jsonSchema === null ? "null" : typeof jsonSchema}`);
+    if (typeof jsonSchema === "boolean") return Grammar.fromJsonSchema(jsonSchema);
+    if (jsonSchema === null || typeof jsonSchema !== "object" || Array.isArray(jsonSchema)) {
+      const got = jsonSchema === null ? "null" : Array.isArray(jsonSchema) ? "an array" : typeof jsonSchema;
+      throw new TypeError(`options.jsonSchema must be a JSON schema (an object or a boolean); got ${got}`);
     }
     return Grammar.fromJsonSchema(jsonSchema as JsonSchema);
   }
   return undefined;
+}
+
+/**
+ * A generation's constraint, resolved at the API edge. `grammar` is undefined when the schema can never be
+ * satisfied: such a generation produces no token, ends with stopReason "maxTokens", and `failure` is what
+ * reading its `json` throws.
+ */
+export interface Constraint {
+  readonly grammar: Grammar | undefined;
+  /** Set when the result carries `json`: a JSON schema, or a grammar made from one. */
+  readonly json: JsonGrammar<unknown> | undefined;
+  readonly failure: GrammarError | undefined;
+}
+
+/**
+ * Resolves `options.grammar` / `options.jsonSchema`. Malformed GBNF, unsupported or invalid schemas throw here;
+ * an unsatisfiable schema does not (issue 9: it surfaces as stopReason "maxTokens" and a typed error on `json`).
+ */
+export function resolveConstraint(grammar: unknown, jsonSchema: unknown): Constraint | undefined {
+  try {
+    const resolved = resolveGrammar(grammar, jsonSchema);
+    if (resolved === undefined) return undefined;
+    return { grammar: resolved, json: resolved instanceof JsonGrammar ? resolved : undefined, failure: undefined };
+  } catch (error) {
+    if (jsonSchema !== undefined && error instanceof GrammarError && error.code === "JSON_SCHEMA_UNSATISFIABLE") {
+      return { grammar: undefined, json: undefined, failure: error };
+    }
+    throw error;
+  }
+}
+
+/**
+ * Gives `result` its `json`: the parsed output when the grammar ended it ("eos"), else a getter that throws the
+ * typed error (non-enumerable, so spreading or logging the result does not throw). Never a value the grammar did
+ * not produce in full. Results of unconstrained or plain-GBNF generations get no `json`.
+ */
+export function attachJson<R extends object>(result: R, constraint: Constraint | undefined, text: string, stopReason: string): R & { readonly json: unknown } {
+  const withJson = result as R & { readonly json: unknown };
+  if (constraint === undefined || (constraint.json === undefined && constraint.failure === undefined)) return withJson;
+  let failure = constraint.failure;
+  let value: unknown;
+  if (failure === undefined) {
+    if (stopReason !== "eos") {
+      failure = new GrammarError(
+        "GRAMMAR_INCOMPLETE",
+        `the output is not complete JSON: generation ended with stopReason "${stopReason}" before the grammar was satisfied`,
+      );
+    } else {
+      try {
+        value = constraint.json!.parse(text);
+      } catch (error) {
+        if (!(error instanceof GrammarError)) throw error;
+        failure = error;
+      }
+    }
+  }
+  if (failure === undefined) {
+    Object.defineProperty(result, "json", { value, enumerable: true, writable: false, configurable: false });
+  } else {
+    const error = failure;
+    Object.defineProperty(result, "json", {
+      get() {
+        throw error;
+      },
+      enumerable: false,
+      configurable: false,
+    });
+  }
+  return withJson;
 }

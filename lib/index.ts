@@ -14,11 +14,11 @@ export * from "./grammar/index.js";
 export { Mixtral, physicalCoreCount, type LoadOptions } from "./model.js";
 export {
   Session, type SessionOptions, type SessionStats, type EvalOptions, type GenerateOptions, type GeneratedToken, type GenerateResult, type StopReason,
-  type RoutingStats,
+  type RoutingStats, type JsonSchemaGenerateOptions, type JsonGrammarGenerateOptions,
 } from "./session.js";
 export {
   Chat, type ChatOptions, type ChatSendOptions, type ChatResult, type ChatUsage, type ChatStopReason, type ChatStream,
-  type ContextShiftStrategy,
+  type ContextShiftStrategy, type JsonSchemaSendOptions, type JsonGrammarSendOptions,
 } from "./chat.js";
 export {
   ChatTemplateError, MIXTRAL_INSTRUCT_TEMPLATE, MISTRAL_SAFE_PROMPT, type ChatMessage, type ChatRole, type ApplyChatTemplateOptions,

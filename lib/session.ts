@@ -3,7 +3,11 @@
  * it. Calls on one session run one at a time, in order; different sessions of a model share its threads.
  * @module
  */
+import { attachJson, grammarVocabulary, resolveConstraint, type Constraint } from "./constrained.js";
 import { AbortError, ContextOverflowError, DisposedError, MixtralError, fromNativeError, withNativeErrorsSync } from "./errors.js";
+import type { Grammar, JsonGrammar } from "./grammar/grammar.js";
+import type { GrammarMatcher } from "./grammar/matcher.js";
+import type { JsonSchema, JsonSchemaToType } from "./grammar/types.js";
 import type { NativeSessionHandle } from "./native.js";
 import { SAMPLING_OPTION_NAMES, createSampler, type SamplingOptions } from "./sampling/index.js";
 import { StopStringMatcher } from "./stop-strings.js";
@@ -60,11 +64,44 @@ export interface GenerateOptions extends SamplingOptions {
   addBos?: boolean;
   /** Called after every decoded token with each layer's chosen experts and their weights. */
   onRouting?: (layer: number, experts: readonly number[], weights: readonly number[]) => void;
+  /**
+   * Constrain the output to a grammar: GBNF text or a {@link Grammar}. Every token that cannot extend the output
+   * towards a match is masked before sampling (a custom `sampler` sees the masked logits), EOS is allowed only
+   * when the output is a complete match, and generation ends with stopReason "eos" as soon as the output is
+   * complete and cannot grow. Tokens are matched by their bytes: a prompt's continuation keeps the SentencePiece
+   * word-boundary space (`▁yes` is " yes"). Not with `jsonSchema`. See docs/grammar.md.
+   */
+  grammar?: string | Grammar;
+  /**
+   * Constrain the output to JSON that satisfies this schema (the subset in docs/grammar.md); the result's `json`
+   * is the parsed value, typed from a const schema. Not with `grammar`.
+   */
+  jsonSchema?: JsonSchema;
 }
 
 export const GENERATE_OPTION_KEYS: readonly (keyof GenerateOptions)[] = [
-  ...SAMPLING_OPTION_NAMES, "maxTokens", "stop", "signal", "addBos", "onRouting",
+  ...SAMPLING_OPTION_NAMES, "maxTokens", "stop", "signal", "addBos", "onRouting", "grammar", "jsonSchema",
 ];
+
+/**
+ * {@link GenerateOptions} with a JSON schema `S`: the result's `json` has type `JsonSchemaToType<S>`.
+ * @example
+ * ```ts
+ * const options = { jsonSchema: { type: "array", items: { type: "integer" } }, maxTokens: 64 } as const;
+ * const steps = session.generate("Primes: ", options); // GenerateResult<number[]> when done
+ * ```
+ */
+export type JsonSchemaGenerateOptions<S extends JsonSchema> = Omit<GenerateOptions, "grammar" | "jsonSchema"> & { jsonSchema: S; grammar?: undefined };
+
+/**
+ * {@link GenerateOptions} with a grammar made from a JSON schema: the result's `json` has the grammar's type.
+ * @example
+ * ```ts
+ * const grammar = Grammar.fromJsonSchema({ enum: ["red", "green"] });
+ * const steps = session.generate("Colour: ", { grammar }); // GenerateResult<"red" | "green"> when done
+ * ```
+ */
+export type JsonGrammarGenerateOptions<T> = Omit<GenerateOptions, "grammar" | "jsonSchema"> & { grammar: JsonGrammar<T>; jsonSchema?: undefined };
 
 /**
  * One generated token and the text it completes (possibly "": held back UTF-8 or a possible stop string).
@@ -100,7 +137,7 @@ export type StopReason = "eos" | "maxTokens" | "stop";
  * const { text, tokens, stopReason, promptTokens }: GenerateResult = step.value;
  * ```
  */
-export interface GenerateResult {
+export interface GenerateResult<T = undefined> {
   stopReason: StopReason;
   /** All released text. */
   text: string;
@@ -108,6 +145,13 @@ export interface GenerateResult {
   tokens: number[];
   /** Prompt tokens evaluated by this call. */
   promptTokens: number;
+  /**
+   * With `jsonSchema` (or a grammar from {@link Grammar.fromJsonSchema}): the output parsed, typed from the
+   * schema. Reading it throws {@link GrammarError} unless the grammar ended the output (stopReason "eos"):
+   * `GRAMMAR_INCOMPLETE` when it was cut (maxTokens, a stop string), `JSON_SCHEMA_UNSATISFIABLE` when no value
+   * satisfies the schema (then nothing is generated and stopReason is "maxTokens"). Undefined otherwise.
+   */
+  readonly json: T;
 }
 
 /**
@@ -335,10 +379,26 @@ export class Session implements Disposable {
    *   process.stdout.write(text);
    * }
    * ```
+   * With a JSON schema the result's `json` is typed:
+   * ```ts
+   * const steps = session.generate("[INST] A colour as JSON [/INST]", {
+   *   jsonSchema: { type: "object", properties: { name: { type: "string" } }, required: ["name"] },
+   * });
+   * let step = await steps.next();
+   * while (!step.done) step = await steps.next();
+   * console.log(step.value.json.name); // string
+   * ```
    */
-  generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<GeneratedToken, GenerateResult, void> {
+  generate<const S extends JsonSchema>(
+    prompt: string | ArrayLike<number>,
+    options: JsonSchemaGenerateOptions<S>,
+  ): AsyncGenerator<GeneratedToken, GenerateResult<JsonSchemaToType<S>>, void>;
+  generate<T>(prompt: string | ArrayLike<number>, options: JsonGrammarGenerateOptions<T>): AsyncGenerator<GeneratedToken, GenerateResult<T>, void>;
+  generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<GeneratedToken, GenerateResult, void>;
+  generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<GeneratedToken, GenerateResult<unknown>, void> {
     this.checkAlive();
     const o = checkOptions<GenerateOptions>("options", options, GENERATE_OPTION_KEYS);
+    const constraint = resolveConstraint(o.grammar, o.jsonSchema);
     const maxTokens = o.maxTokens === undefined ? 256 : checkInteger("options.maxTokens", o.maxTokens, 0);
     const stops = o.stop === undefined ? [] : typeof o.stop === "string" ? [o.stop] : checkStopList(o.stop);
     const signal = checkSignal("options.signal", o.signal);
@@ -357,14 +417,47 @@ export class Session implements Disposable {
     if (promptTokens.length === 0 && this.length === 0) {
       throw new RangeError("prompt is empty and the session holds no tokens to continue from");
     }
-    return this.generateSteps(promptTokens, { maxTokens, stops, signal, onRouting, sampler });
+    return this.generateSteps(promptTokens, { maxTokens, stops, signal, onRouting, sampler, constraint, dropLeadingSpace: undefined });
+  }
+
+  /**
+   * @internal Chat's entry: options checked by the caller, the constraint resolved, and the grammar matched
+   * against the reply text (`dropLeadingSpace`: the chat drops the reply's word-boundary space).
+   */
+  generateReply(
+    promptTokens: Int32Array,
+    options: Omit<GenerateOptions, "grammar" | "jsonSchema">,
+    constraint: Constraint | undefined,
+  ): AsyncGenerator<GeneratedToken, GenerateResult<unknown>, void> {
+    this.checkAlive();
+    const samplingOptions: SamplingOptions = {};
+    for (const key of SAMPLING_OPTION_NAMES) if (options[key] !== undefined) (samplingOptions as Record<string, unknown>)[key] = options[key];
+    const stops = options.stop === undefined ? [] : typeof options.stop === "string" ? [options.stop] : [...options.stop];
+    return this.generateSteps(promptTokens, {
+      maxTokens: options.maxTokens ?? 256,
+      stops,
+      signal: options.signal,
+      onRouting: options.onRouting,
+      sampler: createSampler(samplingOptions),
+      constraint,
+      dropLeadingSpace: true,
+    });
   }
 
   private async *generateSteps(
     promptTokens: Int32Array,
-    run: { maxTokens: number; stops: string[]; signal: AbortSignal | undefined; onRouting: GenerateOptions["onRouting"]; sampler: ReturnType<typeof createSampler> },
-  ): AsyncGenerator<GeneratedToken, GenerateResult, void> {
-    const { maxTokens, signal, onRouting, sampler } = run;
+    run: {
+      maxTokens: number;
+      stops: string[];
+      signal: AbortSignal | undefined;
+      onRouting: GenerateOptions["onRouting"];
+      sampler: ReturnType<typeof createSampler>;
+      constraint: Constraint | undefined;
+      /** Match the grammar against the text without its first space; default: as the decoder shows the text. */
+      dropLeadingSpace: boolean | undefined;
+    },
+  ): AsyncGenerator<GeneratedToken, GenerateResult<unknown>, void> {
+    const { signal, onRouting, sampler, constraint } = run;
     const tokenizer = this.host.tokenizer;
     const eos = tokenizer.eos;
     const continuation = this.length > 0 || promptTokens.some((t) => t !== tokenizer.bos);
@@ -373,6 +466,20 @@ export class Session implements Disposable {
     const generated: number[] = [];
     let text = "";
     let stopReason: StopReason = "maxTokens";
+    const finish = () => attachJson({ stopReason, text, tokens: generated, promptTokens: promptTokens.length }, constraint, text, stopReason);
+
+    // An unsatisfiable schema generates nothing, as maxTokens 0 would.
+    const maxTokens = constraint !== undefined && constraint.grammar === undefined ? 0 : run.maxTokens;
+    let matcher: GrammarMatcher | undefined;
+    let masked: Float32Array | undefined;
+    if (constraint?.grammar !== undefined) {
+      matcher = constraint.grammar.createMatcher(grammarVocabulary(tokenizer), { dropLeadingSpace: run.dropLeadingSpace ?? !continuation });
+      // The session's logits stay unmasked (saveState and a later generate read them), so masking works on a copy.
+      masked = new Float32Array(this.host.nVocab);
+    }
+    /** The output is a complete match that no token can extend: end it as EOS would, without another decode. */
+    const grammarComplete = () => matcher !== undefined && matcher.canEnd && !matcher.canContinue;
+    const prefetchMask = matcher === undefined ? undefined : () => void matcher.allowedCount;
 
     sampler.accept(this.history.subarray(Math.max(0, this.length - sampler.options.penaltyLastN), this.length));
     sampler.accept(promptTokens);
@@ -384,8 +491,17 @@ export class Session implements Disposable {
     // A chunk waits while its text may still continue into a stop string, so held text that turns out not to
     // be one can be released with it when generation ends.
     let waiting: GeneratedToken | undefined;
-    while (generated.length < maxTokens) {
-      const token = sampler.sample(logits);
+    if (grammarComplete()) stopReason = "eos";
+    while (generated.length < maxTokens && stopReason !== "eos") {
+      let token: number;
+      if (matcher !== undefined) {
+        masked!.set(logits);
+        matcher.applyMask(masked!);
+        token = sampler.sample(masked!);
+        matcher.acceptToken(token);
+      } else {
+        token = sampler.sample(logits);
+      }
       if (token === eos) {
         stopReason = "eos";
         break;
@@ -399,9 +515,11 @@ export class Session implements Disposable {
       if (stopped) {
         if (chunk.text !== "") yield chunk;
         stopReason = "stop";
-        return { stopReason, text, tokens: generated, promptTokens: promptTokens.length };
+        return finish();
       }
-      if (generated.length === maxTokens) {
+      const complete = grammarComplete();
+      if (generated.length === maxTokens || complete) {
+        if (complete) stopReason = "eos";
         const tail = stopper.flush() + decoder.flush();
         chunk.text += tail;
         text += tail;
@@ -410,7 +528,8 @@ export class Session implements Disposable {
       }
       if (stopper.pending !== "") waiting = chunk;
       else yield chunk;
-      logits = await this.eval([token], { signal });
+      // The mask for the next step is computed on this thread while the native threads evaluate the token.
+      logits = await this.enqueue(() => this.evalNow(Int32Array.of(token), signal, prefetchMask));
       this.reportRouting(onRouting);
     }
     const tail = stopper.flush() + decoder.flush();
@@ -419,7 +538,7 @@ export class Session implements Disposable {
       waiting.text += tail;
       yield waiting;
     }
-    return { stopReason, text, tokens: generated, promptTokens: promptTokens.length };
+    return finish();
   }
 
   /** The logits after the last cached token, evaluating it again if a rewind or reset made them stale. */
@@ -473,7 +592,8 @@ export class Session implements Disposable {
     return run;
   }
 
-  private async evalNow(ids: Int32Array, signal: AbortSignal | undefined): Promise<Float32Array> {
+  /** `whileEvaluating` runs on this thread once the native evaluation has started (a prefetch: errors are ignored). */
+  private async evalNow(ids: Int32Array, signal: AbortSignal | undefined, whileEvaluating?: () => void): Promise<Float32Array> {
     this.checkAlive();
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
     if (this.host.slidingWindow === null && this.length + ids.length > this.contextSize) {
@@ -484,7 +604,15 @@ export class Session implements Disposable {
     const onAbort = () => this.handle.requestAbort();
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      await this.handle.eval(ids);
+      const evaluation = this.handle.eval(ids);
+      if (whileEvaluating !== undefined) {
+        try {
+          whileEvaluating();
+        } catch {
+          // Whatever failed fails again, and is reported, where its result is needed.
+        }
+      }
+      await evaluation;
     } catch (error) {
       if (this.disposed) throw new DisposedError("the session");
       const typed = fromNativeError(error);

@@ -16,7 +16,7 @@ import { compileGrammar } from "./compile.js";
 import { GrammarError } from "./errors.js";
 import { parseGbnf } from "./gbnf.js";
 import { jsonSchemaToGbnf } from "./json-schema.js";
-import { CompiledGrammar, GrammarMatcher } from "./matcher.js";
+import { CompiledGrammar, GrammarMatcher, type GrammarMatcherOptions } from "./matcher.js";
 import type { JsonSchema, JsonSchemaToType } from "./types.js";
 import { TokenVocabulary } from "./vocabulary.js";
 
@@ -89,9 +89,19 @@ export class Grammar {
   }
 
   /** A matcher for one generation with `vocabulary`'s tokens. */
-  createMatcher(vocabulary: TokenVocabulary): GrammarMatcher {
+  createMatcher(vocabulary: TokenVocabulary, options?: GrammarMatcherOptions): GrammarMatcher {
     if (!(vocabulary instanceof TokenVocabulary)) throw new TypeError("vocabulary must be a TokenVocabulary (TokenVocabulary.from(pieces, …))");
-    return new GrammarMatcher(this.compiled, vocabulary);
+    if (options !== undefined && (options === null || typeof options !== "object")) {
+      throw new TypeError(`options must be an object; got ${options === null ? "null" : typeof options}`);
+    }
+    for (const key of Object.keys(options ?? {})) {
+      if (key !== "dropLeadingSpace") throw new TypeError(`options has an unknown option "${key}"; valid options: dropLeadingSpace`);
+    }
+    const dropLeadingSpace = options?.dropLeadingSpace;
+    if (dropLeadingSpace !== undefined && typeof dropLeadingSpace !== "boolean") {
+      throw new TypeError(`options.dropLeadingSpace must be a boolean; got ${typeof dropLeadingSpace}`);
+    }
+    return new GrammarMatcher(this.compiled, vocabulary, { dropLeadingSpace });
   }
 
   /** True when all of `text` matches the grammar. */

@@ -4,7 +4,7 @@
  * @module
  */
 export { Grammar, JsonGrammar } from "./grammar.js";
-export { GrammarMatcher } from "./matcher.js";
+export { GrammarMatcher, type GrammarMatcherOptions } from "./matcher.js";
 export { TokenVocabulary, type TokenVocabularyOptions } from "./vocabulary.js";
 export { GrammarError, type GrammarErrorCode, type GrammarErrorDetails } from "./errors.js";
 export { parseGbnf, type GbnfExpression, type GbnfGrammar, type GbnfRule } from "./gbnf.js";

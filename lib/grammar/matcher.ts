@@ -11,6 +11,8 @@ import type { FlatGrammar } from "./compile.js";
 import { GrammarError } from "./errors.js";
 import type { TokenVocabulary } from "./vocabulary.js";
 
+const SPACE = 0x20;
+
 /** Allowed tokens of one state: a bitset over the vocabulary and its population. */
 interface Mask {
   readonly bits: Int32Array;
@@ -30,16 +32,18 @@ class MaskCache {
     this.epoch = automaton.epoch;
   }
 
-  get(state: number): Mask {
+  /** The mask of `state`; with `dropLeadingSpace`, of `state` at the very start of an output whose first space is dropped. */
+  get(state: number, dropLeadingSpace = false): Mask {
     if (this.epoch !== this.automaton.epoch) {
       this.masks.clear();
       this.epoch = this.automaton.epoch;
     }
-    const cached = this.masks.get(state);
+    const key = dropLeadingSpace ? -1 - state : state;
+    const cached = this.masks.get(key);
     if (cached !== undefined) return cached;
-    const mask = computeMask(this.automaton, this.vocabulary, state);
+    const mask = computeMask(this.automaton, this.vocabulary, state, dropLeadingSpace);
     if (this.masks.size >= this.capacity) this.masks.delete(this.masks.keys().next().value!);
-    this.masks.set(state, mask);
+    this.masks.set(key, mask);
     return mask;
   }
 }
@@ -47,9 +51,10 @@ class MaskCache {
 /**
  * @internal Walks the vocabulary trie from `state`, marking every token whose bytes keep the automaton alive.
  * A dead byte skips its whole subtree; a subtree whose bytes all loop on the current state (the inside of a
- * JSON string) is allowed wholesale without visiting it.
+ * JSON string) is allowed wholesale without visiting it. With `dropLeadingSpace`, a space as a token's first byte
+ * is skipped (it leaves the state as it is), as decoding drops the word-boundary space that opens an output.
  */
-export function computeMask(automaton: Automaton, vocabulary: TokenVocabulary, state: number): Mask {
+export function computeMask(automaton: Automaton, vocabulary: TokenVocabulary, state: number, dropLeadingSpace = false): Mask {
   const bits = new Int32Array((vocabulary.size + 31) >>> 5);
   let count = 0;
   if (state !== DEAD) {
@@ -61,7 +66,7 @@ export function computeMask(automaton: Automaton, vocabulary: TokenVocabulary, s
       const depth = nodeDepths[node];
       const from = states[depth - 1];
       const byte = nodeBytes[node];
-      let to = transitions[from * 256 + byte];
+      let to = dropLeadingSpace && depth === 1 && byte === SPACE ? from : transitions[from * 256 + byte];
       if (to < 0) {
         to = automaton.computeTransition(from, byte);
         transitions = automaton.transitions; // may have grown
@@ -71,25 +76,20 @@ export function computeMask(automaton: Automaton, vocabulary: TokenVocabulary, s
         continue;
       }
       let end = node + 1;
-      const set = nodeSubtreeSet[node];
-      if (set !== 0) {
-        // Cheap test first (the first child's byte loops), then the full subset test.
-        const firstChild = nodeBytes[node + 1];
-        let next = transitions[to * 256 + firstChild];
-        if (next < 0) {
-          next = automaton.computeTransition(to, firstChild);
-          transitions = automaton.transitions;
-        }
-        if (next === to && automaton.loopsOver(to, subtreeByteSets, set * 8)) {
-          end = nodeSkip[node];
-          transitions = automaton.transitions;
-        }
+      const subtreeEnd = nodeSkip[node];
+      // Cheap test first (the first child's byte is known to loop), then the full subset test. An unknown
+      // transition only costs the shortcut: the walk computes it below and later masks use it.
+      if (subtreeEnd > end && transitions[to * 256 + nodeBytes[end]] === to && automaton.loopsOver(to, subtreeByteSets, nodeSubtreeSet[node] * 8)) {
+        end = subtreeEnd;
+        transitions = automaton.transitions;
       }
-      for (let k = nodeTokenIndex[node], last = nodeTokenIndex[end]; k < last; k++) {
+      const first = nodeTokenIndex[node];
+      const last = nodeTokenIndex[end];
+      for (let k = first; k < last; k++) {
         const token = tokenOrder[k];
         bits[token >>> 5] |= 1 << (token & 31);
       }
-      count += nodeTokenIndex[end] - nodeTokenIndex[node];
+      count += last - first;
       states[depth] = to;
       node = end;
     }
@@ -101,6 +101,23 @@ export function computeMask(automaton: Automaton, vocabulary: TokenVocabulary, s
     }
   }
   return { bits, count };
+}
+
+/**
+ * Options of {@link Grammar.createMatcher}.
+ * @example
+ * ```ts
+ * // Chat replies: the first token's "▁" is a word boundary that decoding drops, so the grammar should not see it.
+ * const matcher = grammar.createMatcher(vocabulary, { dropLeadingSpace: true });
+ * ```
+ */
+export interface GrammarMatcherOptions {
+  /**
+   * Drop one space that opens the output before matching, as SentencePiece decoding drops the first token's
+   * word-boundary space (`▁yes` at the start of a reply reads "yes"). The grammar then constrains the text as it
+   * is decoded, and {@link GrammarMatcher.acceptedBytes} holds that text. Default false: every byte is matched.
+   */
+  dropLeadingSpace?: boolean;
 }
 
 /** What a compiled grammar keeps across matchers: the automaton and the masks per vocabulary. */
@@ -147,6 +164,8 @@ export class CompiledGrammar {
  */
 export class GrammarMatcher {
   readonly vocabulary: TokenVocabulary;
+  /** See {@link GrammarMatcherOptions.dropLeadingSpace}. */
+  readonly dropLeadingSpace: boolean;
   private readonly compiled: CompiledGrammar;
   private readonly masks: MaskCache;
   private state: number;
@@ -154,11 +173,14 @@ export class GrammarMatcher {
   private bytes = new Uint8Array(256);
   private byteLength = 0;
   private finished = false;
+  /** No token has been accepted yet (so a leading space would still be dropped). */
+  private atStart = true;
 
   /** @internal Use {@link Grammar.createMatcher}. */
-  constructor(compiled: CompiledGrammar, vocabulary: TokenVocabulary) {
+  constructor(compiled: CompiledGrammar, vocabulary: TokenVocabulary, options: GrammarMatcherOptions = {}) {
     this.compiled = compiled;
     this.vocabulary = vocabulary;
+    this.dropLeadingSpace = options.dropLeadingSpace === true;
     this.masks = compiled.masksFor(vocabulary);
     this.state = compiled.automaton.initial;
     this.epoch = compiled.automaton.epoch;
@@ -182,6 +204,16 @@ export class GrammarMatcher {
   /** Number of tokens allowed next (end tokens included). */
   get allowedCount(): number {
     return this.finished ? 0 : this.mask().count;
+  }
+
+  /**
+   * True when some token other than an end token may come next. False with {@link canEnd} true means the output
+   * is complete and cannot grow: a generation loop can stop without sampling the end token.
+   */
+  get canContinue(): boolean {
+    if (this.finished) return false;
+    const ends = this.canEnd ? this.vocabulary.endTokens.length : 0;
+    return this.mask().count > ends;
   }
 
   /** The token ids allowed next, ascending (end tokens included when {@link canEnd}). */
@@ -258,12 +290,18 @@ export class GrammarMatcher {
     }
   }
 
-  /** Advances over raw bytes if the grammar allows all of them; returns false (state unchanged) otherwise. */
+  /**
+   * Advances over raw bytes if the grammar allows all of them; returns false (state unchanged) otherwise. With
+   * {@link dropLeadingSpace}, a space that opens the output is dropped first.
+   */
   acceptBytes(bytes: Uint8Array): boolean {
     if (!(bytes instanceof Uint8Array)) throw new TypeError("bytes must be a Uint8Array");
     if (this.finished) return false;
+    if (bytes.length === 0) return true;
+    if (this.atStart && this.dropLeadingSpace && bytes[0] === SPACE) bytes = bytes.subarray(1);
     const next = this.compiled.automaton.stepAll(this.current(), bytes);
     if (next === DEAD) return false;
+    this.atStart = false;
     this.state = next;
     if (this.byteLength + bytes.length > this.bytes.length) {
       const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.byteLength + bytes.length));
@@ -279,6 +317,7 @@ export class GrammarMatcher {
   reset(): void {
     this.byteLength = 0;
     this.finished = false;
+    this.atStart = true;
     this.state = this.compiled.automaton.initial;
     this.epoch = this.compiled.automaton.epoch;
   }
@@ -286,7 +325,7 @@ export class GrammarMatcher {
   private mask() {
     const automaton = this.compiled.automaton;
     if (automaton.overBudget) automaton.flush();
-    return this.masks.get(this.current());
+    return this.masks.get(this.current(), this.atStart && this.dropLeadingSpace);
   }
 
   /** The state, replaying the accepted bytes when the automaton was flushed since. */
