@@ -35,7 +35,7 @@ const reply = await chat.send("Ada Lovelace, born 1815, mathematician.", {
 console.log(JSON.stringify({ step: "chat-json", json: reply.json, text: reply.text, stopReason: reply.stopReason }));
 
 // ---- A JSON schema in generate --------------------------------------------------------------------------------
-const session = model.createSession({ contextSize: 1024 });
+const session = model.createSession();
 const steps = session.generate("[INST] List three primes as JSON. [/INST]", {
   jsonSchema: { type: "array", items: { type: "integer" }, minItems: 3, maxItems: 3 },
   temperature: 0.7,
