@@ -10,7 +10,14 @@
  * @module
  */
 
-/** Base class of the library's own errors. `code` is stable across versions; match on it, not on `message`. */
+/**
+ * Base class of the library's own errors. `code` is stable across versions; match on it, not on `message`.
+ * @example
+ * ```ts
+ * try { await chat.send(text); }
+ * catch (err) { if (err instanceof MixtralError) console.error(err.code); else throw err; }
+ * ```
+ */
 export class MixtralError extends Error {
   readonly code: string;
   constructor(code: string, message: string, options?: { cause?: unknown }) {
@@ -24,24 +31,50 @@ export class MixtralError extends Error {
  * A GGUF file that cannot be used: unreadable, malformed, hostile, or not a model this library runs.
  * Codes start with `GGUF_` (the container) or `MODEL_` (the hyperparameters and tensors), for example
  * `GGUF_TRUNCATED`, `GGUF_BAD_OFFSET`, `MODEL_SHAPE_MISMATCH`.
+ * @example
+ * ```ts
+ * try { await Mixtral.load(path); }
+ * catch (err) { if (err instanceof GgufError && err.code === "GGUF_TRUNCATED") console.error("download it again"); }
+ * ```
  */
 export class GgufError extends MixtralError {}
 
-/** The tokens do not fit the session's context (code `CONTEXT_OVERFLOW`). */
+/**
+ * The tokens do not fit the session's context (code `CONTEXT_OVERFLOW`).
+ * @example
+ * ```ts
+ * try { await session.eval(longPrompt); }
+ * catch (err) { if (err instanceof ContextOverflowError) session.reset(); }
+ * ```
+ */
 export class ContextOverflowError extends MixtralError {
   constructor(message: string) {
     super("CONTEXT_OVERFLOW", message);
   }
 }
 
-/** The model, session or chat was disposed before or during the call (code `DISPOSED`). */
+/**
+ * The model, session or chat was disposed before or during the call (code `DISPOSED`).
+ * @example
+ * ```ts
+ * await model.dispose();
+ * try { model.createSession(); } catch (err) { console.log(err instanceof DisposedError); } // true
+ * ```
+ */
 export class DisposedError extends MixtralError {
   constructor(what: string) {
     super("DISPOSED", `${what} has been disposed`);
   }
 }
 
-/** The operation was stopped by an AbortSignal (code `ABORT_ERR`, name `AbortError`, as Node's own). */
+/**
+ * The operation was stopped by an AbortSignal (code `ABORT_ERR`, name `AbortError`, as Node's own).
+ * @example
+ * ```ts
+ * try { await session.eval(tokens, { signal: AbortSignal.timeout(1000) }); }
+ * catch (err) { if (err instanceof AbortError) console.log("stopped; the cache is as before"); }
+ * ```
+ */
 export class AbortError extends MixtralError {
   constructor(message = "The operation was aborted", options?: { cause?: unknown }) {
     super("ABORT_ERR", message, options);
@@ -49,19 +82,32 @@ export class AbortError extends MixtralError {
   }
 }
 
-/** Turns an error thrown by the addon (a plain Error with `code`) into the matching typed error. */
+/**
+ * A session state that {@link Session.loadState} refuses. Codes: `STATE_CORRUPT` (truncated, altered or not a
+ * state), `STATE_UNSUPPORTED_VERSION`, `STATE_MODEL_MISMATCH` (saved with another model),
+ * `STATE_SESSION_MISMATCH` (another KV cache type or sliding window, or too many tokens for the context).
+ * @example
+ * ```ts
+ * try { session.loadState(bytes); }
+ * catch (err) { if (err instanceof StateError && err.code === "STATE_MODEL_MISMATCH") session.reset(); }
+ * ```
+ */
+export class StateError extends MixtralError {}
+
+/** @internal Turns an error thrown by the addon (a plain Error with `code`) into the matching typed error. */
 export function fromNativeError(error: unknown): unknown {
   if (!(error instanceof Error)) return error;
   const code = (error as { code?: unknown }).code;
   if (typeof code !== "string") return error;
   if (code.startsWith("GGUF_") || code.startsWith("MODEL_")) return new GgufError(code, error.message);
+  if (code.startsWith("STATE_")) return new StateError(code, error.message);
   if (code === "CONTEXT_OVERFLOW") return new ContextOverflowError(error.message);
   if (code === "ABORT_ERR") return new AbortError(error.message);
   if (code === "ERR_OUT_OF_RANGE") return Object.assign(new RangeError(error.message), { code });
   return new MixtralError(code, error.message);
 }
 
-/** Runs `work`, rethrowing addon errors as typed ones. */
+/** @internal Runs `work`, rethrowing addon errors as typed ones. */
 export async function withNativeErrors<T>(work: () => Promise<T> | T): Promise<T> {
   try {
     return await work();
@@ -70,7 +116,7 @@ export async function withNativeErrors<T>(work: () => Promise<T> | T): Promise<T
   }
 }
 
-/** Runs `work`, rethrowing addon errors as typed ones (synchronous calls). */
+/** @internal Runs `work`, rethrowing addon errors as typed ones (synchronous calls). */
 export function withNativeErrorsSync<T>(work: () => T): T {
   try {
     return work();

@@ -11,3 +11,15 @@ export { readGguf, type GgufFileInfo, type GgufMetadataEntry, type GgufTensorDes
 export { inspectModel, fileTypeName, type ModelInfo, type InspectModelOptions, type ExpertLayout } from "./gguf/inspect.js";
 export * from "./sampling/index.js";
 export * from "./grammar/index.js";
+export { Mixtral, physicalCoreCount, type LoadOptions } from "./model.js";
+export {
+  Session, type SessionOptions, type SessionStats, type EvalOptions, type GenerateOptions, type GeneratedToken, type GenerateResult, type StopReason,
+  type RoutingStats,
+} from "./session.js";
+export {
+  Chat, type ChatOptions, type ChatSendOptions, type ChatResult, type ChatUsage, type ChatStopReason, type ChatStream,
+  type ContextShiftStrategy,
+} from "./chat.js";
+export {
+  ChatTemplateError, MIXTRAL_INSTRUCT_TEMPLATE, MISTRAL_SAFE_PROMPT, type ChatMessage, type ChatRole, type ApplyChatTemplateOptions,
+} from "./chat-template.js";

@@ -5,15 +5,24 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { availableParallelism } from "node:os";
 
+import { Chat, type ChatHost, type ChatOptions } from "./chat.js";
+import { ChatFormatter, MIXTRAL_INSTRUCT_TEMPLATE, checkApplyOptions, checkMessages, withSafePrompt, type ApplyChatTemplateOptions, type ChatMessage } from "./chat-template.js";
 import { AbortError, DisposedError, withNativeErrors, withNativeErrorsSync } from "./errors.js";
 import { toModelInfo, type ModelInfo } from "./gguf/inspect.js";
-import { checkPath } from "./gguf/reader.js";
+import { checkPath, readGguf } from "./gguf/reader.js";
+import { GgufValueType } from "./gguf/types.js";
 import { native, type NativeModelHandle } from "./native.js";
 import { SESSION_OPTION_KEYS, Session, type SessionHost, type SessionOptions } from "./session.js";
 import { Tokenizer } from "./tokenizer/tokenizer.js";
 import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal } from "./validate.js";
 
-/** Options of {@link Mixtral.load}. */
+/**
+ * Options of {@link Mixtral.load}.
+ * @example
+ * ```ts
+ * const model = await Mixtral.load(path, { threads: 4, onProgress: (p) => console.log(p), signal: AbortSignal.timeout(60_000) });
+ * ```
+ */
 export interface LoadOptions {
   /** Compute threads. Default: the number of physical cores. */
   threads?: number;
@@ -34,7 +43,13 @@ export interface LoadOptions {
 
 const LOAD_OPTION_KEYS = ["threads", "slidingWindow", "expertsPerToken", "verifyTensorData", "onProgress", "signal"] as const;
 
-/** Physical cores on Linux (distinct core ids per package); elsewhere the logical CPU count. */
+/**
+ * Physical cores on Linux (distinct core ids per package); elsewhere the logical CPU count.
+ * @example
+ * ```ts
+ * const model = await Mixtral.load(path, { threads: Math.max(1, physicalCoreCount() - 1) }); // leave one for the UI
+ * ```
+ */
 export function physicalCoreCount(): number {
   try {
     const cores = new Set<string>();
@@ -68,15 +83,19 @@ export class Mixtral implements AsyncDisposable {
   readonly tokenizer: Tokenizer;
   /** Compute threads in use. */
   readonly threads: number;
+  /** The file's `tokenizer.chat_template` (Jinja), or null when it has none (chats then use the built-in format). */
+  readonly chatTemplate: string | null;
   private handle: NativeModelHandle | undefined;
   private readonly sessions = new Set<Session>();
   private disposing: Promise<void> | undefined;
+  private readonly formatters = new Map<string, ChatFormatter>();
 
-  private constructor(handle: NativeModelHandle, info: ModelInfo, tokenizer: Tokenizer, threads: number) {
+  private constructor(handle: NativeModelHandle, info: ModelInfo, tokenizer: Tokenizer, threads: number, chatTemplate: string | null) {
     this.handle = handle;
     this.info = info;
     this.tokenizer = tokenizer;
     this.threads = threads;
+    this.chatTemplate = chatTemplate;
   }
 
   /** Maps and validates the file off the main thread. Throws GgufError for a file it cannot run. */
@@ -94,17 +113,27 @@ export class Mixtral implements AsyncDisposable {
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
 
     onProgress?.(0);
-    const handle = await withNativeErrors(() => native().loadModel(path, { threads, slidingWindow, expertsPerToken, verifyTensorData }));
+    // The engine maps and validates the file while the tokenizer reads its metadata: both run on the thread pool.
+    const [loaded, read] = await Promise.allSettled([
+      withNativeErrors(() => native().loadModel(path, { threads, slidingWindow, expertsPerToken, verifyTensorData })),
+      readGguf(path),
+    ]);
+    if (loaded.status === "rejected") throw loaded.reason;
+    const handle = loaded.value;
     let tokenizer: Tokenizer;
+    let chatTemplate: string | null = null;
     try {
+      if (read.status === "rejected") throw read.reason;
       if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
-      tokenizer = await Tokenizer.fromGguf(path);
-      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+      const { metadata } = read.value;
+      tokenizer = Tokenizer.fromGgufMetadata(metadata);
+      const template = metadata.get("tokenizer.chat_template");
+      if (template?.type === GgufValueType.STRING && typeof template.value === "string" && template.value !== "") chatTemplate = template.value;
     } catch (error) {
       handle.dispose();
       throw error;
     }
-    const model = new Mixtral(handle, toModelInfo(handle.info()), tokenizer, threads);
+    const model = new Mixtral(handle, toModelInfo(handle.info()), tokenizer, threads, chatTemplate);
     onProgress?.(1);
     return model;
   }
@@ -129,6 +158,11 @@ export class Mixtral implements AsyncDisposable {
     const batchSize = o.batchSize === undefined ? 512 : checkInteger("options.batchSize", o.batchSize, 1, 65536);
     const kvType = o.kvCacheType ?? "f16";
     if (kvType !== "f16" && kvType !== "f32") throw new RangeError(`options.kvCacheType must be "f16" or "f32"; got ${JSON.stringify(kvType)}`);
+    let expertsPerToken: number | undefined;
+    if (o.expertsPerToken !== undefined) {
+      if (this.info.nExperts === 0) throw new RangeError("options.expertsPerToken cannot be set: the model is dense (it has no experts)");
+      expertsPerToken = checkInteger("options.expertsPerToken", o.expertsPerToken, 1, this.info.nExpertsUsed);
+    }
     const logits = new Float32Array(nVocab);
     const NativeSession = native().NativeSession;
     const nativeSession = withNativeErrorsSync(() => new NativeSession(handle, { contextSize, batchSize, kvType }, logits));
@@ -143,7 +177,61 @@ export class Mixtral implements AsyncDisposable {
     };
     const session = new Session(host, nativeSession, logits, slidingWindow === null ? contextSize : Infinity);
     this.sessions.add(session);
+    if (expertsPerToken !== undefined) session.setExpertsPerToken(expertsPerToken);
     return session;
+  }
+
+  /**
+   * A conversation with its own KV cache, formatted with the file's chat template (or the built-in
+   * Mixtral-Instruct format). See {@link Chat}.
+   * @example
+   * ```ts
+   * const chat = model.createChat({ systemPrompt: "You are terse." });
+   * console.log((await chat.send("Name three primes.", { temperature: 0 })).text);
+   * ```
+   */
+  createChat(options?: ChatOptions): Chat {
+    this.alive();
+    const host: ChatHost = {
+      tokenizer: this.tokenizer,
+      nExperts: this.info.nExperts,
+      expertsPerToken: this.info.nExpertsUsed,
+      createSession: (sessionOptions) => {
+        const defined = Object.fromEntries(Object.entries(sessionOptions).filter(([, v]) => v !== undefined));
+        return this.createSession(defined);
+      },
+      formatter: (template) => this.formatter(template),
+    };
+    return new Chat(host, options);
+  }
+
+  /**
+   * Renders `messages` with the model's chat template (the file's `tokenizer.chat_template`, else the built-in
+   * Mixtral-Instruct one) and returns the prompt text. A system message goes to the template when it has a
+   * system role; Mixtral's has none, so it is prepended to the first user message with a blank line, as
+   * Mistral's reference tokenizer does.
+   * @example
+   * ```ts
+   * model.applyChatTemplate([{ role: "system", content: "Be brief." }, { role: "user", content: "Hi" }]);
+   * // "<s>[INST] Be brief.\n\nHi [/INST]"
+   * ```
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], options?: ApplyChatTemplateOptions): string {
+    this.alive();
+    const list = checkMessages("messages", messages);
+    const o = checkApplyOptions(options);
+    return this.formatter(o.template).render(o.safePrompt ? withSafePrompt(list) : list, o.addGenerationPrompt).text;
+  }
+
+  /** Compiled templates by source: the default one is parsed once per model. */
+  private formatter(template: string | undefined): ChatFormatter {
+    const source = template ?? this.chatTemplate ?? MIXTRAL_INSTRUCT_TEMPLATE;
+    let formatter = this.formatters.get(source);
+    if (formatter === undefined) {
+      formatter = new ChatFormatter(source, this.tokenizer);
+      if (template === undefined) this.formatters.set(source, formatter);
+    }
+    return formatter;
   }
 
   /** Disposes every session (in-flight work stops at its next layer), then unmaps the file. */

@@ -105,6 +105,10 @@ export interface NativeSessionHandle {
   lastRouting(): { experts: Int32Array; weights: Float32Array };
   setExpertsPerToken(k: number): void;
   stats(): { kvBytes: number; slidingWindow: number; contextSize: number; expertsPerToken: number };
+  /** tokens: the cache's ids (position() of them); logits: the current next-token logits, or null. */
+  saveState(tokens: Int32Array, logits: Float32Array | null): Uint8Array;
+  /** Throws STATE_* errors; the session is unchanged unless the whole buffer is valid. */
+  loadState(bytes: Uint8Array): { tokens: Int32Array; logits: Float32Array | null };
   dispose(): void;
 }
 

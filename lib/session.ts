@@ -3,14 +3,20 @@
  * it. Calls on one session run one at a time, in order; different sessions of a model share its threads.
  * @module
  */
-import { AbortError, ContextOverflowError, DisposedError, MixtralError, fromNativeError } from "./errors.js";
+import { AbortError, ContextOverflowError, DisposedError, MixtralError, fromNativeError, withNativeErrorsSync } from "./errors.js";
 import type { NativeSessionHandle } from "./native.js";
 import { SAMPLING_OPTION_NAMES, createSampler, type SamplingOptions } from "./sampling/index.js";
 import { StopStringMatcher } from "./stop-strings.js";
 import type { Tokenizer } from "./tokenizer/tokenizer.js";
 import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal, checkString, checkTokens } from "./validate.js";
 
-/** Options of {@link Mixtral.createSession}. */
+/**
+ * Options of {@link Mixtral.createSession}.
+ * @example
+ * ```ts
+ * const session = model.createSession({ contextSize: 8192, batchSize: 256, kvCacheType: "f16", expertsPerToken: 2 });
+ * ```
+ */
 export interface SessionOptions {
   /** Positions the KV cache holds (without a sliding window). Default min(model context, 4096). */
   contextSize?: number;
@@ -18,17 +24,31 @@ export interface SessionOptions {
   batchSize?: number;
   /** KV cache element type: "f16" (default, half the memory, as llama.cpp) or "f32". */
   kvCacheType?: "f16" | "f32";
+  /** Experts per token (1 … the load-time value); see {@link Session.setExpertsPerToken}. Default: the model's. */
+  expertsPerToken?: number;
 }
 
-export const SESSION_OPTION_KEYS = ["contextSize", "batchSize", "kvCacheType"] as const;
+export const SESSION_OPTION_KEYS = ["contextSize", "batchSize", "kvCacheType", "expertsPerToken"] as const;
 
-/** Options of {@link Session.eval}. */
+/**
+ * Options of {@link Session.eval}.
+ * @example
+ * ```ts
+ * await session.eval(tokens, { signal: AbortSignal.timeout(10_000) });
+ * ```
+ */
 export interface EvalOptions {
   /** Stops the evaluation within one layer; the session is left as before the call. */
   signal?: AbortSignal;
 }
 
-/** Options of {@link Session.generate}: sampling, limits and stopping. */
+/**
+ * Options of {@link Session.generate}: sampling, limits and stopping.
+ * @example
+ * ```ts
+ * session.generate("Once upon a time", { temperature: 0.8, maxTokens: 100, stop: ["\n\n"], seed: 3 });
+ * ```
+ */
 export interface GenerateOptions extends SamplingOptions {
   /** Most tokens to generate. Default 256. */
   maxTokens?: number;
@@ -46,16 +66,40 @@ export const GENERATE_OPTION_KEYS: readonly (keyof GenerateOptions)[] = [
   ...SAMPLING_OPTION_NAMES, "maxTokens", "stop", "signal", "addBos", "onRouting",
 ];
 
-/** One generated token and the text it completes (possibly "": held back UTF-8 or a possible stop string). */
+/**
+ * One generated token and the text it completes (possibly "": held back UTF-8 or a possible stop string).
+ * @example
+ * ```ts
+ * for await (const { token, text } of session.generate("Hi", { maxTokens: 8 })) console.log(token, JSON.stringify(text));
+ * ```
+ */
 export interface GeneratedToken {
   token: number;
   text: string;
 }
 
-/** Why generation ended. */
+/**
+ * Why generation ended.
+ * @example
+ * ```ts
+ * const steps = session.generate("Hi", { maxTokens: 8 });
+ * let step = await steps.next();
+ * while (!step.done) step = await steps.next();
+ * const reason: StopReason = step.value.stopReason; // "eos" | "maxTokens" | "stop"
+ * ```
+ */
 export type StopReason = "eos" | "maxTokens" | "stop";
 
-/** The generator's return value (what `for await` does not show; see {@link Session.generate}). */
+/**
+ * The generator's return value (what `for await` does not show; see {@link Session.generate}).
+ * @example
+ * ```ts
+ * const steps = session.generate("Hi", { maxTokens: 8 });
+ * let step = await steps.next();
+ * while (!step.done) step = await steps.next();
+ * const { text, tokens, stopReason, promptTokens }: GenerateResult = step.value;
+ * ```
+ */
 export interface GenerateResult {
   stopReason: StopReason;
   /** All released text. */
@@ -66,9 +110,36 @@ export interface GenerateResult {
   promptTokens: number;
 }
 
-/** Routing statistics since the last reset: per layer, how many tokens each expert processed. */
+/**
+ * Routing statistics since the last reset: per layer, how many tokens each expert processed.
+ * @example
+ * ```ts
+ * const { layers }: RoutingStats = session.routing();
+ * const busiest = layers.map((l) => l.counts.indexOf(Math.max(...l.counts))); // per layer
+ * ```
+ */
 export interface RoutingStats {
   layers: { counts: number[] }[];
+}
+
+/**
+ * What {@link Session.stats} reports.
+ * @example
+ * ```ts
+ * const { kvBytes, slidingWindow } = session.stats();
+ * console.log(`KV cache: ${(kvBytes / 2 ** 20).toFixed(0)} MiB, window ${slidingWindow ?? "none"}`);
+ * ```
+ */
+export interface SessionStats {
+  /**
+   * Bytes of the K and V caches, allocated when the session is created. Without a window they hold contextSize
+   * positions; with a sliding window W, W + batchSize − 1 positions whatever the context size.
+   */
+  kvBytes: number;
+  /** The attention window W, or null for full attention. */
+  slidingWindow: number | null;
+  /** Experts each token is routed to (0 for a dense model). */
+  expertsPerToken: number;
 }
 
 /** @internal what a session needs from its model */
@@ -87,6 +158,17 @@ function checkStopList(stop: unknown): string[] {
   return stop.map((s, i) => checkString(`options.stop[${i}]`, s));
 }
 
+/**
+ * One conversation's KV cache over a loaded model: {@link eval} appends tokens and returns the next-token logits,
+ * {@link generate} samples a continuation, {@link rewind} and {@link reset} edit the cache, {@link saveState} and
+ * {@link loadState} persist it. Calls run one at a time in call order. Create with {@link Mixtral.createSession}.
+ * @example
+ * ```ts
+ * using session = model.createSession({ contextSize: 2048 });
+ * for await (const { text } of session.generate("[INST] Hi! [/INST]", { maxTokens: 32 })) process.stdout.write(text);
+ * const state = session.saveState(); // KV cache and tokens; restore later with loadState(state)
+ * ```
+ */
 export class Session implements Disposable {
   /** Positions the cache holds; Infinity with a sliding window (the cache rolls). */
   readonly contextSize: number;
@@ -161,6 +243,63 @@ export class Session implements Disposable {
     this.logitsCurrent = false;
   }
 
+  /** Experts each token is routed to in this session (the model's load-time value unless changed). */
+  get expertsPerToken(): number {
+    this.checkAlive();
+    return this.handle.stats().expertsPerToken;
+  }
+
+  /**
+   * Routes each token to the top `k` experts from now on, 1 ≤ k ≤ the load-time value (scratch is sized for
+   * it). Top-1 is faster at a measured cost in quality (docs/performance-tuning.md). RangeError on a dense model.
+   * @example
+   * ```ts
+   * session.setExpertsPerToken(1); // Mixtral top-1: fewer expert matmuls per token
+   * ```
+   */
+  setExpertsPerToken(k: number): void {
+    this.checkIdle();
+    if (this.host.nExperts === 0) throw new RangeError("k cannot be set: the model is dense (it has no experts)");
+    this.handle.setExpertsPerToken(checkInteger("k", k, 1, this.host.expertsPerToken));
+  }
+
+  /**
+   * The session's state: the KV cache rows, the tokens and the current logits, in a versioned format that names
+   * the model (hyperparameters, tensor layout, a sample of the weights). Costs a copy of the used cache
+   * (for Mixtral 8x7B with an f16 cache, 128 KiB per token); call it while the session is idle.
+   * @example
+   * ```ts
+   * await writeFile("chat.state", session.saveState());
+   * ```
+   */
+  saveState(): Uint8Array {
+    this.checkIdle();
+    const tokens = this.history.subarray(0, this.length);
+    return withNativeErrorsSync(() => this.handle.saveState(tokens, this.logitsCurrent ? this.logits : null));
+  }
+
+  /**
+   * Replaces this session's cache and tokens with a state from {@link saveState}. Nothing changes unless the
+   * whole buffer is valid. Throws StateError: `STATE_CORRUPT` (truncated, altered, not a state),
+   * `STATE_UNSUPPORTED_VERSION`, `STATE_MODEL_MISMATCH` (saved with another model), `STATE_SESSION_MISMATCH`
+   * (another kvCacheType or sliding window, or more tokens than this session's context).
+   * @example
+   * ```ts
+   * const session = model.createSession();
+   * session.loadState(await readFile("chat.state"));
+   * for await (const { text } of session.generate("", { maxTokens: 32 })) process.stdout.write(text);
+   * ```
+   */
+  loadState(bytes: Uint8Array): void {
+    this.checkIdle();
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`bytes must be a Uint8Array; got ${bytes === null ? "null" : typeof bytes}`);
+    const { tokens, logits } = withNativeErrorsSync(() => this.handle.loadState(bytes));
+    this.length = 0;
+    this.append(tokens);
+    if (logits !== null) this.logits.set(logits);
+    this.logitsCurrent = logits !== null;
+  }
+
   /** How often each expert was chosen, per layer, since the session started or was reset. */
   routing(): RoutingStats {
     this.checkAlive();
@@ -171,6 +310,19 @@ export class Session implements Disposable {
       layers.push({ counts: Array.from(counts.subarray(l * nExperts, (l + 1) * nExperts)) });
     }
     return { layers };
+  }
+
+  /**
+   * Sizes of the session's native state.
+   * @example
+   * ```ts
+   * console.log(`KV cache: ${session.stats().kvBytes / 2 ** 20} MiB`);
+   * ```
+   */
+  stats(): SessionStats {
+    this.checkAlive();
+    const { kvBytes, slidingWindow, expertsPerToken } = withNativeErrorsSync(() => this.handle.stats());
+    return { kvBytes, slidingWindow: slidingWindow === 0 ? null : slidingWindow, expertsPerToken };
   }
 
   /**
@@ -297,7 +449,8 @@ export class Session implements Disposable {
     if (this.disposed) return;
     this.disposed = true;
     this.handle.dispose();
-    this.host.sessionClosed(this);
+    // The model may unmap its weights only after an evaluation in flight has stopped and freed the cache.
+    void this.settled().then(() => this.host.sessionClosed(this));
   }
 
   [Symbol.dispose](): void {

@@ -21,11 +21,12 @@ interface GenerateCommandOptions {
 }
 
 /** Parses a commander option value as a number, with a message that names the option. */
-export function numberOption(name: string, { integer = false, min = -Infinity } = {}) {
+export function numberOption(name: string, { integer = false, min = -Infinity, max = Infinity } = {}) {
   return (value: string): number => {
     const parsed = Number(value);
-    if (value.trim() === "" || !Number.isFinite(parsed) || (integer && !Number.isInteger(parsed)) || parsed < min) {
-      throw new InvalidArgumentError(`${name} must be ${integer ? "an integer" : "a number"}${min > -Infinity ? ` ≥ ${min}` : ""}; got ${JSON.stringify(value)}`);
+    if (value.trim() === "" || !Number.isFinite(parsed) || (integer && !Number.isInteger(parsed)) || parsed < min || parsed > max) {
+      const range = max < Infinity ? ` in [${min}, ${max}]` : min > -Infinity ? ` ≥ ${min}` : "";
+      throw new InvalidArgumentError(`${name} must be ${integer ? "an integer" : "a number"}${range}; got ${JSON.stringify(value)}`);
     }
     return parsed;
   };
@@ -40,8 +41,8 @@ export function registerGenerateCommand(program: Command): void {
     .option("-n, --tokens <n>", "tokens to generate", numberOption("--tokens", { integer: true, min: 0 }), 128)
     .option("--temperature <t>", "sampling temperature (0: greedy)", numberOption("--temperature", { min: 0 }))
     .option("--top-k <k>", "keep the k most likely tokens (0: off)", numberOption("--top-k", { integer: true, min: 0 }))
-    .option("--top-p <p>", "nucleus sampling mass (1: off)", numberOption("--top-p", { min: 0 }))
-    .option("--min-p <p>", "drop tokens below p × the top probability (0: off)", numberOption("--min-p", { min: 0 }))
+    .option("--top-p <p>", "nucleus sampling mass (1: off)", numberOption("--top-p", { min: 0, max: 1 }))
+    .option("--min-p <p>", "drop tokens below p × the top probability (0: off)", numberOption("--min-p", { min: 0, max: 1 }))
     .option("--seed <s>", "sampling seed, for reproducible output", numberOption("--seed", { integer: true, min: 0 }))
     .option("--threads <n>", "compute threads (default: physical cores)", numberOption("--threads", { integer: true, min: 1 }))
     .action(async (options: GenerateCommandOptions) => {
@@ -52,13 +53,17 @@ export function registerGenerateCommand(program: Command): void {
 /** Loads `modelPath`, streams the continuation of `prompt` to stdout and a summary line to stderr. */
 export async function streamGeneration(modelPath: string, prompt: string, options: Omit<GenerateCommandOptions, "model" | "prompt">): Promise<void> {
   const loadStart = performance.now();
-  process.stderr.write(`loading ${modelPath} …`);
-  const model = await Mixtral.load(modelPath, {
-    threads: options.threads,
-    onProgress: (progress) => {
-      if (progress === 1) process.stderr.write(` done in ${Math.round(performance.now() - loadStart)} ms\n`);
-    },
-  });
+  // On a terminal the progress line is erased if loading fails, so the error stays the one line on stderr.
+  const terminal = process.stderr.isTTY === true;
+  if (terminal) process.stderr.write(`loading ${modelPath} …`);
+  let model: Mixtral;
+  try {
+    model = await Mixtral.load(modelPath, { threads: options.threads });
+  } catch (error) {
+    if (terminal) process.stderr.write("\r\x1b[K");
+    throw error;
+  }
+  process.stderr.write(`${terminal ? "\r\x1b[K" : ""}loaded ${modelPath} in ${Math.round(performance.now() - loadStart)} ms\n`);
   try {
     const { info } = model;
     const shape = info.nExperts > 0 ? `${info.nExperts} experts, top-${info.nExpertsUsed}` : "dense";

@@ -30,7 +30,10 @@ function packageVersion(): string {
 async function main(argv: string[]): Promise<void> {
   const program = new Command("mixtral-native")
     .description("Run Mixtral and the dense Mistral family from GGUF files on the CPU")
-    .version(packageVersion(), "-V, --version", "print the version");
+    .version(packageVersion(), "-V, --version", "print the version")
+    // commander's own errors (unknown option, its did-you-mean on a second line) become one line too; set before
+    // the subcommands are registered, which copy it
+    .configureOutput({ outputError: (text, write) => write(`${text.trim().replace(/\s*\n\s*/g, " ")}\n`) });
   registerInfoCommand(program);
   registerGenerateCommand(program);
   registerDemoCommand(program);

@@ -105,6 +105,8 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
                         InstanceMethod<&SessionWrap::lastRouting>("lastRouting"),
                         InstanceMethod<&SessionWrap::setExpertsPerToken>("setExpertsPerToken"),
                         InstanceMethod<&SessionWrap::stats>("stats"),
+                        InstanceMethod<&SessionWrap::saveState>("saveState"),
+                        InstanceMethod<&SessionWrap::loadState>("loadState"),
                         InstanceMethod<&SessionWrap::dispose>("dispose")});
   }
 
@@ -121,6 +123,11 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     options.kvType = o.Get("kvType").As<Napi::String>().Utf8Value() == "f32" ? KvType::F32 : KvType::F16;
     logitsRef_ = Napi::Persistent(info[2].As<Napi::Float32Array>());
     session_ = std::make_unique<Session>(*owner_->model(), options);
+    if (!session_->status().ok()) {
+      const Error error = session_->status();
+      session_.reset();
+      throw toJsError(env, error);
+    }
     logits_.resize(owner_->model()->hparams().nVocab);
     owner_->sessionOpened();
     napi_value resourceName;
@@ -261,6 +268,44 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     out.Set("slidingWindow", session_->slidingWindow());
     out.Set("contextSize", session_->contextSize());
     out.Set("expertsPerToken", session_->expertsPerToken());
+    return out;
+  }
+
+  // saveState(tokens: Int32Array(position), logits: Float32Array(nVocab) | null) -> Uint8Array, written in place.
+  Napi::Value saveState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkUsable(env);
+    Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
+    if (tokens.ElementLength() != session_->position()) {
+      throw toJsError(env, makeError("SESSION_FAILED", "the token list does not match the cache"));
+    }
+    const float* logits = info[1].IsNull() ? nullptr : info[1].As<Napi::Float32Array>().Data();
+    const size_t size = session_->stateBytes(logits != nullptr);
+    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, size);
+    session_->saveState(tokens.Data(), logits, static_cast<uint8_t*>(buffer.Data()));
+    return Napi::Uint8Array::New(env, size, buffer, 0);
+  }
+
+  // loadState(bytes: Uint8Array) -> { tokens: Int32Array, logits: Float32Array | null }; throws STATE_* errors.
+  Napi::Value loadState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkUsable(env);
+    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+    std::vector<int32_t> tokens;
+    std::vector<float> logits;
+    Error error = session_->loadState(bytes.Data(), bytes.ByteLength(), &tokens, &logits);
+    if (!error.ok()) throw toJsError(env, error);
+    Napi::Int32Array tokenArray = Napi::Int32Array::New(env, tokens.size());
+    if (!tokens.empty()) std::memcpy(tokenArray.Data(), tokens.data(), tokens.size() * sizeof(int32_t));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("tokens", tokenArray);
+    if (logits.empty()) {
+      out.Set("logits", env.Null());
+    } else {
+      Napi::Float32Array logitArray = Napi::Float32Array::New(env, logits.size());
+      std::memcpy(logitArray.Data(), logits.data(), logits.size() * sizeof(float));
+      out.Set("logits", logitArray);
+    }
     return out;
   }
 

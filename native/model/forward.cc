@@ -56,9 +56,10 @@ MatmulJob matrixJob(const MatrixRef& m, const uint8_t* x, size_t xRowBytes, size
   return MatmulJob{m.type, m.data, m.rowBytes, m.nIn, m.nOut, x, xRowBytes, nCols, y, ldy};
 }
 
-// out (n,) = fp16(x) as floats; x may equal out
-void roundToFp16(const float* x, float* out, size_t n) {
-  for (size_t i = 0; i < n; i++) out[i] = fp16ToFloat(floatToFp16(x[i]));
+// out (n,) = fp16(x) as floats, through the active ISA's converters; x may equal out; half holds n values
+void roundToFp16(const KernelTable& k, const float* x, float* out, uint16_t* half, size_t n) {
+  k.quantizeActivations(ActFormat::F16, x, half, n);
+  k.dequantizeRow(GgmlType::F16, reinterpret_cast<const uint8_t*>(half), out, n);
 }
 
 // Runs fn(i) for i < count, across the pool when there is more than one item.
@@ -106,6 +107,7 @@ Error Session::eval(const int32_t* tokens, size_t count, float* logits, const st
   for (size_t offset = 0; offset < count; offset += batchSize_) {
     const size_t n = std::min<size_t>(batchSize_, count - offset);
     const bool last = offset + n == count;
+    writtenEnd_ = std::max<uint64_t>(writtenEnd_, nPast_ + n);
     if (!forwardChunk(tokens + offset, n, last ? logits : nullptr, abort)) {
       rewind(nPast_ - start);  // back to where the call began, unless a window has already overwritten that
       return makeError("ABORT_ERR", "evaluation aborted after " + std::to_string(nPast_ - start) + " of " +
@@ -187,9 +189,14 @@ void Session::attentionBlock(size_t layer, size_t count) {
   const float scale = 1.0f / std::sqrt(float(headDim));
   const size_t headsPerKv = hp_.nHeads / hp_.nHeadsKv;
   const size_t items = count * hp_.nHeads;
-  pool_.parallel([&](unsigned t, unsigned nThreads) {
+  // Work comes in groups of the query heads that share one KV head, so the K and V rows a group reads stay in
+  // cache between its heads; groups are claimed dynamically because later tokens of a chunk attend further back.
+  work_.reset();
+  pool_.parallel([&](unsigned t, unsigned) {
     float* scores = scores_.data() + size_t(t) * nSlots_;
-    for (size_t item = t; item < items; item += nThreads) {
+    uint16_t* half = halfScratch_.data() + size_t(t) * std::max<size_t>(nSlots_, headDim);
+    size_t begin, end;
+    while (work_.claim(items, headsPerKv, &begin, &end)) for (size_t item = begin; item < end; item++) {
       const size_t i = item / hp_.nHeads, h = item % hp_.nHeads, g = h / headsPerKv;
       const uint64_t pos = nPast_ + i;
       const uint64_t first = window_ > 0 && pos + 1 > window_ ? pos + 1 - window_ : 0;
@@ -205,13 +212,13 @@ void Session::attentionBlock(size_t layer, size_t count) {
         // fp16 before they meet K and V. Matching it keeps quantized models' activations on the same side of
         // every rounding boundary, which is what holds the KL against llama.cpp down (measured 1e-3 -> 1e-4).
         float* qRounded = qScratch_.data() + size_t(t) * headDim;
-        roundToFp16(q, qRounded, headDim);
+        roundToFp16(k_, q, qRounded, half, headDim);
         const uint16_t* kHead = reinterpret_cast<const uint16_t*>(kCache_.data()) + head;
         const uint16_t* vHead = reinterpret_cast<const uint16_t*>(vCache_.data()) + head;
         k_.attnScoresF16(qRounded, kHead + slot0 * headDim, headDim, n1, scale, scores);
         if (n2 > 0) k_.attnScoresF16(qRounded, kHead, headDim, n2, scale, scores + n1);
         k_.softmax(scores, span);
-        roundToFp16(scores, scores, span);
+        roundToFp16(k_, scores, scores, half, span);
         k_.attnAccumulateF16(out, scores, vHead + slot0 * headDim, headDim, n1);
         if (n2 > 0) k_.attnAccumulateF16(out, scores + n1, vHead, headDim, n2);
       } else {

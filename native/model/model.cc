@@ -82,44 +82,46 @@ Session::Session(Model& model, const SessionOptions& options)
       nExpertsUsed_(model.hparams().nExpertsUsed) {
   // With a window W, slot p mod nSlots holds position p; W + batch - 1 slots keep every key a query of the
   // current chunk can see while the chunk's own keys are written, so memory is O(W) and positions unbounded.
-  nSlots_ = window_ > 0 ? window_ + batchSize_ - 1 : contextSize_;
+  // (In 64 bits: a file's window can be up to 2^32 - 1.)
+  nSlots_ = window_ > 0 ? size_t(window_) + batchSize_ - 1 : contextSize_;
   const size_t B = batchSize_;
   const size_t qDim = size_t(hp_.nHeads) * hp_.headDim, kvDim = size_t(hp_.nHeadsKv) * hp_.headDim;
   const size_t kvElementBytes = kvType_ == KvType::F16 ? 2 : 4;
   const size_t cacheBytes = size_t(hp_.nLayers) * kvDim * nSlots_ * kvElementBytes;
-  kCache_.allocate(cacheBytes);
-  vCache_.allocate(cacheBytes);
+  bool allocated = kCache_.allocate(cacheBytes);
+  allocated &= vCache_.allocate(cacheBytes);
 
-  x_.allocate(B * hp_.nEmbd);
-  xNorm_.allocate(B * hp_.nEmbd);
-  blockOut_.allocate(B * hp_.nEmbd);
-  q_.allocate(B * qDim);
-  attnOut_.allocate(B * qDim);
-  kNew_.allocate(B * kvDim);
-  vNew_.allocate(B * kvDim);
-  scores_.allocate(size_t(pool_.threadCount()) * nSlots_);
-  qScratch_.allocate(size_t(pool_.threadCount()) * hp_.headDim);
+  allocated &= x_.allocate(B * hp_.nEmbd);
+  allocated &= xNorm_.allocate(B * hp_.nEmbd);
+  allocated &= blockOut_.allocate(B * hp_.nEmbd);
+  allocated &= q_.allocate(B * qDim);
+  allocated &= attnOut_.allocate(B * qDim);
+  allocated &= kNew_.allocate(B * kvDim);
+  allocated &= vNew_.allocate(B * kvDim);
+  allocated &= scores_.allocate(size_t(pool_.threadCount()) * nSlots_);
+  allocated &= qScratch_.allocate(size_t(pool_.threadCount()) * hp_.headDim);
+  allocated &= halfScratch_.allocate(size_t(pool_.threadCount()) * std::max<size_t>(nSlots_, hp_.headDim));
 
   // Token-expert pairs of one chunk: setExpertsPerToken may lower k below the load-time value, never raise it.
   const size_t nExperts = hp_.nExperts;
   const size_t ffnRows = nExperts > 0 ? B * hp_.nExpertsUsed : B;
   // F32 activations are the widest form (4 bytes a value), so these bounds hold for every format.
-  actBuffers_[0].allocate(B * activationRowBytes(ActFormat::F32, hp_.nEmbd));
-  actBuffers_[1].allocate(B * activationRowBytes(ActFormat::F32, qDim));
-  actBuffers_[2].allocate(ffnRows * activationRowBytes(ActFormat::F32, hp_.nFf));
-  actBuffers_[3].allocate(B * activationRowBytes(ActFormat::F32, hp_.nEmbd));
-  gate_.allocate(ffnRows * hp_.nFf);
-  up_.allocate(ffnRows * hp_.nFf);
-  down_.allocate(ffnRows * hp_.nEmbd);
+  allocated &= actBuffers_[0].allocate(B * activationRowBytes(ActFormat::F32, hp_.nEmbd));
+  allocated &= actBuffers_[1].allocate(B * activationRowBytes(ActFormat::F32, qDim));
+  allocated &= actBuffers_[2].allocate(ffnRows * activationRowBytes(ActFormat::F32, hp_.nFf));
+  allocated &= actBuffers_[3].allocate(B * activationRowBytes(ActFormat::F32, hp_.nEmbd));
+  allocated &= gate_.allocate(ffnRows * hp_.nFf);
+  allocated &= up_.allocate(ffnRows * hp_.nFf);
+  allocated &= down_.allocate(ffnRows * hp_.nEmbd);
   if (nExperts > 0) {
-    routerLogits_.allocate(B * nExperts);
-    selectedExperts_.allocate(B * nExperts);
-    selectedWeights_.allocate(B * nExperts);
-    groupTokens_.allocate(ffnRows);
-    groupWeights_.allocate(ffnRows);
+    allocated &= routerLogits_.allocate(B * nExperts);
+    allocated &= selectedExperts_.allocate(B * nExperts);
+    allocated &= selectedWeights_.allocate(B * nExperts);
+    allocated &= groupTokens_.allocate(ffnRows);
+    allocated &= groupWeights_.allocate(ffnRows);
     groupStart_.resize(nExperts);
     groupCount_.resize(nExperts);
-    gathered_.allocate(2 * ffnRows * activationRowBytes(ActFormat::F32, hp_.nEmbd));
+    allocated &= gathered_.allocate(2 * ffnRows * activationRowBytes(ActFormat::F32, hp_.nEmbd));
     routingCounts_.assign(size_t(hp_.nLayers) * nExperts, 0);
     chunkRoutingCounts_.assign(size_t(hp_.nLayers) * nExperts, 0);
     lastExperts_.assign(size_t(hp_.nLayers) * nExperts, -1);
@@ -127,13 +129,21 @@ Session::Session(Model& model, const SessionOptions& options)
     lastExpertWeights_.assign(size_t(hp_.nLayers) * nExperts, 0.0f);
     pendingLastWeights_.assign(size_t(hp_.nLayers) * nExperts, 0.0f);
   }
+  if (!allocated) {
+    status_ = makeError("SESSION_OUT_OF_MEMORY",
+                        "could not allocate the session: " + std::to_string(2 * cacheBytes) + " bytes of KV cache for " +
+                            std::to_string(nSlots_) + " positions" +
+                            (window_ > 0 ? " (sliding window + batchSize - 1)" : "") + ", plus scratch for batches of " +
+                            std::to_string(B) + " tokens");
+  }
 }
 
 uint64_t Session::maxRewind() const {
-  if (window_ == 0) return nPast_;
-  // Rewinding further would need keys the rolling buffer has overwritten.
-  const uint64_t spare = nSlots_ - window_;
-  return std::min<uint64_t>(nPast_, spare);
+  if (window_ == 0 || writtenEnd_ <= nSlots_) return nPast_;
+  // The buffer holds positions [writtenEnd - nSlots, writtenEnd). A chunk starting at position p needs keys from
+  // p - W + 1 on, so p >= writtenEnd - nSlots + W - 1 = writtenEnd - batchSize.
+  const uint64_t earliest = writtenEnd_ - batchSize_;
+  return nPast_ > earliest ? nPast_ - earliest : 0;
 }
 
 bool Session::rewind(uint64_t n) {
@@ -144,6 +154,7 @@ bool Session::rewind(uint64_t n) {
 
 void Session::reset() {
   nPast_ = 0;
+  writtenEnd_ = 0;
   resetRouting();
 }
 

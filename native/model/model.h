@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -34,9 +35,13 @@ class Model {
   const GgufFile& file() const { return *file_; }
   ThreadPool& pool() { return *pool_; }
   std::mutex& computeMutex() { return computeMutex_; }
+  // Identifies the weights a session state belongs to (state.cc); computed on first use.
+  uint64_t fingerprint() const;
 
  private:
   Model() = default;
+  mutable std::once_flag fingerprintOnce_;
+  mutable uint64_t fingerprint_ = 0;
   std::unique_ptr<GgufFile> file_;
   Hparams hparams_;
   ModelWeights weights_;
@@ -51,9 +56,11 @@ enum class KvType { F16, F32 };
 template <typename T>
 class Scratch {
  public:
-  void allocate(size_t n) {
-    data_.reset(n > 0 ? new T[n] : nullptr);
-    size_ = n;
+  // False when the memory is not to be had (sizes come from options and file metadata: never throw on them).
+  bool allocate(size_t n) {
+    data_.reset(n > 0 && n <= SIZE_MAX / sizeof(T) ? new (std::nothrow) T[n] : nullptr);
+    size_ = data_ ? n : 0;
+    return n == 0 || data_ != nullptr;
   }
   T* data() { return data_.get(); }
   const T* data() const { return data_.get(); }
@@ -74,6 +81,9 @@ struct SessionOptions {
 class Session {
  public:
   Session(Model& model, const SessionOptions& options);
+
+  // SESSION_OUT_OF_MEMORY when the cache or scratch could not be allocated; nothing else may be called then.
+  const Error& status() const { return status_; }
 
   // Appends tokens to the cache and writes the logits after the last one to logits (nVocab floats).
   // Codes: CONTEXT_OVERFLOW, ABORT_ERR (abort was set: the cache is back where it was if it can be),
@@ -97,6 +107,14 @@ class Session {
   const std::vector<int32_t>& lastExperts() const { return lastExperts_; }
   const std::vector<float>& lastExpertWeights() const { return lastExpertWeights_; }
 
+  // Session state (state.cc): the cache rows, tokens and optionally the last logits in a versioned, checksummed
+  // format. saveState writes exactly stateBytes(logits != nullptr) bytes; tokens holds position() ids.
+  size_t stateBytes(bool withLogits) const;
+  void saveState(const int32_t* tokens, const float* logits, uint8_t* out) const;
+  // Validates the whole buffer before changing anything. Codes: STATE_CORRUPT, STATE_UNSUPPORTED_VERSION,
+  // STATE_MODEL_MISMATCH, STATE_SESSION_MISMATCH. logits comes back empty when the state has none.
+  Error loadState(const uint8_t* data, size_t size, std::vector<int32_t>* tokens, std::vector<float>* logits);
+
   uint32_t contextSize() const { return contextSize_; }
   uint32_t slidingWindow() const { return window_; }
   size_t kvBytes() const { return kCache_.size() + vCache_.size(); }
@@ -110,6 +128,7 @@ class Session {
   void denseFeedForward(const LayerWeights& w, size_t count);
   void expertFeedForward(size_t layer, const LayerWeights& w, size_t count);
   void outputLogits(size_t count, float* logits);
+  size_t stateRows() const;
 
   Model& model_;
   const Hparams& hp_;
@@ -118,9 +137,13 @@ class Session {
   uint32_t contextSize_;
   uint32_t batchSize_;
   uint32_t window_;    // 0: none
-  uint32_t nSlots_;    // cache rows per kv head
+  size_t nSlots_;      // cache rows per kv head
   KvType kvType_;
+  Error status_;
   uint64_t nPast_ = 0;
+  // One past the highest position whose keys went into the cache, counting evaluations since rewound or
+  // aborted: with a window, their slots no longer hold older positions, which bounds how far a rewind can go.
+  uint64_t writtenEnd_ = 0;
   uint32_t nExpertsUsed_;
 
   Scratch<uint8_t> kCache_, vCache_;  // per layer [nHeadsKv][nSlots][headDim] of F16 or F32
@@ -129,6 +152,7 @@ class Session {
   Scratch<float> x_, xNorm_, q_, kNew_, vNew_, attnOut_, blockOut_;
   Scratch<float> scores_;              // per thread: nSlots
   Scratch<float> qScratch_;            // per thread: one head's query rounded to fp16
+  Scratch<uint16_t> halfScratch_;      // per thread: nSlots fp16 values on their way through roundToFp16
   Scratch<uint8_t> actBuffers_[4];     // quantized activations: 0 layer input, 1 attention output, 2 ffn hidden, 3 spare
   Scratch<float> routerLogits_;        // batch * nExperts
   Scratch<int32_t> selectedExperts_;   // batch * expertsUsed

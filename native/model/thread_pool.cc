@@ -47,7 +47,12 @@ void ThreadPool::run(Task task, void* context) {
     wake_.notify_all();
   }
   task(context, 0, threadCount_);
-  while (pending_.load(std::memory_order_acquire) != 0) MN_PAUSE();
+  // Yielding now and then lets a descheduled worker run on a busy machine instead of spinning out a timeslice.
+  unsigned spins = 0;
+  while (pending_.load(std::memory_order_acquire) != 0) {
+    MN_PAUSE();
+    if (++spins % 64 == 0) std::this_thread::yield();
+  }
 }
 
 void ThreadPool::workerLoop(unsigned index) {
@@ -57,6 +62,7 @@ void ThreadPool::workerLoop(unsigned index) {
     unsigned spins = 0;
     while (generation_.load(std::memory_order_acquire) == seen) {
       MN_PAUSE();
+      if (spins % 64 == 63) std::this_thread::yield();
       if (++spins % 1024 == 0 && std::chrono::steady_clock::now() > spinUntil) {
         std::unique_lock<std::mutex> lock(sleepMutex_);
         sleepers_.fetch_add(1, std::memory_order_seq_cst);

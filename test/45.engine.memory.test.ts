@@ -1,0 +1,88 @@
+// Memory (issue 4, item 6): weights stay in the file's memory map (loading copies none and reads only what the
+// tokens route to), and a decode step allocates nothing.
+import { execFileSync } from "node:child_process";
+import { mkdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+
+import { beforeAll, describe, expect, it } from "vitest";
+
+import { GgmlType } from "../lib/gguf/types.js";
+import { Mixtral } from "../lib/model.js";
+import { cachedTestModel } from "../lib/testing/test-model.js";
+
+const root = join(import.meta.dirname, "..");
+const dir = join(root, ".cache", "test-45");
+
+// One layer of Mixtral 8x7B at its real shapes, Q4_0: 0.96 GB, most of it the eight experts (99 MB each).
+const MIXTRAL_SLICE = { nEmbd: 4096, nFf: 14336, nHeads: 32, nHeadsKv: 8, nExperts: 8, nExpertsUsed: 2, nLayers: 1, type: GgmlType.Q4_0 } as const;
+const EXPERT_BYTES = (3 * MIXTRAL_SLICE.nEmbd * MIXTRAL_SLICE.nFf * 18) / 32;
+const SMALL = { nEmbd: 128, nFf: 256, nLayers: 2, nHeads: 4, nHeadsKv: 2, nExperts: 8, nExpertsUsed: 2 } as const;
+
+/** Bytes this process has read through read()-like system calls (not through page faults on a mapping). */
+async function bytesRead(): Promise<number> {
+  const match = /^rchar: (\d+)$/m.exec(await readFile("/proc/self/io", "utf8"));
+  if (match === null) throw new Error("/proc/self/io has no rchar line");
+  return Number(match[1]);
+}
+
+let slicePath: string;
+
+beforeAll(async () => {
+  slicePath = await cachedTestModel(MIXTRAL_SLICE);
+});
+
+describe("45 engine: weights are mapped, not copied, and decoding allocates nothing", () => {
+  it("loading the 0.96 GB Mixtral-shaped Q4_0 slice returns in under a second, reads no weights and grows RSS by far less than the file", async () => {
+    const fileSize = (await stat(slicePath)).size;
+    expect(fileSize).toBeGreaterThan(0.9e9);
+    const rssBefore = process.memoryUsage().rss;
+    const readBefore = await bytesRead();
+    const start = performance.now();
+    const model = await Mixtral.load(slicePath, { threads: 2 });
+    const loadMs = performance.now() - start;
+    const read = (await bytesRead()) - readBefore;
+    try {
+      const session = model.createSession({ contextSize: 64 });
+      const rssLoaded = process.memoryUsage().rss - rssBefore;
+      console.log(`45 load of ${(fileSize / 1e9).toFixed(2)} GB: ${loadMs.toFixed(0)} ms, ${(read / 1e6).toFixed(1)} MB read, RSS +${(rssLoaded / 1e6).toFixed(1)} MB before the first eval`);
+      expect(loadMs).toBeLessThan(1000);
+      expect(read).toBeLessThan(0.01 * fileSize); // the metadata (the 32000-token vocabulary) is read; no weights
+      expect(rssLoaded).toBeLessThan(0.05 * fileSize);
+
+      // One token touches the attention and output matrices and its two experts: RSS grows by that, not by the
+      // other six experts, which shows both that the measure sees mapped weights and that only routed experts are read.
+      await session.eval([1]);
+      const rssAfterToken = process.memoryUsage().rss - rssBefore;
+      console.log(`45 after one token: RSS +${(rssAfterToken / 1e6).toFixed(1)} MB (two experts ${((2 * EXPERT_BYTES) / 1e6).toFixed(0)} MB, all eight ${((8 * EXPERT_BYTES) / 1e6).toFixed(0)} MB)`);
+      expect(rssAfterToken - rssLoaded).toBeGreaterThan(2 * EXPERT_BYTES);
+      expect(rssAfterToken).toBeLessThan(fileSize - 4 * EXPERT_BYTES);
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it("after warm-up, 300 decode steps (and a 64-token prefill) make no heap allocation off the main thread, for MoE F32, MoE Q4_0 and dense Q8_0", async () => {
+    await mkdir(dir, { recursive: true });
+    const shim = join(dir, "alloc-count.so");
+    execFileSync(process.env.CC ?? "cc", ["-shared", "-fPIC", "-O2", "-o", shim, join(root, "test", "helpers", "alloc-count.c")]);
+    const models = [
+      await cachedTestModel(SMALL),
+      await cachedTestModel({ ...SMALL, type: GgmlType.Q4_0 }),
+      await cachedTestModel({ ...SMALL, nExperts: 0, nExpertsUsed: 0, type: GgmlType.Q8_0 }),
+    ];
+    const output = execFileSync(process.execPath, ["--single-threaded", join(root, "test", "helpers", "decode-allocations.mjs"), ...models], {
+      env: { ...process.env, LD_PRELOAD: shim },
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    const results = JSON.parse(output) as { decodeTokens: number; warmUp: number; decode: number; prefill: number; control: number }[];
+    console.log(`45 allocations off the main thread: ${JSON.stringify(results.map(({ warmUp, decode, prefill, control }) => ({ warmUp, decode, prefill, control })))}`);
+    expect(results).toHaveLength(3);
+    for (const result of results) {
+      expect(result.control).toBeGreaterThan(0); // the meter counts allocations on worker threads
+      expect(result.decodeTokens).toBe(300);
+      expect(result.decode).toBe(0);
+      expect(result.prefill).toBe(0);
+    }
+  });
+});
