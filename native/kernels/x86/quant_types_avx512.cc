@@ -127,8 +127,9 @@ void packActivations(const BlockQ8_K* x, size_t count, PackedK* out) {
 struct KWeights {
   __m512i w[4];     // unsigned levels, in the packed activations' order
   __m512i s[4];     // 16-bit scale of each element pair
-  __m256i extra;    // 16-bit scales (Q3_K, Q6_K: for the offset) or mins (Q2_K: 16, Q4_K/Q5_K: 8), element order
-  float d, dmin;
+  __m256i extra;    // 16-bit words: the scales (Q3_K, Q6_K: for the offset), the 16 mins (Q2_K), or the 8 mins then
+                    // the 8 scales (Q4_K, Q5_K)
+  __m512 d, dmin;   // broadcast
 };
 
 // Word j of vector k gets scale word index[k][j] of the 16 (or 8) unpacked scales.
@@ -138,11 +139,14 @@ alignas(64) constexpr uint16_t kScaleIndex16[4][32] = {
     {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
     {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13,
      14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15}};
+// Q4_K / Q5_K: scale j is word 8 + j (the mins come first); vector k holds sub-blocks (0, 2), (1, 3), (4, 6), (5, 7).
 alignas(64) constexpr uint16_t kScaleIndexPaired[4][32] = {
-    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2},
-    {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3},
-    {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6},
-    {5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}};
+    {8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10},
+    {9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12,
+     14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14},
+    {13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13,
+     15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15}};
 
 // Per-half right shifts (in 16-bit words) that bring the 2-bit field of the low and high 32 elements of a vector to
 // bit 0: {0, 2} for the first vector of each 128, {4, 6} for the second.
@@ -175,15 +179,29 @@ MN_INLINE void spreadScales(__m256i words, __m512i (&s)[4]) {
   }
 }
 
-// The 8 scales and 8 mins of Q4_K / Q5_K (12 bytes at p), as 16-bit words
-MN_INLINE void unpackScaleMin(const uint8_t* p, __m256i& scales, __m256i& mins) {
-  const uint32_t u0 = loadU32(p), u1 = loadU32(p + 4), u2 = loadU32(p + 8);
-  const uint32_t scLow = u0 & 0x3f3f3f3fu, mLow = u1 & 0x3f3f3f3fu;
-  const uint32_t scHigh = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
-  const uint32_t mHigh = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
-  const uint64_t sc = scLow | static_cast<uint64_t>(scHigh) << 32, m = mLow | static_cast<uint64_t>(mHigh) << 32;
-  scales = _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(sc))));
-  mins = _mm256_zextsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(m))));
+// The 8 mins and 8 scales of Q4_K / Q5_K (12 bytes at p, 16 readable) as 16-bit words 0..7 and 8..15. In 32-bit
+// words u0..u2 of the packing: scales 0..3 = u0 & 63 per byte, 4..7 = u2 & 15 | (u0 >> 6) << 4; mins 0..3 =
+// u1 & 63, 4..7 = u2 >> 4 | (u1 >> 6) << 4.
+MN_INLINE __m256i unpackScaleMin(const uint8_t* p) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i low = _mm_shuffle_epi32(packed, _MM_SHUFFLE(2, 0, 2, 1));   // u1, u2, u0, u2
+  const __m128i high = _mm_shuffle_epi32(packed, _MM_SHUFFLE(0, 0, 1, 1));  // u1, u1, u0, u0
+  const __m128i lowBits = _mm_and_si128(_mm_srlv_epi32(low, _mm_setr_epi32(0, 4, 0, 0)),
+                                        _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  const __m128i highBits = _mm_and_si128(_mm_srli_epi32(high, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm256_cvtepu8_epi16(_mm_or_si128(lowBits, highBits));
+}
+
+// The fp16 pair (d, dmin) at p, each broadcast
+MN_INLINE void loadScalePair(const uint8_t* p, __m512& d, __m512& dmin) {
+  const __m128 pair = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(loadU32(p))));
+  d = _mm512_broadcastss_ps(pair);
+  dmin = _mm512_broadcastss_ps(_mm_movehdup_ps(pair));
+}
+
+// The fp16 d at p, broadcast
+MN_INLINE __m512 loadScale(const uint8_t* p) {
+  return _mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(loadU16(p))));
 }
 
 template <KType T>
@@ -207,11 +225,9 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
         u.w[k] = _mm512_mask_add_epi8(u.w[k], high, u.w[k], sixteen);
       }
     }
-    __m256i scales;
-    unpackScaleMin(block + offsetof(BlockQ4_K, scales), scales, u.extra);
-    spreadScales<true>(scales, u.s);
-    u.d = halfToFloat(loadU16(block));
-    u.dmin = halfToFloat(loadU16(block + 2));
+    u.extra = unpackScaleMin(block + offsetof(BlockQ4_K, scales));
+    spreadScales<true>(u.extra, u.s);
+    loadScalePair(block, u.d, u.dmin);
   } else if (T == KType::Q6_K) {
     const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(block);
     const __m512i ql0 = _mm512_loadu_si512(b->ql), ql1 = _mm512_loadu_si512(b->ql + 64);
@@ -225,8 +241,7 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
     }
     u.extra = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)));
     spreadScales<false>(u.extra, u.s);
-    u.d = halfToFloat(b->d);
-    u.dmin = 0;
+    u.d = loadScale(block + offsetof(BlockQ6_K, d));
   } else if (T == KType::Q3_K) {
     const BlockQ3_K* b = reinterpret_cast<const BlockQ3_K*>(block);
     const __m512i qs[2] = {broadcast32(b->qs), broadcast32(b->qs + 32)};
@@ -247,8 +262,7 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
                                           static_cast<int>(s3));
     u.extra = _mm256_sub_epi16(_mm256_cvtepu8_epi16(stored), _mm256_set1_epi16(32));
     spreadScales<false>(u.extra, u.s);
-    u.d = halfToFloat(b->d);
-    u.dmin = 0;
+    u.d = loadScale(block + offsetof(BlockQ3_K, d));
   } else {  // Q2_K
     const BlockQ2_K* b = reinterpret_cast<const BlockQ2_K*>(block);
     const __m512i qs[2] = {broadcast32(b->qs), broadcast32(b->qs + 32)};
@@ -257,19 +271,20 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
     const __m128i nibble = _mm_set1_epi8(0x0F);
     spreadScales<false>(_mm256_cvtepu8_epi16(_mm_and_si128(packed, nibble)), u.s);
     u.extra = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), nibble));
-    u.d = halfToFloat(b->d);
-    u.dmin = halfToFloat(b->dmin);
+    loadScalePair(block + offsetof(BlockQ2_K, d), u.d, u.dmin);
   }
   return u;
 }
 
-// The super-block's float contribution: d_w * d_x * sumi (- dmin_w * d_x * summ), lane-wise
+// The super-block's float contribution, lane-wise: (d_w * sumi (- dmin_w * summ)) * d_x
 template <KType T>
 MN_INLINE __m512 superBlockDot(const KWeights& u, const PackedK& x) {
-  __m512i sumi = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(u.w[0], x.q[0]), u.s[0]);
-  sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(u.w[1], x.q[1]), u.s[1]);
-  sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(u.w[2], x.q[2]), u.s[2]);
-  sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(u.w[3], x.q[3]), u.s[3]);
+  // two independent chains of integer sums (exact, so their order does not matter)
+  __m512i even = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(u.w[0], x.q[0]), u.s[0]);
+  __m512i odd = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(u.w[1], x.q[1]), u.s[1]);
+  even = _mm512_dpwssd_epi32(even, _mm512_maddubs_epi16(u.w[2], x.q[2]), u.s[2]);
+  odd = _mm512_dpwssd_epi32(odd, _mm512_maddubs_epi16(u.w[3], x.q[3]), u.s[3]);
+  __m512i sumi = _mm512_add_epi32(even, odd);
   const __m256i bsums = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums));
   if (T == KType::Q6_K || T == KType::Q3_K) {
     // levels are q + 32 (Q6_K) or q + 4 (Q3_K): take offset * sum_j sc_j * bsum_j off the integers
@@ -277,15 +292,15 @@ MN_INLINE __m512 superBlockDot(const KWeights& u, const PackedK& x) {
     const __m256i offset = T == KType::Q6_K ? _mm256_slli_epi32(scaled, 5) : _mm256_slli_epi32(scaled, 2);
     sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(offset));
   }
-  __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(u.d * x.d));
+  __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(sumi), u.d);
   if (T == KType::Q2_K || T == KType::Q4_K || T == KType::Q5_K) {
     const __m256i sums = T == KType::Q2_K ? bsums
                                           : _mm256_zextsi128_si256(_mm_load_si128(
                                                 reinterpret_cast<const __m128i*>(x.sums32)));
     const __m512i summ = _mm512_zextsi256_si512(_mm256_madd_epi16(u.extra, sums));
-    v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_set1_ps(u.dmin * x.d), v);
+    v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), u.dmin, v);
   }
-  return v;
+  return _mm512_mul_ps(v, _mm512_set1_ps(x.d));
 }
 
 // ---- decode: one row at a time against activations packed once per call ----
