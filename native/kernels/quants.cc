@@ -298,6 +298,16 @@ bool dequantizeRowReference(GgmlType type, const uint8_t* row, float* out, size_
   }
 }
 
+bool convertRows(GgmlType srcType, const uint8_t* src, GgmlType dstType, uint8_t* dst, size_t rowLength,
+                 size_t rowBegin, size_t rowEnd, float* scratch) {
+  const uint64_t srcRowBytes = ggmlRowBytes(srcType, rowLength), dstRowBytes = ggmlRowBytes(dstType, rowLength);
+  for (size_t r = rowBegin; r < rowEnd; r++) {
+    if (!dequantizeRowReference(srcType, src + r * srcRowBytes, scratch, rowLength)) return false;
+    if (!quantizeRow(dstType, scratch, dst + r * dstRowBytes, rowLength)) return false;
+  }
+  return true;
+}
+
 namespace scalar {
 
 // x (n,) -> one activation row in `format` (REFERENCE.md: Q8_0 for Q4_0/Q5_0/Q8_0 weights, as quantize_row_q8_0_ref)

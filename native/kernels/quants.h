@@ -97,6 +97,11 @@ bool quantizeRow(GgmlType type, const float* x, uint8_t* dst, size_t n);
 // One row of `type` (n values) -> out (n,). Returns false for types it cannot read.
 bool dequantizeRowReference(GgmlType type, const uint8_t* row, float* out, size_t n);
 
+// Rows [rowBegin, rowEnd) of src (srcType, rowLength values per row) -> the same rows of dst in dstType, through
+// floats (the quantizer's step); scratch holds rowLength floats. False if either type has no converter.
+bool convertRows(GgmlType srcType, const uint8_t* src, GgmlType dstType, uint8_t* dst, size_t rowLength,
+                 size_t rowBegin, size_t rowEnd, float* scratch);
+
 // Activation rows (ggml's quantize_row_q8_1_ref / quantize_row_q8_K_ref); n a multiple of 32 / 256.
 void quantizeRowQ8_1(const float* x, BlockQ8_1* blocks, size_t n);
 void quantizeRowQ8_K(const float* x, BlockQ8_K* blocks, size_t n);
