@@ -112,7 +112,7 @@ export class GgufWriter {
   /** Writes the file to `path` (via a temporary file renamed at the end; nothing is left behind on failure). */
   async write(path: string, options: WriteOptions = {}): Promise<void> {
     const { signal, onProgress } = options;
-    signal?.throwIfAborted();
+    if (signal?.aborted) throw new AbortError("GGUF write aborted", { cause: signal.reason });
     const tempPath = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     const handle = await open(tempPath, "wx");
     let done = false;

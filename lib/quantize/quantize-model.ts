@@ -95,7 +95,7 @@ interface PlannedTensor {
 export async function quantizeModel(input: string, output: string, options: QuantizeOptions): Promise<QuantizeResult> {
   const checked = checkOptions(input, output, options);
   await checkPaths(input, output);
-  checked.signal?.throwIfAborted();
+  if (checked.signal?.aborted) throw new AbortError("quantization aborted", { cause: checked.signal.reason });
 
   const info = await inspectModel(input);
   const file = await readGguf(input);
