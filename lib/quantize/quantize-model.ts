@@ -91,6 +91,10 @@ interface PlannedTensor {
  * that is missing or not writable (`QUANTIZE_OUTPUT_UNWRITABLE`).
  * @throws {GgufError} when the input is not a valid model file.
  * @throws {AbortError} when `options.signal` fires; the output path is then left as it was.
+ * @example
+ * ```ts
+ * const { tensorTypes } = await quantizeModel("f16.gguf", "q6_k.gguf", { type: "q6_k", signal: AbortSignal.timeout(600_000) });
+ * ```
  */
 export async function quantizeModel(input: string, output: string, options: QuantizeOptions): Promise<QuantizeResult> {
   const checked = checkOptions(input, output, options);
