@@ -183,7 +183,7 @@ void benchType(mn::GgmlType type, Shape shape, const Options& options) {
 
 int main(int argc, char** argv) {
   Options options;
-  std::vector<mn::GgmlType> types = {mn::GgmlType::Q4_0, mn::GgmlType::Q8_0};
+  std::vector<mn::GgmlType> types = {mn::GgmlType::Q4_0, mn::GgmlType::Q4_K, mn::GgmlType::Q6_K, mn::GgmlType::Q8_0};
   for (int i = 1; i < argc; i++) {
     const std::string arg = argv[i];
     if (arg == "--threads" && i + 1 < argc) {
@@ -191,17 +191,19 @@ int main(int argc, char** argv) {
     } else if (arg == "--quick") {
       options.quick = true;
     } else if (arg == "--all-types") {
-      types = {mn::GgmlType::Q4_0, mn::GgmlType::Q8_0, mn::GgmlType::F16, mn::GgmlType::BF16, mn::GgmlType::F32};
+      types = {mn::GgmlType::Q4_0, mn::GgmlType::Q4_K, mn::GgmlType::Q6_K, mn::GgmlType::Q8_0, mn::GgmlType::Q5_K,
+               mn::GgmlType::Q3_K, mn::GgmlType::Q2_K, mn::GgmlType::Q5_0, mn::GgmlType::Q4_1, mn::GgmlType::Q5_1,
+               mn::GgmlType::F16, mn::GgmlType::BF16, mn::GgmlType::F32};
     } else if (arg == "--type" && i + 1 < argc) {
       const std::string name = argv[++i];
       types.clear();
-      for (uint32_t id : {0u, 1u, 2u, 8u, 30u}) {
+      for (uint32_t id : {0u, 1u, 2u, 3u, 6u, 7u, 8u, 10u, 11u, 12u, 13u, 14u, 30u}) {
         if (name == mn::ggmlTypeTraits(id).name) types.push_back(static_cast<mn::GgmlType>(id));
       }
     } else if (arg == "--isa" && i + 1 < argc) {
       options.isa = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--quick] [--all-types | --type Q4_0] [--isa avx512]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--quick] [--all-types | --type Q4_K] [--isa avx512]\n", argv[0]);
       return 2;
     }
   }

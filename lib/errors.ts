@@ -94,6 +94,18 @@ export class AbortError extends MixtralError {
  */
 export class StateError extends MixtralError {}
 
+/**
+ * {@link quantizeModel} refused its arguments before doing any work. Codes: `QUANTIZE_UNKNOWN_TYPE` (the message
+ * lists the valid types), `QUANTIZE_SAME_PATH` (output is the input file), `QUANTIZE_OUTPUT_UNWRITABLE`,
+ * `QUANTIZE_UNSUPPORTED_TENSOR` (an input tensor of a type this library cannot read).
+ * @example
+ * ```ts
+ * try { await quantizeModel("in.gguf", "out.gguf", { type: "q4_k_m" }); }
+ * catch (err) { if (err instanceof QuantizeError) console.error(err.code, err.message); }
+ * ```
+ */
+export class QuantizeError extends MixtralError {}
+
 /** @internal Turns an error thrown by the addon (a plain Error with `code`) into the matching typed error. */
 export function fromNativeError(error: unknown): unknown {
   if (!(error instanceof Error)) return error;

@@ -6,6 +6,7 @@ export * from "./errors.js";
 export { GgufWriter, type GgufWriterOptions, type TensorData, type WriteOptions } from "./gguf/writer.js";
 export * from "./gguf/types.js";
 export { quantize, dequantize, QUANTIZABLE_TYPES } from "./gguf/quantize.js";
+export { quantizeModel, QUANTIZE_TYPES, type QuantizeType, type QuantizeOptions, type QuantizeProgress, type QuantizeResult } from "./quantize/quantize-model.js";
 export { Tokenizer, TokenizerError, TokenType, StreamingDecoder, type TokenizerVocabulary, type EncodeOptions, type DecodeOptions } from "./tokenizer/tokenizer.js";
 export { readGguf, type GgufFileInfo, type GgufMetadataEntry, type GgufTensorDescriptor, type ReadGgufOptions } from "./gguf/reader.js";
 export { inspectModel, fileTypeName, type ModelInfo, type InspectModelOptions, type ExpertLayout } from "./gguf/inspect.js";

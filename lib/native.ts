@@ -53,6 +53,9 @@ export interface NativeAddon {
     activationFormatFor(type: number): number;
     isMatmulSupported(type: number): boolean;
   };
+  // ---- quantizer (native/addon/quantize_binding.cc) ----
+  /** Whole rows of srcType -> the same rows in dstType, on `threads` threads off the main thread. */
+  convertRows(srcType: number, src: Uint8Array, dstType: number, rowLength: number, threads: number): Promise<Uint8Array>;
   // ---- tokenizer (native/addon/tokenizer_binding.cc) ----
   TokenizerHandle: new (
     texts: Uint8Array,

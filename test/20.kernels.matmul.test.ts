@@ -1,21 +1,18 @@
 import { describe, expect, it } from "vitest";
 
-import { GgmlType } from "../lib/gguf/types.js";
+import { GGML_TYPE_TRAITS, GgmlType } from "../lib/gguf/types.js";
 import { dequantize, quantize } from "../lib/gguf/quantize.js";
-import { ActFormat, dequantizeRow, matmul, quantizeActivations, rowBytes } from "../lib/kernels/testing.js";
-import { expectClose, expectSentinels, FAST_ISAS, gaussians, guarded, nmse, seededRandom, SENTINEL,
+import { ActFormat, activationFormatFor, matmul, quantizeActivations, rowBytes } from "../lib/kernels/testing.js";
+import { expectClose, expectSentinels, FAST_ISAS, gaussians, guarded, nmse, readActivations, seededRandom, SENTINEL,
     toHalf } from "./helpers/kernels.js";
 
 const MUL_MAT_NMSE = 5e-4; // test-backend-ops' threshold for mul_mat
-const QUANT_TYPES = [GgmlType.Q4_0, GgmlType.Q8_0];
+const BLOCK32_TYPES = [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1];
+const K_TYPES = [GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K];
+const QUANT_TYPES = [...BLOCK32_TYPES, ...K_TYPES];
 const FLOAT_TYPES = [GgmlType.F32, GgmlType.F16, GgmlType.BF16];
-const ACT_FORMAT: Record<number, ActFormat> = {
-  [GgmlType.F32]: ActFormat.F32,
-  [GgmlType.F16]: ActFormat.F16,
-  [GgmlType.BF16]: ActFormat.BF16,
-  [GgmlType.Q8_0]: ActFormat.Q8_0,
-  [GgmlType.Q4_0]: ActFormat.Q8_0,
-};
+const name = (type: GgmlType): string => GGML_TYPE_TRAITS[type].name;
+const isK = (type: GgmlType): boolean => GGML_TYPE_TRAITS[type].blockSize === 256;
 
 function weightsOf(type: GgmlType, nRows: number, n: number, seed: number, scale = 1): Uint8Array {
   return quantize(type, gaussians(nRows * n, seed, scale), n);
@@ -25,11 +22,10 @@ function weightsOf(type: GgmlType, nRows: number, n: number, seed: number, scale
 function float64Matmul(type: GgmlType, weights: Uint8Array, nRows: number, n: number, x: Float32Array,
     nCols: number): Float64Array {
   const w = dequantize(type, weights, n);
-  const format = ACT_FORMAT[type];
+  const format = activationFormatFor(type);
   const xs = Array.from({ length: nCols }, (_, c) => {
     const column = x.subarray(c * n, (c + 1) * n);
-    const asType = format === ActFormat.Q8_0 ? GgmlType.Q8_0 : type;
-    return dequantizeRow("scalar", asType, quantizeActivations("scalar", format, column), n);
+    return readActivations(format, quantizeActivations("scalar", format, column), n);
   });
   const y = new Float64Array(nCols * nRows);
   for (let c = 0; c < nCols; c++) {
@@ -47,19 +43,21 @@ function run(isa: Parameters<typeof matmul>[0], type: GgmlType, weights: Uint8Ar
   x: Float32Array, nCols: number): Float32Array {
   const out = guarded(nCols * nRows);
   matmul(isa, type, weights, nRows, n, x, nCols, { out });
-  expectSentinels(out, nCols * nRows, `${isa} ${GgmlType[type]} ${nRows}x${n} @ ${nCols}`);
+  expectSentinels(out, nCols * nRows, `${isa} ${name(type)} ${nRows}x${n} @ ${nCols}`);
   return out.subarray(0, nCols * nRows);
 }
 
 describe("20 kernels: matmul", () => {
   for (const type of [...QUANT_TYPES, ...FLOAT_TYPES]) {
-    it(`the scalar ${GgmlType[type]} matmul equals a float64 product of the dequantized weights and activations`,
+    it(`the scalar ${name(type)} matmul equals a float64 product of the dequantized weights and activations`,
         () => {
-      const [nRows, n, nCols] = [9, 160, 3];
+      const [nRows, n, nCols] = [9, isK(type) ? 768 : 160, 3];
       const weights = weightsOf(type, nRows, n, 11);
       const x = gaussians(nCols * n, 12);
       const expected = float64Matmul(type, weights, nRows, n, x, nCols);
-      expectClose(expected, run("scalar", type, weights, nRows, n, x, nCols), nCols * nRows, 1e-10, GgmlType[type]);
+      // Q8_1 keeps s = d * sum(q) as fp16, and the min term of Q4_1 / Q5_1 reads it: that rounding stays in.
+      const exactness = activationFormatFor(type) === ActFormat.Q8_1 ? 1e-6 : 1e-10;
+      expectClose(expected, run("scalar", type, weights, nRows, n, x, nCols), nCols * nRows, exactness, name(type));
       // and the activation quantization error stays within mul_mat's threshold of the unquantized product
       const exact = new Float64Array(nCols * nRows);
       const w = dequantize(type, weights, n);
@@ -72,8 +70,9 @@ describe("20 kernels: matmul", () => {
 
   for (const isa of FAST_ISAS) {
     for (const type of [...QUANT_TYPES, ...FLOAT_TYPES]) {
-      it(`${isa} ${GgmlType[type]} matmul matches scalar at odd row, column and row-length counts (NMSE <= ${MUL_MAT_NMSE}, sentinels intact)`, () => {
-        const lengths = QUANT_TYPES.includes(type) ? [32, 96, 160, 1056, 1152] : [1, 7, 100, 257, 1056];
+      it(`${isa} ${name(type)} matmul matches scalar at odd row, column and row-length counts (NMSE <= ${MUL_MAT_NMSE}, sentinels intact)`, () => {
+        const lengths = isK(type) ? [256, 768, 1280, 4352] : QUANT_TYPES.includes(type) ? [32, 96, 160, 1056, 1152]
+          : [1, 7, 100, 257, 1056];
         let seed = 100;
         for (const n of lengths) {
           for (const nRows of [1, 7, 33, 129]) {
@@ -81,7 +80,7 @@ describe("20 kernels: matmul", () => {
             for (const nCols of [1, 2, 3, 5, 17]) {
               if (nRows * n * nCols > 3e6) continue;
               const x = gaussians(nCols * n, seed++);
-              const label = `${isa} ${GgmlType[type]} rows ${nRows} n ${n} cols ${nCols}`;
+              const label = `${isa} ${name(type)} rows ${nRows} n ${n} cols ${nCols}`;
               expectClose(run("scalar", type, weights, nRows, n, x, nCols), run(isa, type, weights, nRows, n, x, nCols),
                 nCols * nRows, MUL_MAT_NMSE, label);
             }
@@ -91,19 +90,19 @@ describe("20 kernels: matmul", () => {
     }
 
     for (const type of QUANT_TYPES) {
-      it(`${isa} ${GgmlType[type]} matmul matches scalar on long rows (several activation chunks) and Mixtral's widths`, () => {
-        for (const [nRows, n, nCols] of [[9, 4096, 1], [5, 4224, 6], [3, 20480, 1], [3, 20480, 2], [17, 14336, 1]]) {
+      it(`${isa} ${name(type)} matmul matches scalar on long rows (several activation chunks) and Mixtral's widths`, () => {
+        for (const [nRows, n, nCols] of [[9, 4096, 1], [5, 4352, 6], [3, 20480, 1], [3, 20480, 2], [17, 14336, 1]]) {
           const weights = weightsOf(type, nRows, n, n + nCols);
           const x = gaussians(nCols * n, n - nCols);
           expectClose(run("scalar", type, weights, nRows, n, x, nCols), run(isa, type, weights, nRows, n, x, nCols),
-            nCols * nRows, MUL_MAT_NMSE, `${isa} ${GgmlType[type]} rows ${nRows} n ${n} cols ${nCols}`);
+            nCols * nRows, MUL_MAT_NMSE, `${isa} ${name(type)} rows ${nRows} n ${n} cols ${nCols}`);
         }
       });
     }
 
     it(`${isa} matmul writes only rows [rowBegin, rowEnd) of each column, ldy apart`, () => {
-      for (const type of [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.F16]) {
-        const [nRows, n, nCols, ldy] = [21, 96, 5, 25];
+      for (const type of [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.F16, GgmlType.Q4_1, GgmlType.Q4_K, GgmlType.Q6_K]) {
+        const [nRows, n, nCols, ldy] = [21, isK(type) ? 512 : 96, 5, 25];
         const weights = weightsOf(type, nRows, n, 7);
         const x = gaussians(nCols * n, 8);
         const full = run("scalar", type, weights, nRows, n, x, nCols);
@@ -164,12 +163,45 @@ describe("20 kernels: matmul", () => {
         if (label.startsWith("all negative")) expect(Array.from(actual).every((v) => v > 0), label).toBe(true);
       }
     });
+
+    it(`${isa} Q4_1, Q5_0, Q5_1 and K-quant matmuls survive zeros, fp16-max scales and all-negative data`, () => {
+      // Offsets of the fp16 scale fields (d, dmin or m) in each block
+      const scaleFields: Array<[GgmlType, number[]]> = [[GgmlType.Q4_1, [0, 2]], [GgmlType.Q5_0, [0]],
+        [GgmlType.Q5_1, [0, 2]], [GgmlType.Q2_K, [80, 82]], [GgmlType.Q3_K, [108]], [GgmlType.Q4_K, [0, 2]],
+        [GgmlType.Q5_K, [0, 2]], [GgmlType.Q6_K, [208]]];
+      const random = seededRandom(77);
+      for (const [type, fields] of scaleFields) {
+        const [nRows, n, nCols] = [7, isK(type) ? 512 : 160, 3];
+        const blockBytes = GGML_TYPE_TRAITS[type].blockBytes;
+        const huge = new Uint8Array(nRows * rowBytes(type, n)).map(() => Math.floor(random() * 256));
+        for (let b = 0; b < huge.length / blockBytes; b++) {
+          for (const at of fields) {
+            huge[b * blockBytes + at] = 0xff;
+            huge[b * blockBytes + at + 1] = 0x7b; // 65504
+          }
+        }
+        const negative = (count: number, seed: number) => gaussians(count, seed).map((v) => -Math.abs(v) - 0.01);
+        const cases: Array<[string, Uint8Array, Float32Array]> = [
+          ["zero weights", new Uint8Array(nRows * rowBytes(type, n)), gaussians(nCols * n, 1)],
+          ["zero activations", weightsOf(type, nRows, n, 2), new Float32Array(nCols * n)],
+          ["fp16-max scales", huge, gaussians(nCols * n, 3, 0.01)],
+          ["all negative", quantize(type, negative(nRows * n, 4), n), negative(nCols * n, 5)],
+        ];
+        for (const [label, weights, x] of cases) {
+          const expected = run("scalar", type, weights, nRows, n, x, nCols);
+          const actual = run(isa, type, weights, nRows, n, x, nCols);
+          expectClose(expected, actual, nCols * nRows, MUL_MAT_NMSE, `${isa} ${name(type)} ${label}`);
+          if (label.startsWith("zero")) expect(Array.from(actual).every((v) => v === 0), `${name(type)} ${label}`).toBe(true);
+          if (label === "all negative") expect(Array.from(actual).every((v) => v > 0), `${name(type)} ${label}`).toBe(true);
+        }
+      }
+    });
   }
 
   it("rejects bad arguments with a RangeError or TypeError naming them", () => {
     const weights = new Uint8Array(2 * 18);
     const x = new Float32Array(32);
-    expect(() => matmul("scalar", GgmlType.Q4_K, new Uint8Array(144), 1, 256, new Float32Array(256),
+    expect(() => matmul("scalar", GgmlType.Q8_K, new Uint8Array(292), 1, 256, new Float32Array(256),
         1)).toThrow(/type must be one of/);
     expect(() => matmul("scalar", GgmlType.Q4_0, weights, 2, 48, x,
         1)).toThrow(/n must be a multiple of Q4_0's block size 32/);

@@ -18,7 +18,24 @@ import { arrayRmse, cosineData, FAST_ISAS, fromHalf, gaussians } from "./helpers
 const MAX_QUANTIZATION_TOTAL_ERROR = 0.002;
 const MAX_QUANTIZATION_REFERENCE_ERROR = 0.0001;
 const MAX_DOT_PRODUCT_ERROR = 0.02;
+const MAX_QUANTIZATION_TOTAL_ERROR_2BITS = 0.0075;
+const MAX_QUANTIZATION_TOTAL_ERROR_3BITS = 0.004;
+const MAX_DOT_PRODUCT_ERROR_LOWBIT = 0.04;
 const TEST_SIZE = 4096;
+
+/** llama.cpp's thresholds per weight type: 2- and 3-bit types get the looser ones. */
+const WEIGHT_TYPES: Array<[GgmlType, number, number]> = [
+  [GgmlType.Q8_0, MAX_QUANTIZATION_TOTAL_ERROR, MAX_DOT_PRODUCT_ERROR],
+  [GgmlType.Q4_0, MAX_QUANTIZATION_TOTAL_ERROR, MAX_DOT_PRODUCT_ERROR],
+  [GgmlType.Q4_1, MAX_QUANTIZATION_TOTAL_ERROR, MAX_DOT_PRODUCT_ERROR],
+  [GgmlType.Q5_0, MAX_QUANTIZATION_TOTAL_ERROR, MAX_DOT_PRODUCT_ERROR],
+  [GgmlType.Q5_1, MAX_QUANTIZATION_TOTAL_ERROR, MAX_DOT_PRODUCT_ERROR],
+  [GgmlType.Q2_K, MAX_QUANTIZATION_TOTAL_ERROR_2BITS, MAX_DOT_PRODUCT_ERROR_LOWBIT],
+  [GgmlType.Q3_K, MAX_QUANTIZATION_TOTAL_ERROR_3BITS, MAX_DOT_PRODUCT_ERROR_LOWBIT],
+  [GgmlType.Q4_K, MAX_QUANTIZATION_TOTAL_ERROR, MAX_DOT_PRODUCT_ERROR],
+  [GgmlType.Q5_K, MAX_QUANTIZATION_TOTAL_ERROR, MAX_DOT_PRODUCT_ERROR],
+  [GgmlType.Q6_K, MAX_QUANTIZATION_TOTAL_ERROR, MAX_DOT_PRODUCT_ERROR],
+];
 
 /** Q8_0 activation bytes -> floats, read field by field ({half d; i8 qs[32]}). */
 function readQ8_0(bytes: Uint8Array, n: number): Float32Array {
@@ -32,23 +49,23 @@ function readQ8_0(bytes: Uint8Array, n: number): Float32Array {
 }
 
 describe("20 kernels: quantization round trips (llama.cpp test-quantize-fns metrics)", () => {
-  for (const type of [GgmlType.Q8_0, GgmlType.Q4_0]) {
-    it(`${GgmlType[type]} weights of 0.1 + 2cos(i) round-trip with array_rmse <= ${MAX_QUANTIZATION_TOTAL_ERROR}`,
-        () => {
+  for (const [type, maxError, maxDotError] of WEIGHT_TYPES) {
+    const format = ActFormat[activationFormatFor(type)];
+    it(`${GgmlType[type]} weights of 0.1 + 2cos(i) round-trip with array_rmse <= ${maxError}`, () => {
       const data = cosineData(TEST_SIZE);
       const error = arrayRmse(data, dequantize(type, quantize(type, data, TEST_SIZE), TEST_SIZE));
-      expect(error).toBeLessThanOrEqual(MAX_QUANTIZATION_TOTAL_ERROR);
+      expect(error).toBeLessThanOrEqual(maxError);
       expect(error).toBeGreaterThan(0);
     });
 
     for (const isa of kernelIsas()) {
-      it(`${GgmlType[type]} x Q8_0 dot product on ${isa} is within |dot - ref| / n <= ${MAX_DOT_PRODUCT_ERROR}`, () => {
+      it(`${GgmlType[type]} x ${format} dot product on ${isa} is within |dot - ref| / n <= ${maxDotError}`, () => {
         const weights = cosineData(TEST_SIZE, 0);
         const activations = cosineData(TEST_SIZE, 1);
         let reference = 0;
         for (let i = 0; i < TEST_SIZE; i++) reference += weights[i] * activations[i];
         const [dot] = matmul(isa, type, quantize(type, weights, TEST_SIZE), 1, TEST_SIZE, activations, 1);
-        expect(Math.abs(dot - reference) / TEST_SIZE).toBeLessThanOrEqual(MAX_DOT_PRODUCT_ERROR);
+        expect(Math.abs(dot - reference) / TEST_SIZE).toBeLessThanOrEqual(maxDotError);
       });
     }
   }
@@ -153,7 +170,8 @@ describe("20 kernels: quantization round trips (llama.cpp test-quantize-fns metr
     }
     expect([ActFormat.F32, ActFormat.F16, ActFormat.BF16, ActFormat.Q8_0, ActFormat.Q8_1, ActFormat.Q8_K].map((f) =>
       activationRowBytes(f, 512))).toEqual([2048, 1024, 1024, 544, 576, 584]);
-    const supported = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0];
+    const supported = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1,
+      GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K];
     for (const type of Object.values(GgmlType).filter((v): v is GgmlType => typeof v === "number")) {
       expect(isMatmulSupported(type), GgmlType[type]).toBe(supported.includes(type));
     }
@@ -166,7 +184,7 @@ describe("20 kernels: quantization round trips (llama.cpp test-quantize-fns metr
     expect(() => quantizeActivations("scalar", 9 as ActFormat, x)).toThrow(/format must be an ActFormat/);
     expect(() => quantizeActivations("scalar", ActFormat.Q8_0, [1, 2] as never)).toThrow(TypeError);
     expect(() => quantizeActivations("scalar", ActFormat.Q8_0, x, new Uint8Array(10))).toThrow(/out must be/);
-    expect(() => dequantizeRow("scalar", GgmlType.Q4_K, new Uint8Array(144), 256)).toThrow(/type must be one of/);
+    expect(() => dequantizeRow("scalar", GgmlType.Q8_K, new Uint8Array(292), 256)).toThrow(/type must be one of/);
     expect(() => dequantizeRow("scalar", GgmlType.Q4_0, new Uint8Array(17),
         32)).toThrow(/row must hold exactly 18 bytes/);
   });

@@ -14,6 +14,7 @@ import { packageRoot } from "../native.js";
 import { registerDemoCommand } from "./demo.js";
 import { registerGenerateCommand } from "./generate.js";
 import { registerInfoCommand } from "./info.js";
+import { registerQuantizeCommand } from "./quantize.js";
 
 /** The one stderr line for an error that ends the command: `error CODE: message` for the library's own errors. */
 function formatCliError(error: unknown): string {
@@ -37,6 +38,7 @@ async function main(argv: string[]): Promise<void> {
   registerInfoCommand(program);
   registerGenerateCommand(program);
   registerDemoCommand(program);
+  registerQuantizeCommand(program);
   try {
     await program.parseAsync(argv);
   } catch (error) {

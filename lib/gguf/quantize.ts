@@ -6,7 +6,10 @@ import { native } from "../native.js";
 import { GGML_TYPE_TRAITS, GgmlType } from "./types.js";
 
 /** The types {@link quantize} can write. */
-export const QUANTIZABLE_TYPES: readonly GgmlType[] = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0];
+export const QUANTIZABLE_TYPES: readonly GgmlType[] = [
+  GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1,
+  GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
+];
 
 function checkRows(what: string, type: GgmlType, elements: number, rowLength: number): void {
   const traits = GGML_TYPE_TRAITS[type];

@@ -22,8 +22,11 @@ const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 const GGUF_VERSION = 3;
 const MAX_TENSOR_NAME_BYTES = 63;
 
-/** Tensor bytes, or a function that makes them when the writer reaches the tensor. */
-export type TensorData = Uint8Array | (() => Uint8Array | Promise<Uint8Array>);
+/**
+ * Tensor bytes, or a function that makes them when the writer reaches the tensor: all at once, or as consecutive
+ * chunks (an async iterable), so a tensor never has to sit whole in memory.
+ */
+export type TensorData = Uint8Array | (() => Uint8Array | Promise<Uint8Array> | AsyncIterable<Uint8Array>);
 
 interface PendingKv {
   key: string;
@@ -109,7 +112,7 @@ export class GgufWriter {
   /** Writes the file to `path` (via a temporary file renamed at the end; nothing is left behind on failure). */
   async write(path: string, options: WriteOptions = {}): Promise<void> {
     const { signal, onProgress } = options;
-    signal?.throwIfAborted();
+    if (signal?.aborted) throw new AbortError("GGUF write aborted", { cause: signal.reason });
     const tempPath = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     const handle = await open(tempPath, "wx");
     let done = false;
@@ -122,12 +125,17 @@ export class GgufWriter {
       for (let i = 0; i < tensors.length; i++) {
         if (signal?.aborted) throw new AbortError("GGUF write aborted", { cause: signal.reason });
         const tensor = tensors[i];
-        const bytes = typeof tensor.data === "function" ? await tensor.data() : tensor.data;
-        if (bytes.byteLength !== tensor.byteLength) {
-          throw new RangeError(`tensor ${tensor.name}: expected ${tensor.byteLength} bytes; got ${bytes.byteLength}`);
+        const data = typeof tensor.data === "function" ? await tensor.data() : tensor.data;
+        const start = position;
+        for await (const bytes of data instanceof Uint8Array ? [data] : data) {
+          if (signal?.aborted) throw new AbortError("GGUF write aborted", { cause: signal.reason });
+          if (position - start + bytes.byteLength > tensor.byteLength) break;
+          await handle.write(bytes, 0, bytes.byteLength, position);
+          position += bytes.byteLength;
         }
-        await handle.write(bytes, 0, bytes.byteLength, position);
-        position += bytes.byteLength;
+        if (position - start !== tensor.byteLength) {
+          throw new RangeError(`tensor ${tensor.name}: expected ${tensor.byteLength} bytes; got ${position - start} or more`);
+        }
         const padding = alignUp(position, this.alignment) - position;
         if (padding > 0) {
           await handle.write(new Uint8Array(padding), 0, padding, position);

@@ -38,7 +38,8 @@ const ACT_BLOCK_SIZE: Readonly<Record<ActFormat, number>> = {
 
 /** Weight types matmul has kernels for. */
 export const MATMUL_TYPES: readonly GgmlType[] = [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0,
-    GgmlType.Q4_0];
+    GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K,
+    GgmlType.Q5_K, GgmlType.Q6_K];
 /** Types dequantizeRow reads. */
 export const DEQUANTIZE_TYPES: readonly GgmlType[] = MATMUL_TYPES;
 

@@ -27,6 +27,7 @@ static Napi::Object initAddon(Napi::Env env, Napi::Object exports) {
   mn::registerTokenizerBinding(env, exports);
   mn::registerModelBinding(env, exports);
   mn::registerBenchBinding(env, exports);
+  mn::registerQuantizeBinding(env, exports);
   return exports;
 }
 

@@ -15,6 +15,7 @@ void registerKernelsBinding(Napi::Env env, Napi::Object exports);
 void registerTokenizerBinding(Napi::Env env, Napi::Object exports);
 void registerModelBinding(Napi::Env env, Napi::Object exports);
 void registerBenchBinding(Napi::Env env, Napi::Object exports);
+void registerQuantizeBinding(Napi::Env env, Napi::Object exports);
 
 // The object lib/gguf/inspect.ts turns into ModelInfo (inspectModel and model.info share it).
 Napi::Object modelInfoToJs(Napi::Env env, const GgufFile& file, const Hparams& hparams);

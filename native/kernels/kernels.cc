@@ -50,11 +50,47 @@ KernelTable x86Table(Isa isa, const x86::MatmulKernels& matmul, const x86::OpsKe
   return table;
 }
 
+// Q4_1, Q5_0, Q5_1 and the K-quants have their own files (quant_types_*.cc).
+bool isQuantTypeKernel(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K: return true;
+    default: return false;
+  }
+}
+
+void matmulAvx2(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+                const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  const x86::MatmulFn matmul = isQuantTypeKernel(wType) ? x86::kQuantTypesAvx2.matmul : x86::kMatmulAvx2.matmul;
+  matmul(wType, w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+}
+
+void matmulAvx512(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+                  const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  const x86::MatmulFn matmul = isQuantTypeKernel(wType) ? x86::kQuantTypesAvx512.matmul : x86::kMatmulAvx512.matmul;
+  matmul(wType, w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+}
+
 // The AVX-512 matmul with BF16 weights routed to the AVX512-BF16 kernel (selected only on CPUs that have it).
 void matmulAvx512WithBf16(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin,
                           size_t rowEnd, const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
-  const x86::MatmulFn matmul = wType == GgmlType::BF16 ? x86::kMatmulBf16Avx512Bf16 : x86::kMatmulAvx512.matmul;
+  const x86::MatmulFn matmul = wType == GgmlType::BF16 ? x86::kMatmulBf16Avx512Bf16 : matmulAvx512;
   matmul(wType, w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+}
+
+void dequantizeRowAvx2(GgmlType type, const uint8_t* row, float* out, size_t n) {
+  (isQuantTypeKernel(type) ? x86::kQuantTypesAvx2.dequantizeRow : x86::kMatmulAvx2.dequantizeRow)(type, row, out, n);
+}
+
+void dequantizeRowAvx512(GgmlType type, const uint8_t* row, float* out, size_t n) {
+  (isQuantTypeKernel(type) ? x86::kQuantTypesAvx512.dequantizeRow : x86::kMatmulAvx512.dequantizeRow)(type, row, out,
+                                                                                                     n);
 }
 #endif
 
@@ -72,8 +108,11 @@ const Tables& tables() {
 #if MN_X86_KERNELS
     const CpuFeatures& cpu = detectedCpuFeatures();
     t.byIsa[1] = x86Table(Isa::Avx2, x86::kMatmulAvx2, x86::kOpsAvx2);
+    t.byIsa[1].matmul = matmulAvx2;
+    t.byIsa[1].dequantizeRow = dequantizeRowAvx2;
     t.byIsa[2] = x86Table(Isa::Avx512, x86::kMatmulAvx512, x86::kOpsAvx512);
-    if (cpu.avx512bf16) t.byIsa[2].matmul = matmulAvx512WithBf16;
+    t.byIsa[2].matmul = cpu.avx512bf16 ? matmulAvx512WithBf16 : matmulAvx512;
+    t.byIsa[2].dequantizeRow = dequantizeRowAvx512;
     t.available[1] = cpu.avx2;
     t.available[2] = cpu.avx512;
 #endif
@@ -120,7 +159,15 @@ bool isMatmulSupported(GgmlType weightType) {
     case GgmlType::F16:
     case GgmlType::BF16:
     case GgmlType::Q8_0:
-    case GgmlType::Q4_0: return true;
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q2_K:
+    case GgmlType::Q3_K:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K: return true;
     default: return false;
   }
 }

@@ -18,7 +18,8 @@ enum class ActFormat : uint8_t { F32, F16, BF16, Q8_0, Q8_1, Q8_K };
 ActFormat activationFormatFor(GgmlType weightType);
 // Bytes of one activation row of n values (n a multiple of 32 for Q8_0/Q8_1, 256 for Q8_K).
 size_t activationRowBytes(ActFormat format, size_t n);
-// Whether matmul has kernels for this weight type (F32, F16, BF16, Q8_0, Q4_0); n must be a multiple of its block.
+// Whether matmul has kernels for this weight type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K .. Q6_K); n must
+// be a multiple of its block.
 bool isMatmulSupported(GgmlType weightType);
 
 struct KernelTable {

@@ -1,4 +1,5 @@
-// Scalar reference quantizers (the algorithms of ggml's quantize_row_*_ref) and dequantizers.
+// Scalar reference quantizers (the algorithms of ggml's quantize_row_*_ref) and dequantizers of the 32-value block
+// types and the activation formats; the K-quants are in kquants.cc.
 #include "kernels/quants.h"
 
 #include <cmath>
@@ -41,6 +42,73 @@ void quantizeQ4_0(const float* x, BlockQ4_0* blocks, size_t n) {
       const int hi = static_cast<int>(static_cast<int8_t>(x[j + kQK / 2] * id + 8.5f));
       blocks[b].qs[j] = static_cast<uint8_t>((lo < 15 ? lo : 15) | (hi < 15 ? hi : 15) << 4);
     }
+  }
+}
+
+// Q4_1 / Q5_1: d = (max - min) / (2^bits - 1), m = min, q = round((x - min) / d)
+template <int kBits>
+void quantizeWithMin(const float* x, uint8_t* dst, size_t n) {
+  constexpr int kMax = (1 << kBits) - 1;
+  constexpr size_t blockBytes = kBits == 4 ? sizeof(BlockQ4_1) : sizeof(BlockQ5_1);
+  for (size_t b = 0; b < n / kQK; b++, x += kQK, dst += blockBytes) {
+    float lo = x[0], hi = x[0];
+    for (size_t j = 1; j < kQK; j++) {
+      lo = std::fmin(lo, x[j]);
+      hi = std::fmax(hi, x[j]);
+    }
+    const float d = (hi - lo) / kMax;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    uint8_t q[kQK];
+    uint32_t qh = 0;
+    for (size_t j = 0; j < kQK; j++) {
+      const int v = static_cast<int>((x[j] - lo) * id + 0.5f);
+      q[j] = static_cast<uint8_t>(v < 0 ? 0 : v > kMax ? kMax : v);
+      qh |= static_cast<uint32_t>(q[j] >> 4) << j;
+    }
+    const uint16_t dBits = floatToFp16(d), mBits = floatToFp16(lo);
+    std::memcpy(dst, &dBits, 2);
+    std::memcpy(dst + 2, &mBits, 2);
+    uint8_t* qs = dst + 4;
+    if (kBits == 5) {
+      std::memcpy(dst + 4, &qh, 4);
+      qs = dst + 8;
+    }
+    for (size_t j = 0; j < kQK / 2; j++) qs[j] = static_cast<uint8_t>((q[j] & 15) | (q[j + kQK / 2] & 15) << 4);
+  }
+}
+
+// Q5_0: d = (the value of largest magnitude) / -16, q = clamp(x / d + 16.5, 0, 31)
+void quantizeQ5_0(const float* x, BlockQ5_0* blocks, size_t n) {
+  for (size_t b = 0; b < n / kQK; b++, x += kQK) {
+    float amax = 0.0f, extreme = 0.0f;
+    for (size_t j = 0; j < kQK; j++) {
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        extreme = x[j];
+      }
+    }
+    const float d = extreme / -16.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    blocks[b].d = floatToFp16(d);
+    uint32_t qh = 0;
+    for (size_t j = 0; j < kQK / 2; j++) {
+      const int lo = static_cast<int>(static_cast<int8_t>(x[j] * id + 16.5f));
+      const int hi = static_cast<int>(static_cast<int8_t>(x[j + kQK / 2] * id + 16.5f));
+      const int q0 = lo < 31 ? lo : 31, q1 = hi < 31 ? hi : 31;
+      blocks[b].qs[j] = static_cast<uint8_t>((q0 & 15) | (q1 & 15) << 4);
+      qh |= static_cast<uint32_t>(q0 >> 4) << j | static_cast<uint32_t>(q1 >> 4) << (j + kQK / 2);
+    }
+    std::memcpy(blocks[b].qh, &qh, 4);
+  }
+}
+
+// The 5-bit values of a Q5_0 / Q5_1 block: low nibbles from qs, bit 4 from qh
+void unpackFiveBits(const uint8_t* qs, const uint8_t* qhBytes, int* q) {
+  uint32_t qh;
+  std::memcpy(&qh, qhBytes, 4);
+  for (size_t j = 0; j < kQK / 2; j++) {
+    q[j] = (qs[j] & 15) | static_cast<int>((qh >> j) & 1) << 4;
+    q[j + kQK / 2] = (qs[j] >> 4) | static_cast<int>((qh >> (j + kQK / 2)) & 1) << 4;
   }
 }
 
@@ -117,8 +185,29 @@ bool quantizeRow(GgmlType type, const float* x, uint8_t* dst, size_t n) {
       if (n % kQK != 0) return false;
       quantizeQ4_0(x, reinterpret_cast<BlockQ4_0*>(dst), n);
       return true;
+    case GgmlType::Q4_1:
+      if (n % kQK != 0) return false;
+      quantizeWithMin<4>(x, dst, n);
+      return true;
+    case GgmlType::Q5_0:
+      if (n % kQK != 0) return false;
+      quantizeQ5_0(x, reinterpret_cast<BlockQ5_0*>(dst), n);
+      return true;
+    case GgmlType::Q5_1:
+      if (n % kQK != 0) return false;
+      quantizeWithMin<5>(x, dst, n);
+      return true;
     default:
-      return false;
+      break;
+  }
+  if (n % kQKK != 0) return false;
+  switch (type) {
+    case GgmlType::Q2_K: quantizeRowQ2_K(x, reinterpret_cast<BlockQ2_K*>(dst), n); return true;
+    case GgmlType::Q3_K: quantizeRowQ3_K(x, reinterpret_cast<BlockQ3_K*>(dst), n); return true;
+    case GgmlType::Q4_K: quantizeRowQ4_K(x, reinterpret_cast<BlockQ4_K*>(dst), n); return true;
+    case GgmlType::Q5_K: quantizeRowQ5_K(x, reinterpret_cast<BlockQ5_K*>(dst), n); return true;
+    case GgmlType::Q6_K: quantizeRowQ6_K(x, reinterpret_cast<BlockQ6_K*>(dst), n); return true;
+    default: return false;
   }
 }
 
@@ -162,9 +251,62 @@ bool dequantizeRowReference(GgmlType type, const uint8_t* row, float* out, size_
       }
       return true;
     }
+    case GgmlType::Q4_1: {
+      if (n % kQK != 0) return false;
+      const BlockQ4_1* blocks = reinterpret_cast<const BlockQ4_1*>(row);
+      for (size_t b = 0; b < n / kQK; b++) {
+        const float d = fp16ToFloat(blocks[b].d), m = fp16ToFloat(blocks[b].m);
+        for (size_t j = 0; j < kQK / 2; j++) {
+          out[b * kQK + j] = (blocks[b].qs[j] & 15) * d + m;
+          out[b * kQK + j + kQK / 2] = (blocks[b].qs[j] >> 4) * d + m;
+        }
+      }
+      return true;
+    }
+    case GgmlType::Q5_0: {
+      if (n % kQK != 0) return false;
+      const BlockQ5_0* blocks = reinterpret_cast<const BlockQ5_0*>(row);
+      int q[kQK];
+      for (size_t b = 0; b < n / kQK; b++) {
+        const float d = fp16ToFloat(blocks[b].d);
+        unpackFiveBits(blocks[b].qs, blocks[b].qh, q);
+        for (size_t j = 0; j < kQK; j++) out[b * kQK + j] = (q[j] - 16) * d;
+      }
+      return true;
+    }
+    case GgmlType::Q5_1: {
+      if (n % kQK != 0) return false;
+      const BlockQ5_1* blocks = reinterpret_cast<const BlockQ5_1*>(row);
+      int q[kQK];
+      for (size_t b = 0; b < n / kQK; b++) {
+        const float d = fp16ToFloat(blocks[b].d), m = fp16ToFloat(blocks[b].m);
+        unpackFiveBits(blocks[b].qs, blocks[b].qh, q);
+        for (size_t j = 0; j < kQK; j++) out[b * kQK + j] = q[j] * d + m;
+      }
+      return true;
+    }
     default:
-      return false;
+      break;
   }
+  if (n % kQKK != 0) return false;
+  switch (type) {
+    case GgmlType::Q2_K: dequantizeRowQ2_K(reinterpret_cast<const BlockQ2_K*>(row), out, n); return true;
+    case GgmlType::Q3_K: dequantizeRowQ3_K(reinterpret_cast<const BlockQ3_K*>(row), out, n); return true;
+    case GgmlType::Q4_K: dequantizeRowQ4_K(reinterpret_cast<const BlockQ4_K*>(row), out, n); return true;
+    case GgmlType::Q5_K: dequantizeRowQ5_K(reinterpret_cast<const BlockQ5_K*>(row), out, n); return true;
+    case GgmlType::Q6_K: dequantizeRowQ6_K(reinterpret_cast<const BlockQ6_K*>(row), out, n); return true;
+    default: return false;
+  }
+}
+
+bool convertRows(GgmlType srcType, const uint8_t* src, GgmlType dstType, uint8_t* dst, size_t rowLength,
+                 size_t rowBegin, size_t rowEnd, float* scratch) {
+  const uint64_t srcRowBytes = ggmlRowBytes(srcType, rowLength), dstRowBytes = ggmlRowBytes(dstType, rowLength);
+  for (size_t r = rowBegin; r < rowEnd; r++) {
+    if (!dequantizeRowReference(srcType, src + r * srcRowBytes, scratch, rowLength)) return false;
+    if (!quantizeRow(dstType, scratch, dst + r * dstRowBytes, rowLength)) return false;
+  }
+  return true;
 }
 
 namespace scalar {

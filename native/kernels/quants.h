@@ -16,6 +16,22 @@ struct BlockQ4_0 {
   uint16_t d;           // fp16 scale
   uint8_t qs[kQK / 2];  // y[j] = ((qs[j] & 15) - 8) * d, y[j + 16] = ((qs[j] >> 4) - 8) * d
 };
+struct BlockQ4_1 {
+  uint16_t d;           // fp16 scale
+  uint16_t m;           // fp16 offset
+  uint8_t qs[kQK / 2];  // y[j] = (qs[j] & 15) * d + m, y[j + 16] = (qs[j] >> 4) * d + m
+};
+struct BlockQ5_0 {
+  uint16_t d;           // fp16 scale
+  uint8_t qh[4];        // bit j of the u32 is bit 4 of element j
+  uint8_t qs[kQK / 2];  // low 4 bits as Q4_0's; y = (q - 16) * d
+};
+struct BlockQ5_1 {
+  uint16_t d;           // fp16 scale
+  uint16_t m;           // fp16 offset
+  uint8_t qh[4];        // bit j of the u32 is bit 4 of element j
+  uint8_t qs[kQK / 2];  // y = q * d + m
+};
 struct BlockQ8_0 {
   uint16_t d;        // fp16 scale
   int8_t qs[kQK];    // y = qs * d
@@ -25,6 +41,38 @@ struct BlockQ8_1 {
   uint16_t s;        // fp16 of d * sum(qs), for the min term of Q4_1 / Q5_1 dot products
   int8_t qs[kQK];    // y = qs * d
 };
+// K-quants: super-blocks of 256 (REFERENCE.md "ggml types"). Sub-block scales are small integers times d.
+struct BlockQ2_K {
+  uint8_t scales[kQKK / 16];  // sub-block of 16 j: scale (low 4 bits) * d, min (high 4 bits) * dmin
+  uint8_t qs[kQKK / 4];       // element 128h + 32t + l: bits 2t..2t+1 of qs[32h + l]; y = d*sc*q - dmin*m
+  uint16_t d;
+  uint16_t dmin;
+};
+struct BlockQ3_K {
+  uint8_t hmask[kQKK / 8];    // element e: bit e / 32 of hmask[e % 32] set means q >= 0 (else q - 4)
+  uint8_t qs[kQKK / 4];       // low 2 bits as Q2_K's
+  uint8_t scales[12];         // 16 6-bit scales, stored + 32 (see unpackQ3Scales)
+  uint16_t d;                 // y = d * (sc - 32) * (q - 4 * !hbit)
+};
+struct BlockQ4_K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];         // 8 6-bit scales and 8 6-bit mins (see unpackQ4Scales)
+  uint8_t qs[kQKK / 2];       // chunk c of 64: low nibbles of qs[32c..] then high nibbles; y = d*sc*q - dmin*m
+};
+struct BlockQ5_K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];
+  uint8_t qh[kQKK / 8];       // bit 4 of element 64c + 32i + l is bit 2c + i of qh[l]
+  uint8_t qs[kQKK / 2];
+};
+struct BlockQ6_K {
+  uint8_t ql[kQKK / 2];       // low 4 bits: element 128h + 32t + l from ql[64h + 32(t % 2) + l], nibble t / 2
+  uint8_t qh[kQKK / 4];       // high 2 bits: bits 2t..2t+1 of qh[32h + l]
+  int8_t scales[kQKK / 16];   // y = d * sc * (q - 32)
+  uint16_t d;
+};
 struct BlockQ8_K {
   float d;                 // fp32 scale
   int8_t qs[kQKK];         // y = qs * d
@@ -32,7 +80,15 @@ struct BlockQ8_K {
 };
 #pragma pack(pop)
 static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 block is 18 bytes");
+static_assert(sizeof(BlockQ4_1) == 20, "Q4_1 block is 20 bytes");
+static_assert(sizeof(BlockQ5_0) == 22, "Q5_0 block is 22 bytes");
+static_assert(sizeof(BlockQ5_1) == 24, "Q5_1 block is 24 bytes");
 static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block is 34 bytes");
+static_assert(sizeof(BlockQ2_K) == 84, "Q2_K block is 84 bytes");
+static_assert(sizeof(BlockQ3_K) == 110, "Q3_K block is 110 bytes");
+static_assert(sizeof(BlockQ4_K) == 144, "Q4_K block is 144 bytes");
+static_assert(sizeof(BlockQ5_K) == 176, "Q5_K block is 176 bytes");
+static_assert(sizeof(BlockQ6_K) == 210, "Q6_K block is 210 bytes");
 static_assert(sizeof(BlockQ8_1) == 36, "Q8_1 block is 36 bytes");
 static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block is 292 bytes");
 
@@ -41,8 +97,31 @@ bool quantizeRow(GgmlType type, const float* x, uint8_t* dst, size_t n);
 // One row of `type` (n values) -> out (n,). Returns false for types it cannot read.
 bool dequantizeRowReference(GgmlType type, const uint8_t* row, float* out, size_t n);
 
+// Rows [rowBegin, rowEnd) of src (srcType, rowLength values per row) -> the same rows of dst in dstType, through
+// floats (the quantizer's step); scratch holds rowLength floats. False if either type has no converter.
+bool convertRows(GgmlType srcType, const uint8_t* src, GgmlType dstType, uint8_t* dst, size_t rowLength,
+                 size_t rowBegin, size_t rowEnd, float* scratch);
+
 // Activation rows (ggml's quantize_row_q8_1_ref / quantize_row_q8_K_ref); n a multiple of 32 / 256.
 void quantizeRowQ8_1(const float* x, BlockQ8_1* blocks, size_t n);
 void quantizeRowQ8_K(const float* x, BlockQ8_K* blocks, size_t n);
+
+// The K-quant writers and readers (kquants.cc); n a multiple of 256.
+void quantizeRowQ2_K(const float* x, BlockQ2_K* blocks, size_t n);
+void quantizeRowQ3_K(const float* x, BlockQ3_K* blocks, size_t n);
+void quantizeRowQ4_K(const float* x, BlockQ4_K* blocks, size_t n);
+void quantizeRowQ5_K(const float* x, BlockQ5_K* blocks, size_t n);
+void quantizeRowQ6_K(const float* x, BlockQ6_K* blocks, size_t n);
+void dequantizeRowQ2_K(const BlockQ2_K* blocks, float* out, size_t n);
+void dequantizeRowQ3_K(const BlockQ3_K* blocks, float* out, size_t n);
+void dequantizeRowQ4_K(const BlockQ4_K* blocks, float* out, size_t n);
+void dequantizeRowQ5_K(const BlockQ5_K* blocks, float* out, size_t n);
+void dequantizeRowQ6_K(const BlockQ6_K* blocks, float* out, size_t n);
+
+// The packed sub-block scales of a K-quant super-block, as small integers.
+// Q4_K / Q5_K: 8 scales and 8 mins of 6 bits from 12 bytes.
+void unpackQ4Scales(const uint8_t* packed, uint8_t* scales, uint8_t* mins);
+// Q3_K: 16 signed scales (stored value - 32) from 12 bytes.
+void unpackQ3Scales(const uint8_t* packed, int8_t* scales);
 
 }  // namespace mn

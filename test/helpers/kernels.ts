@@ -4,7 +4,7 @@
  */
 import { expect } from "vitest";
 
-import { kernelIsas } from "../../lib/kernels/testing.js";
+import { ActFormat, kernelIsas } from "../../lib/kernels/testing.js";
 import type { IsaName } from "../../lib/native.js";
 
 /** The SIMD ISAs this CPU runs (each is held to "scalar"). */
@@ -114,4 +114,24 @@ export function fromHalf(bits: number): number {
   if (exponent === 0) return sign * mantissa * 2 ** -24;
   if (exponent === 31) return mantissa ? NaN : sign * Infinity;
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+}
+
+/**
+ * A quantized activation row read back field by field: Q8_0 {half d; i8 qs[32]}, Q8_1 {half d; half s; i8 qs[32]},
+ * Q8_K {float d; i8 qs[256]; i16 bsums[16]}; F32/F16/BF16 as their values.
+ */
+export function readActivations(format: ActFormat, bytes: Uint8Array, n: number): Float32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    switch (format) {
+      case ActFormat.F32: out[i] = view.getFloat32(4 * i, true); break;
+      case ActFormat.F16: out[i] = fromHalf(view.getUint16(2 * i, true)); break;
+      case ActFormat.BF16: out[i] = new Float32Array(new Uint32Array([view.getUint16(2 * i, true) << 16]).buffer)[0]; break;
+      case ActFormat.Q8_0: out[i] = view.getInt8(34 * (i >> 5) + 2 + (i & 31)) * fromHalf(view.getUint16(34 * (i >> 5), true)); break;
+      case ActFormat.Q8_1: out[i] = view.getInt8(36 * (i >> 5) + 4 + (i & 31)) * fromHalf(view.getUint16(36 * (i >> 5), true)); break;
+      case ActFormat.Q8_K: out[i] = view.getInt8(292 * (i >> 8) + 4 + (i & 255)) * view.getFloat32(292 * (i >> 8), true); break;
+    }
+  }
+  return out;
 }

@@ -35,10 +35,18 @@ struct OpsKernels {
   void (*axpy)(float* y, float a, const float* x, size_t n);
 };
 
+// quant_types_*.cc: matmul and row dequantization for Q4_1, Q5_0, Q5_1 and the K-quants (Q2_K .. Q6_K).
+struct QuantTypeKernels {
+  MatmulFn matmul;
+  DequantizeRowFn dequantizeRow;
+};
+
 extern const MatmulKernels kMatmulAvx2;
 extern const MatmulKernels kMatmulAvx512;
 extern const OpsKernels kOpsAvx2;
 extern const OpsKernels kOpsAvx512;
+extern const QuantTypeKernels kQuantTypesAvx2;
+extern const QuantTypeKernels kQuantTypesAvx512;
 // BF16 weights x BF16 activations with AVX512-BF16 dot products (vdpbf16ps); only when cpu reports avx512bf16.
 extern const MatmulFn kMatmulBf16Avx512Bf16;
 

@@ -1,0 +1,521 @@
+// AVX2 (+FMA, F16C) matmul for the K-quants (Q2_K .. Q6_K x Q8_K) and the other 32-value block types (Q4_1, Q5_1 x
+// Q8_1; Q5_0 x Q8_0), and their row dequantization. The AVX-512 file (quant_types_avx512.cc) explains the scheme;
+// here a super-block is worked through in 8 pieces of 32 values (vpmaddubsw into 16-bit pairs, vpmaddwd with the
+// pieces' 16-bit sub-block scales, exact i32 sums), in element order, with the same float steps per super-block and
+// the same summation spans, shared by decode and prefill.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/quants.h"
+#include "kernels/scalar.h"
+#include "kernels/x86/x86_kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+// GCC 12 warns about the intrinsics' own `__Y = __Y` placeholders once inlined here (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#if defined(_MSC_VER)
+#define MN_INLINE __forceinline
+#else
+#define MN_INLINE inline __attribute__((always_inline))
+#endif
+
+namespace mn {
+namespace x86 {
+namespace {
+
+float halfToFloat(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
+
+uint16_t loadU16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+uint32_t loadU32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+float horizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+MN_INLINE __m256i load256(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+constexpr size_t kPrefetchBytes = 4608;
+
+// ======================================================================================= K-quants
+
+enum class KType { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K };
+
+template <KType T>
+constexpr size_t kBlockBytes() {
+  return T == KType::Q2_K   ? sizeof(BlockQ2_K)
+         : T == KType::Q3_K ? sizeof(BlockQ3_K)
+         : T == KType::Q4_K ? sizeof(BlockQ4_K)
+         : T == KType::Q5_K ? sizeof(BlockQ5_K)
+                            : sizeof(BlockQ6_K);
+}
+
+constexpr size_t kSpanBlocks = 16;  // super-blocks per summation span (4096 values)
+constexpr size_t kPackBlocks = 64;  // super-blocks of activations packed per decode chunk (16384 values, 20 KB)
+
+// One Q8_K super-block of activations, 32-byte aligned
+struct alignas(32) PackedK {
+  __m256i q[8];        // q_x in element order
+  int16_t bsums[16];   // sums per 16
+  int16_t sums32[8];   // sums per 32
+  float d;
+  uint8_t pad[12];
+};
+static_assert(sizeof(PackedK) == 320, "a packed super-block is 320 bytes");
+
+void packActivations(const BlockQ8_K* x, size_t count, PackedK* out) {
+  for (size_t b = 0; b < count; b++) {
+    for (int p = 0; p < 8; p++) out[b].q[p] = load256(x[b].qs + 32 * p);
+    const __m256i bsums = load256(x[b].bsums);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out[b].bsums), bsums);
+    const __m256i pairs = _mm256_madd_epi16(bsums, _mm256_set1_epi16(1));
+    const __m128i packed = _mm_packs_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
+    _mm_store_si128(reinterpret_cast<__m128i*>(out[b].sums32), packed);
+    out[b].d = x[b].d;
+  }
+}
+
+// A weight super-block ready to be read piece by piece: its bytes, scales replicated into both 16-bit halves of
+// 32-bit lanes (for vpermd), the scales (Q3_K, Q6_K) or mins (Q2_K, Q4_K, Q5_K) as words, d and dmin.
+struct KSuper {
+  const uint8_t* block;
+  __m256i scales[2];  // lane j of scales[i]: scale 8i + j (16-scale types) or j (8-scale types, scales[0] only)
+  __m256i extra;
+  float d, dmin;
+};
+
+// 8 signed 32-bit scales -> each in both 16-bit halves of its lane
+MN_INLINE __m256i replicateWords(__m256i v) {
+  return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(v, 16));
+}
+
+template <KType T>
+MN_INLINE KSuper prepare(const uint8_t* block) {
+  KSuper k;
+  k.block = block;
+  if (T == KType::Q4_K || T == KType::Q5_K) {
+    const uint8_t* p = block + offsetof(BlockQ4_K, scales);
+    const uint32_t u0 = loadU32(p), u1 = loadU32(p + 4), u2 = loadU32(p + 8);
+    const uint32_t scLow = u0 & 0x3f3f3f3fu, mLow = u1 & 0x3f3f3f3fu;
+    const uint32_t scHigh = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
+    const uint32_t mHigh = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
+    const uint64_t sc = scLow | static_cast<uint64_t>(scHigh) << 32, m = mLow | static_cast<uint64_t>(mHigh) << 32;
+    k.scales[0] = replicateWords(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(sc))));
+    k.scales[1] = k.scales[0];
+    k.extra = _mm256_zextsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(m))));
+    k.d = halfToFloat(loadU16(block));
+    k.dmin = halfToFloat(loadU16(block + 2));
+  } else {
+    __m128i bytes;  // 16 scales as signed bytes
+    if (T == KType::Q6_K) {
+      bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + offsetof(BlockQ6_K, scales)));
+      k.d = halfToFloat(loadU16(block + offsetof(BlockQ6_K, d)));
+      k.dmin = 0;
+    } else if (T == KType::Q3_K) {
+      const uint8_t* p = block + offsetof(BlockQ3_K, scales);
+      const uint32_t a0 = loadU32(p), a1 = loadU32(p + 4), a2 = loadU32(p + 8);
+      const uint32_t s0 = (a0 & 0x0f0f0f0fu) | (a2 & 0x03030303u) << 4;
+      const uint32_t s1 = (a1 & 0x0f0f0f0fu) | ((a2 >> 2) & 0x03030303u) << 4;
+      const uint32_t s2 = ((a0 >> 4) & 0x0f0f0f0fu) | ((a2 >> 4) & 0x03030303u) << 4;
+      const uint32_t s3 = ((a1 >> 4) & 0x0f0f0f0fu) | ((a2 >> 6) & 0x03030303u) << 4;
+      bytes = _mm_sub_epi8(_mm_setr_epi32(static_cast<int>(s0), static_cast<int>(s1), static_cast<int>(s2),
+                                          static_cast<int>(s3)), _mm_set1_epi8(32));
+      k.d = halfToFloat(loadU16(block + offsetof(BlockQ3_K, d)));
+      k.dmin = 0;
+    } else {  // Q2_K: scales in the low nibbles, mins in the high ones
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block));
+      bytes = _mm_and_si128(packed, _mm_set1_epi8(0x0F));
+      k.extra = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
+      k.d = halfToFloat(loadU16(block + offsetof(BlockQ2_K, d)));
+      k.dmin = halfToFloat(loadU16(block + offsetof(BlockQ2_K, dmin)));
+    }
+    k.scales[0] = replicateWords(_mm256_cvtepi8_epi32(bytes));
+    k.scales[1] = replicateWords(_mm256_cvtepi8_epi32(_mm_srli_si128(bytes, 8)));
+    if (T != KType::Q2_K) k.extra = _mm256_cvtepi8_epi16(bytes);
+  }
+  return k;
+}
+
+// Piece p (values 32p .. 32p + 31) of the super-block: unsigned levels and the 16-bit scale of each element pair
+template <KType T>
+MN_INLINE void piece(const KSuper& k, int p, __m256i& w, __m256i& s) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  if (T == KType::Q4_K || T == KType::Q5_K) {
+    const uint8_t* qs = k.block + (T == KType::Q4_K ? offsetof(BlockQ4_K, qs) : offsetof(BlockQ5_K, qs));
+    const __m256i packed = load256(qs + 32 * (p / 2));
+    w = _mm256_and_si256(p % 2 ? _mm256_srli_epi16(packed, 4) : packed, low4);
+    if (T == KType::Q5_K) {  // bit 4 of piece p's levels is bit p of qh
+      const __m256i qh = load256(k.block + offsetof(BlockQ5_K, qh));
+      const __m256i high = _mm256_slli_epi16(_mm256_srli_epi16(qh, p), 4);
+      w = _mm256_or_si256(w, _mm256_and_si256(high, _mm256_set1_epi8(0x10)));
+    }
+    s = _mm256_permutevar8x32_epi32(k.scales[0], _mm256_set1_epi32(p));
+    return;
+  }
+  const int h = p / 4, t = p % 4;
+  if (T == KType::Q6_K) {
+    const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(k.block);
+    const __m256i packed = load256(b->ql + 64 * h + 32 * (t % 2));
+    const __m256i nibble = _mm256_and_si256(t / 2 ? _mm256_srli_epi16(packed, 4) : packed, low4);
+    const __m256i high = _mm256_slli_epi16(_mm256_srli_epi16(load256(b->qh + 32 * h), 2 * t), 4);
+    w = _mm256_or_si256(nibble, _mm256_and_si256(high, _mm256_set1_epi8(0x30)));
+  } else {
+    const uint8_t* qs = k.block + (T == KType::Q3_K ? offsetof(BlockQ3_K, qs) : offsetof(BlockQ2_K, qs));
+    w = _mm256_and_si256(_mm256_srli_epi16(load256(qs + 32 * h), 2 * t), _mm256_set1_epi8(3));
+    if (T == KType::Q3_K) {  // q + 4: bit 2 set where hmask's bit 4h + t is
+      const __m256i high = _mm256_slli_epi16(_mm256_srli_epi16(load256(k.block), 4 * h + t), 2);
+      w = _mm256_or_si256(w, _mm256_and_si256(high, _mm256_set1_epi8(4)));
+    }
+  }
+  // scales 2p (low 128 bits) and 2p + 1 (high 128 bits)
+  const int lane = (2 * p) % 8;
+  s = _mm256_permutevar8x32_epi32(k.scales[p / 4], _mm256_setr_epi32(lane, lane, lane, lane, lane + 1, lane + 1,
+                                                                    lane + 1, lane + 1));
+}
+
+// The super-block's float contribution from its exact piece sums: d_w * d_x * sumi (- dmin_w * d_x * summ)
+template <KType T>
+MN_INLINE __m256 finish(__m256i sumi, const KSuper& k, const PackedK& x) {
+  const __m256i bsums = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums));
+  if (T == KType::Q6_K || T == KType::Q3_K) {
+    const __m256i scaled = _mm256_madd_epi16(k.extra, bsums);
+    sumi = _mm256_sub_epi32(sumi, T == KType::Q6_K ? _mm256_slli_epi32(scaled, 5) : _mm256_slli_epi32(scaled, 2));
+  }
+  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(k.d * x.d));
+  if (T == KType::Q2_K || T == KType::Q4_K || T == KType::Q5_K) {
+    const __m256i sums = T == KType::Q2_K ? bsums
+                                          : _mm256_zextsi128_si256(_mm_load_si128(
+                                                reinterpret_cast<const __m128i*>(x.sums32)));
+    v = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(k.extra, sums)), _mm256_set1_ps(k.dmin * x.d), v);
+  }
+  return v;
+}
+
+// acc[c] += one weight super-block . C packed activation super-blocks (x[c * stride])
+template <KType T, int C>
+MN_INLINE void superBlockDots(const uint8_t* block, const PackedK* x, size_t stride, __m256 (&acc)[C]) {
+  const KSuper k = prepare<T>(block);
+  __m256i sumi[C];
+  for (int c = 0; c < C; c++) sumi[c] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; p++) {
+    __m256i w, s;
+    piece<T>(k, p, w, s);
+    for (int c = 0; c < C; c++) {
+      sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(_mm256_maddubs_epi16(w, x[c * stride].q[p]), s));
+    }
+  }
+  for (int c = 0; c < C; c++) acc[c] = _mm256_add_ps(acc[c], finish<T>(sumi[c], k, x[c * stride]));
+}
+
+// W (nRows, n) rows [rowBegin, rowEnd) @ x (n,) Q8_K -> y[r], one row streamed at a time
+template <KType T>
+void decodeK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+             float* y) {
+  constexpr size_t blockBytes = kBlockBytes<T>();
+  static_assert(kPackBlocks % kSpanBlocks == 0, "a packed chunk holds whole spans");
+  PackedK packed[kPackBlocks];
+  const size_t nBlocks = n / kQKK;
+  for (size_t b0 = 0; b0 < nBlocks; b0 += kPackBlocks) {
+    const size_t count = nBlocks - b0 < kPackBlocks ? nBlocks - b0 : kPackBlocks;
+    packActivations(reinterpret_cast<const BlockQ8_K*>(x) + b0, count, packed);
+    for (size_t r = rowBegin; r < rowEnd; r++) {
+      const uint8_t* row = w + r * wRowBytes + b0 * blockBytes;
+      float sum = b0 == 0 ? 0.0f : y[r];
+      for (size_t s = 0; s < count; s += kSpanBlocks) {
+        const size_t end = count - s < kSpanBlocks ? count : s + kSpanBlocks;
+        __m256 acc[1] = {_mm256_setzero_ps()};
+        for (size_t b = s; b < end; b++) {
+          for (size_t line = 0; line < blockBytes; line += 64) {
+            _mm_prefetch(reinterpret_cast<const char*>(row + b * blockBytes + kPrefetchBytes + line), _MM_HINT_T0);
+          }
+          superBlockDots<T, 1>(row + b * blockBytes, packed + b, 0, acc);
+        }
+        const float partial = horizontalSum(acc[0]);
+        sum = b0 + s == 0 ? partial : sum + partial;
+      }
+      y[r] = sum;
+    }
+  }
+}
+
+constexpr size_t kPrefillRows = 2;
+constexpr size_t kPrefillCols = 3;
+constexpr size_t kRowBlock = 64;
+
+// W rows (R) super-blocks [0, count) @ packed X (C columns, kSpanBlocks apart) -> y[c * ldy + r] (added when
+// accumulate)
+template <KType T, int R, int C>
+void prefillTile(const uint8_t* w, size_t wRowBytes, size_t count, const PackedK* packed, float* y, size_t ldy,
+                 bool accumulate) {
+  constexpr size_t blockBytes = kBlockBytes<T>();
+  __m256 acc[R][C];
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
+  for (size_t b = 0; b < count; b++) {
+    for (int r = 0; r < R; r++) {
+      superBlockDots<T, C>(w + r * wRowBytes + b * blockBytes, packed + b, kSpanBlocks, acc[r]);
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    for (int c = 0; c < C; c++) {
+      const float sum = horizontalSum(acc[r][c]);
+      y[c * ldy + r] = accumulate ? y[c * ldy + r] + sum : sum;
+    }
+  }
+}
+
+template <KType T, int C>
+void prefillTileRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t count, const PackedK* packed, float* y,
+                     size_t ldy, bool accumulate) {
+  if (rows == 2) prefillTile<T, 2, C>(w, wRowBytes, count, packed, y, ldy, accumulate);
+  else prefillTile<T, 1, C>(w, wRowBytes, count, packed, y, ldy, accumulate);
+}
+
+using KTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t count, const PackedK* packed,
+                         float* y, size_t ldy, bool accumulate);
+
+// W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) Q8_K -> Y[c * ldy + r]
+template <KType T>
+void prefillK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+              size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  constexpr size_t blockBytes = kBlockBytes<T>();
+  PackedK packed[kPrefillCols * kSpanBlocks];
+  const size_t nBlocks = n / kQKK;
+  for (size_t blockBegin = rowBegin; blockBegin < rowEnd; blockBegin += kRowBlock) {
+    const size_t blockEnd = rowEnd - blockBegin < kRowBlock ? rowEnd : blockBegin + kRowBlock;
+    for (size_t c0 = 0; c0 < nCols; c0 += kPrefillCols) {
+      const size_t cols = nCols - c0 < kPrefillCols ? nCols - c0 : kPrefillCols;
+      const KTileFn tile = cols == 3   ? prefillTileRows<T, 3>
+                           : cols == 2 ? prefillTileRows<T, 2>
+                                       : prefillTileRows<T, 1>;
+      for (size_t b0 = 0; b0 < nBlocks; b0 += kSpanBlocks) {
+        const size_t count = nBlocks - b0 < kSpanBlocks ? nBlocks - b0 : kSpanBlocks;
+        for (size_t c = 0; c < cols; c++) {
+          const BlockQ8_K* column = reinterpret_cast<const BlockQ8_K*>(x + (c0 + c) * actRowBytes) + b0;
+          packActivations(column, count, packed + c * kSpanBlocks);
+        }
+        for (size_t r = blockBegin; r < blockEnd; r += kPrefillRows) {
+          const size_t rows = blockEnd - r < kPrefillRows ? blockEnd - r : kPrefillRows;
+          tile(rows, w + r * wRowBytes + b0 * blockBytes, wRowBytes, count, packed, y + c0 * ldy + r, ldy, b0 != 0);
+        }
+      }
+    }
+  }
+}
+
+template <KType T>
+void matmulK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+             size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  if (nCols == 1) {
+    decodeK<T>(w, wRowBytes, n, rowBegin, rowEnd, x, y);
+  } else {
+    prefillK<T>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+  }
+}
+
+// ======================================================================================= Q4_1, Q5_0, Q5_1
+
+enum class BType { Q4_1, Q5_0, Q5_1 };
+
+template <BType T>
+constexpr size_t bBlockBytes() {
+  return T == BType::Q4_1 ? sizeof(BlockQ4_1) : T == BType::Q5_0 ? sizeof(BlockQ5_0) : sizeof(BlockQ5_1);
+}
+
+template <BType T>
+constexpr size_t bActBytes() {
+  return T == BType::Q5_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ8_1);
+}
+
+constexpr size_t kSpan32 = 128;  // 32-value blocks per summation span (4096 values)
+
+struct BWeights {
+  __m256i q;  // unsigned levels, element order
+  float d, m;
+};
+
+// The 32 bits of qh as bytes 0x10 (bit set) or 0
+MN_INLINE __m256i fifthBits(uint32_t qh) {
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
+                                             _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202,
+                                                                0x0303030303030303));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(16));
+}
+
+template <BType T>
+MN_INLINE BWeights unpackBlock(const uint8_t* block) {
+  const uint8_t* qs = block + (T == BType::Q4_1 ? 4 : T == BType::Q5_0 ? 6 : 8);
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  BWeights u;
+  u.q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low4), _mm_and_si128(packed, low4));
+  if (T != BType::Q4_1) u.q = _mm256_or_si256(u.q, fifthBits(loadU32(block + (T == BType::Q5_0 ? 2 : 4))));
+  u.d = halfToFloat(loadU16(block));
+  u.m = T == BType::Q5_0 ? 0.0f : halfToFloat(loadU16(block + 2));
+  return u;
+}
+
+// acc + this block's contribution: d_w * d_x * sum(q_w * q_x) lane-wise (Q5_0: q_w - 16), plus m_w * s_x in lane 0
+template <BType T>
+MN_INLINE __m256 blockDot(const BWeights& u, const uint8_t* xBlock, __m256 acc) {
+  const __m256i xq = load256(xBlock + (T == BType::Q5_0 ? 2 : 4));
+  __m256i pairs = _mm256_maddubs_epi16(u.q, xq);
+  if (T == BType::Q5_0) pairs = _mm256_sub_epi16(pairs, _mm256_maddubs_epi16(_mm256_set1_epi8(16), xq));
+  const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+  const float scale = u.d * halfToFloat(loadU16(xBlock));
+  if (T == BType::Q5_0) return _mm256_fmadd_ps(dot, _mm256_set1_ps(scale), acc);
+  const __m256 minTerm = _mm256_zextps128_ps256(_mm_set_ss(u.m * halfToFloat(loadU16(xBlock + 2))));
+  return _mm256_add_ps(acc, _mm256_fmadd_ps(dot, _mm256_set1_ps(scale), minTerm));
+}
+
+template <BType T>
+float rowDotBlocks(const uint8_t* row, const uint8_t* x, size_t nBlocks) {
+  constexpr size_t blockBytes = bBlockBytes<T>(), actBytes = bActBytes<T>();
+  float sum = 0.0f;
+  for (size_t b0 = 0; b0 < nBlocks; b0 += kSpan32) {
+    const size_t end = nBlocks - b0 < kSpan32 ? nBlocks : b0 + kSpan32;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    size_t b = b0;
+    for (; b + 2 <= end; b += 2) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + b * blockBytes + kPrefetchBytes), _MM_HINT_T0);
+      acc[0] = blockDot<T>(unpackBlock<T>(row + b * blockBytes), x + b * actBytes, acc[0]);
+      acc[1] = blockDot<T>(unpackBlock<T>(row + (b + 1) * blockBytes), x + (b + 1) * actBytes, acc[1]);
+    }
+    if (b < end) acc[0] = blockDot<T>(unpackBlock<T>(row + b * blockBytes), x + b * actBytes, acc[0]);
+    const float partial = horizontalSum(_mm256_add_ps(acc[0], acc[1]));
+    sum = b0 == 0 ? partial : sum + partial;
+  }
+  return sum;
+}
+
+template <BType T, int R, int C>
+MN_INLINE void blockPass(const uint8_t* w, size_t wRowBytes, size_t first, size_t end, const uint8_t* x,
+                         size_t actRowBytes, __m256 (&acc)[R][C]) {
+  constexpr size_t blockBytes = bBlockBytes<T>(), actBytes = bActBytes<T>();
+  for (size_t b = first; b < end; b += 2) {
+    for (int r = 0; r < R; r++) {
+      const BWeights u = unpackBlock<T>(w + r * wRowBytes + b * blockBytes);
+      for (int c = 0; c < C; c++) acc[r][c] = blockDot<T>(u, x + c * actRowBytes + b * actBytes, acc[r][c]);
+    }
+  }
+}
+
+template <BType T, int R, int C>
+void tileBlocks(const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x, size_t actRowBytes, float* y,
+                size_t ldy) {
+  float sum[R][C];
+  for (size_t b0 = 0; b0 < nBlocks; b0 += kSpan32) {
+    const size_t end = nBlocks - b0 < kSpan32 ? nBlocks : b0 + kSpan32;
+    __m256 even[R][C], odd[R][C];
+    for (int r = 0; r < R; r++)
+      for (int c = 0; c < C; c++) even[r][c] = odd[r][c] = _mm256_setzero_ps();
+    blockPass<T, R, C>(w, wRowBytes, b0, end, x, actRowBytes, even);
+    blockPass<T, R, C>(w, wRowBytes, b0 + 1, end, x, actRowBytes, odd);
+    for (int r = 0; r < R; r++) {
+      for (int c = 0; c < C; c++) {
+        const float partial = horizontalSum(_mm256_add_ps(even[r][c], odd[r][c]));
+        sum[r][c] = b0 == 0 ? partial : sum[r][c] + partial;
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) y[c * ldy + r] = sum[r][c];
+}
+
+template <BType T, int C>
+void tileBlocksRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x,
+                    size_t actRowBytes, float* y, size_t ldy) {
+  if (rows == 2) tileBlocks<T, 2, C>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy);
+  else tileBlocks<T, 1, C>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy);
+}
+
+using BTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x,
+                         size_t actRowBytes, float* y, size_t ldy);
+
+template <BType T>
+void matmulBlocks(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                  size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  const size_t nBlocks = n / kQK;
+  if (nCols == 1) {
+    for (size_t r = rowBegin; r < rowEnd; r++) y[r] = rowDotBlocks<T>(w + r * wRowBytes, x, nBlocks);
+    return;
+  }
+  constexpr size_t kRows = 2, kCols = 3;
+  for (size_t r = rowBegin; r < rowEnd; r += kRows) {
+    const size_t rows = rowEnd - r < kRows ? rowEnd - r : kRows;
+    for (size_t c = 0; c < nCols; c += kCols) {
+      const size_t cols = nCols - c < kCols ? nCols - c : kCols;
+      const BTileFn tile = cols == 3 ? tileBlocksRows<T, 3> : cols == 2 ? tileBlocksRows<T, 2> : tileBlocksRows<T, 1>;
+      tile(rows, w + r * wRowBytes, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
+    }
+  }
+}
+
+// ======================================================================================= dispatch
+
+using TypedMatmulFn = void (*)(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+                              const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
+
+void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+            const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  TypedMatmulFn kernel = nullptr;
+  switch (wType) {
+    case GgmlType::Q2_K: kernel = matmulK<KType::Q2_K>; break;
+    case GgmlType::Q3_K: kernel = matmulK<KType::Q3_K>; break;
+    case GgmlType::Q4_K: kernel = matmulK<KType::Q4_K>; break;
+    case GgmlType::Q5_K: kernel = matmulK<KType::Q5_K>; break;
+    case GgmlType::Q6_K: kernel = matmulK<KType::Q6_K>; break;
+    case GgmlType::Q4_1: kernel = matmulBlocks<BType::Q4_1>; break;
+    case GgmlType::Q5_0: kernel = matmulBlocks<BType::Q5_0>; break;
+    case GgmlType::Q5_1: kernel = matmulBlocks<BType::Q5_1>; break;
+    default: return;
+  }
+  kernel(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+}
+
+// One row of n values of `type` -> out (n,), by the scalar reference (only token embedding lookups use it)
+void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n) {
+  scalar::dequantizeRow(type, row, out, n);
+}
+
+}  // namespace
+}  // namespace x86
+}  // namespace mn
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+
+namespace mn {
+namespace x86 {
+extern const QuantTypeKernels kQuantTypesAvx2 = {matmul, dequantizeRow};
+}  // namespace x86
+}  // namespace mn
+
+#endif  // x86-64

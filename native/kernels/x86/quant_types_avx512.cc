@@ -1,0 +1,623 @@
+// AVX-512 (F, BW, VL, DQ, VNNI) matmul for the K-quants (Q2_K .. Q6_K x Q8_K) and the other 32-value block types
+// (Q4_1, Q5_1 x Q8_1; Q5_0 x Q8_0), and their row dequantization.
+//
+// K-quants. A super-block of 256 weights is unpacked into four 64-byte vectors of unsigned levels (Q6_K as q + 32,
+// Q3_K as q + 4) and four vectors of 16-bit sub-block scales, one per pair of elements. vpmaddubsw multiplies the
+// levels with the activations into 16-bit pair sums (at most 2 * 63 * 127: no saturation) and vpdpwssd (VNNI) scales
+// and adds them into 16 exact i32 lanes. The offsets of Q6_K and Q3_K come off those integers through the
+// activations' per-16 sums (bsums): sum sc * (q + o) * x - o * sum sc * bsum. Then in float, per super-block:
+//   v = d_w * d_x * sumi (- dmin_w * d_x * sum m * bsum for the types with mins), acc += v,
+// one add per super-block on the dependency chain. Activations are packed once per call (decode) or per column tile
+// (prefill) in the element order each weight type unpacks to: natural for Q2_K, Q3_K, Q6_K; for Q4_K and Q5_K,
+// vector k = [sub-block a | sub-block b] with (a, b) = (0, 2), (1, 3), (4, 6), (5, 7), which is how their nibbles lie.
+//
+// Q4_1 / Q5_0 / Q5_1: one 32-value block per 256-bit VNNI dot product (vpdpbusd, unsigned levels x signed q_x).
+//
+// Summation order, shared by decode and prefill so a result never depends on the call's batching:
+// K-quants: spans of 16 super-blocks (4096 values), one accumulator per span, lanes summed at the span's end and spans
+// added in order. 32-value types: spans of 128 blocks with even and odd blocks in two accumulators (prefill: a pass
+// each), as matmul_avx2.cc does for Q4_0.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/quants.h"
+#include "kernels/scalar.h"
+#include "kernels/x86/x86_kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")
+// GCC 12 warns about the intrinsics' own `__Y = __Y` placeholders once inlined here (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#if defined(_MSC_VER)
+#define MN_INLINE __forceinline
+#else
+#define MN_INLINE inline __attribute__((always_inline))
+#endif
+
+namespace mn {
+namespace x86 {
+namespace {
+
+float halfToFloat(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
+
+uint16_t loadU16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+uint32_t loadU32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Software prefetch distance of the row stream (as matmul_avx512.cc's decode).
+constexpr size_t kPrefetchBytes = 4608;
+
+// ======================================================================================= K-quants
+
+enum class KType { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K };
+
+template <KType T>
+constexpr size_t kBlockBytes() {
+  return T == KType::Q2_K   ? sizeof(BlockQ2_K)
+         : T == KType::Q3_K ? sizeof(BlockQ3_K)
+         : T == KType::Q4_K ? sizeof(BlockQ4_K)
+         : T == KType::Q5_K ? sizeof(BlockQ5_K)
+                            : sizeof(BlockQ6_K);
+}
+
+// Q4_K and Q5_K unpack to the paired sub-block order, the others to element order.
+template <KType T>
+constexpr bool kPairedOrder() {
+  return T == KType::Q4_K || T == KType::Q5_K;
+}
+
+constexpr size_t kSpanBlocks = 16;   // super-blocks per summation span (4096 values)
+constexpr size_t kPackBlocks = 64;   // super-blocks of activations packed per decode chunk (16384 values, 20 KB)
+
+// One Q8_K super-block of activations as the kernels read it.
+struct alignas(64) PackedK {
+  __m512i q[4];        // the 256 q_x, in the weight type's element order
+  int16_t bsums[16];   // sums of q_x per 16, element order
+  int16_t sums32[8];   // sums of q_x per 32, element order
+  float d;
+  uint8_t pad[12];
+};
+static_assert(sizeof(PackedK) == 320, "a packed super-block is 5 lines");
+
+// Q8_K super-blocks [0, count) of x -> out
+template <bool kPaired>
+void packActivations(const BlockQ8_K* x, size_t count, PackedK* out) {
+  for (size_t b = 0; b < count; b++) {
+    const int8_t* qs = x[b].qs;
+    const __m512i a0 = _mm512_loadu_si512(qs), a1 = _mm512_loadu_si512(qs + 64);
+    const __m512i a2 = _mm512_loadu_si512(qs + 128), a3 = _mm512_loadu_si512(qs + 192);
+    if (kPaired) {
+      out[b].q[0] = _mm512_shuffle_i64x2(a0, a1, 0x44);  // [x0..31 | x64..95]
+      out[b].q[1] = _mm512_shuffle_i64x2(a0, a1, 0xEE);  // [x32..63 | x96..127]
+      out[b].q[2] = _mm512_shuffle_i64x2(a2, a3, 0x44);
+      out[b].q[3] = _mm512_shuffle_i64x2(a2, a3, 0xEE);
+    } else {
+      out[b].q[0] = a0;
+      out[b].q[1] = a1;
+      out[b].q[2] = a2;
+      out[b].q[3] = a3;
+    }
+    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].bsums));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out[b].bsums), bsums);
+    const __m256i pairs = _mm256_madd_epi16(bsums, _mm256_set1_epi16(1));  // |sum of 32| <= 32 * 127
+    _mm_store_si128(reinterpret_cast<__m128i*>(out[b].sums32), _mm256_cvtepi32_epi16(pairs));
+    out[b].d = x[b].d;
+  }
+}
+
+// A super-block of weights, unpacked: levels, per-pair scales, and what the offset or min term needs.
+struct KWeights {
+  __m512i w[4];     // unsigned levels, in the packed activations' order
+  __m512i s[4];     // 16-bit scale of each element pair
+  __m256i extra;    // 16-bit words: the scales (Q3_K, Q6_K: for the offset), the 16 mins (Q2_K), or the 8 mins then
+                    // the 8 scales (Q4_K, Q5_K)
+  __m512 d, dmin;   // broadcast
+};
+
+// Word j of vector k gets scale word index[k][j] of the 16 (or 8) unpacked scales.
+alignas(64) constexpr uint16_t kScaleIndex16[4][32] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13,
+     14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15}};
+// Q4_K / Q5_K: scale j is word 8 + j (the mins come first); vector k holds sub-blocks (0, 2), (1, 3), (4, 6), (5, 7).
+alignas(64) constexpr uint16_t kScaleIndexPaired[4][32] = {
+    {8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10},
+    {9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11},
+    {12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12,
+     14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14},
+    {13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13,
+     15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15}};
+
+// Per-half right shifts (in 16-bit words) that bring the 2-bit field of the low and high 32 elements of a vector to
+// bit 0: {0, 2} for the first vector of each 128, {4, 6} for the second.
+MN_INLINE __m512i halfShifts(int low, int high) {
+  return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<short>(low)), _mm256_set1_epi16(static_cast<short>(high)), 1);
+}
+
+// One byte pattern for the low 32 bytes and another for the high 32
+MN_INLINE __m512i halfBytes(int low, int high) {
+  return _mm512_inserti64x4(_mm512_set1_epi8(static_cast<char>(low)), _mm256_set1_epi8(static_cast<char>(high)), 1);
+}
+
+// 32 bytes at p in both halves of a vector
+MN_INLINE __m512i broadcast32(const uint8_t* p) {
+  return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+// The 2-bit fields t0 (low 32 elements) and t0 + 1 (high 32) of 32 packed bytes, as levels 0..3
+MN_INLINE __m512i twoBitLevels(__m512i packed, int t0) {
+  return _mm512_and_si512(_mm512_srlv_epi16(packed, halfShifts(2 * t0, 2 * t0 + 2)), _mm512_set1_epi8(3));
+}
+
+// 16 words (or 8 in the low half) -> the four per-pair scale vectors
+template <bool kPaired>
+MN_INLINE void spreadScales(__m256i words, __m512i (&s)[4]) {
+  const __m512i table = _mm512_castsi256_si512(words);
+  for (int k = 0; k < 4; k++) {
+    const __m512i index = _mm512_load_si512(kPaired ? kScaleIndexPaired[k] : kScaleIndex16[k]);
+    s[k] = _mm512_permutexvar_epi16(index, table);
+  }
+}
+
+// The 8 mins and 8 scales of Q4_K / Q5_K (12 bytes at p, 16 readable) as 16-bit words 0..7 and 8..15. In 32-bit
+// words u0..u2 of the packing: scales 0..3 = u0 & 63 per byte, 4..7 = u2 & 15 | (u0 >> 6) << 4; mins 0..3 =
+// u1 & 63, 4..7 = u2 >> 4 | (u1 >> 6) << 4.
+MN_INLINE __m256i unpackScaleMin(const uint8_t* p) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i low = _mm_shuffle_epi32(packed, _MM_SHUFFLE(2, 0, 2, 1));   // u1, u2, u0, u2
+  const __m128i high = _mm_shuffle_epi32(packed, _MM_SHUFFLE(0, 0, 1, 1));  // u1, u1, u0, u0
+  const __m128i lowBits = _mm_and_si128(_mm_srlv_epi32(low, _mm_setr_epi32(0, 4, 0, 0)),
+                                        _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  const __m128i highBits = _mm_and_si128(_mm_srli_epi32(high, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm256_cvtepu8_epi16(_mm_or_si128(lowBits, highBits));
+}
+
+// The fp16 pair (d, dmin) at p, each broadcast
+MN_INLINE void loadScalePair(const uint8_t* p, __m512& d, __m512& dmin) {
+  const __m128 pair = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(loadU32(p))));
+  d = _mm512_broadcastss_ps(pair);
+  dmin = _mm512_broadcastss_ps(_mm_movehdup_ps(pair));
+}
+
+// The fp16 d at p, broadcast
+MN_INLINE __m512 loadScale(const uint8_t* p) {
+  return _mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(loadU16(p))));
+}
+
+template <KType T>
+MN_INLINE KWeights unpackWeights(const uint8_t* block) {
+  KWeights u;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  if (T == KType::Q4_K || T == KType::Q5_K) {
+    const uint8_t* qs = block + (T == KType::Q4_K ? offsetof(BlockQ4_K, qs) : offsetof(BlockQ5_K, qs));
+    const __m512i a = _mm512_loadu_si512(qs), b = _mm512_loadu_si512(qs + 64);
+    u.w[0] = _mm512_and_si512(a, low4);
+    u.w[1] = _mm512_and_si512(_mm512_srli_epi16(a, 4), low4);
+    u.w[2] = _mm512_and_si512(b, low4);
+    u.w[3] = _mm512_and_si512(_mm512_srli_epi16(b, 4), low4);
+    if (T == KType::Q5_K) {
+      // bit 4 of sub-block j's levels is bit j of qh; vector k holds sub-blocks (a, b) of kScaleIndexPaired
+      const __m512i qh = broadcast32(block + offsetof(BlockQ5_K, qh));
+      const __m512i sixteen = _mm512_set1_epi8(16);
+      const int bits[4][2] = {{0x01, 0x04}, {0x02, 0x08}, {0x10, 0x40}, {0x20, 0x80}};
+      for (int k = 0; k < 4; k++) {
+        const __mmask64 high = _mm512_test_epi8_mask(qh, halfBytes(bits[k][0], bits[k][1]));
+        u.w[k] = _mm512_mask_add_epi8(u.w[k], high, u.w[k], sixteen);
+      }
+    }
+    u.extra = unpackScaleMin(block + offsetof(BlockQ4_K, scales));
+    spreadScales<true>(u.extra, u.s);
+    loadScalePair(block, u.d, u.dmin);
+  } else if (T == KType::Q6_K) {
+    const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(block);
+    const __m512i ql0 = _mm512_loadu_si512(b->ql), ql1 = _mm512_loadu_si512(b->ql + 64);
+    const __m512i qh[2] = {broadcast32(b->qh), broadcast32(b->qh + 32)};
+    const __m512i top2 = _mm512_set1_epi8(0x30);
+    const __m512i nibbles[4] = {_mm512_and_si512(ql0, low4), _mm512_and_si512(_mm512_srli_epi16(ql0, 4), low4),
+                                _mm512_and_si512(ql1, low4), _mm512_and_si512(_mm512_srli_epi16(ql1, 4), low4)};
+    for (int k = 0; k < 4; k++) {
+      const __m512i shifted = _mm512_srlv_epi16(qh[k / 2], halfShifts(4 * (k % 2), 4 * (k % 2) + 2));
+      u.w[k] = _mm512_or_si512(nibbles[k], _mm512_and_si512(_mm512_slli_epi16(shifted, 4), top2));
+    }
+    u.extra = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)));
+    spreadScales<false>(u.extra, u.s);
+    u.d = loadScale(block + offsetof(BlockQ6_K, d));
+  } else if (T == KType::Q3_K) {
+    const BlockQ3_K* b = reinterpret_cast<const BlockQ3_K*>(block);
+    const __m512i qs[2] = {broadcast32(b->qs), broadcast32(b->qs + 32)};
+    const __m512i hmask = broadcast32(b->hmask);
+    const __m512i four = _mm512_set1_epi8(4);
+    for (int k = 0; k < 4; k++) {
+      const int t0 = 2 * (k % 2), bit = 4 * (k / 2) + t0;
+      const __mmask64 high = _mm512_test_epi8_mask(hmask, halfBytes(1 << bit, 1 << (bit + 1)));
+      const __m512i low = twoBitLevels(qs[k / 2], t0);
+      u.w[k] = _mm512_mask_add_epi8(low, high, low, four);
+    }
+    const uint32_t a0 = loadU32(b->scales), a1 = loadU32(b->scales + 4), a2 = loadU32(b->scales + 8);
+    const uint32_t s0 = (a0 & 0x0f0f0f0fu) | (a2 & 0x03030303u) << 4;
+    const uint32_t s1 = (a1 & 0x0f0f0f0fu) | ((a2 >> 2) & 0x03030303u) << 4;
+    const uint32_t s2 = ((a0 >> 4) & 0x0f0f0f0fu) | ((a2 >> 4) & 0x03030303u) << 4;
+    const uint32_t s3 = ((a1 >> 4) & 0x0f0f0f0fu) | ((a2 >> 6) & 0x03030303u) << 4;
+    const __m128i stored = _mm_setr_epi32(static_cast<int>(s0), static_cast<int>(s1), static_cast<int>(s2),
+                                          static_cast<int>(s3));
+    u.extra = _mm256_sub_epi16(_mm256_cvtepu8_epi16(stored), _mm256_set1_epi16(32));
+    spreadScales<false>(u.extra, u.s);
+    u.d = loadScale(block + offsetof(BlockQ3_K, d));
+  } else {  // Q2_K
+    const BlockQ2_K* b = reinterpret_cast<const BlockQ2_K*>(block);
+    const __m512i qs[2] = {broadcast32(b->qs), broadcast32(b->qs + 32)};
+    for (int k = 0; k < 4; k++) u.w[k] = twoBitLevels(qs[k / 2], 2 * (k % 2));
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales));
+    const __m128i nibble = _mm_set1_epi8(0x0F);
+    spreadScales<false>(_mm256_cvtepu8_epi16(_mm_and_si128(packed, nibble)), u.s);
+    u.extra = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), nibble));
+    loadScalePair(block + offsetof(BlockQ2_K, d), u.d, u.dmin);
+  }
+  return u;
+}
+
+// The super-block's float contribution, lane-wise: (d_w * sumi (- dmin_w * summ)) * d_x
+template <KType T>
+MN_INLINE __m512 superBlockDot(const KWeights& u, const PackedK& x) {
+  // two independent chains of integer sums (exact, so their order does not matter)
+  __m512i even = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(u.w[0], x.q[0]), u.s[0]);
+  __m512i odd = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(u.w[1], x.q[1]), u.s[1]);
+  even = _mm512_dpwssd_epi32(even, _mm512_maddubs_epi16(u.w[2], x.q[2]), u.s[2]);
+  odd = _mm512_dpwssd_epi32(odd, _mm512_maddubs_epi16(u.w[3], x.q[3]), u.s[3]);
+  __m512i sumi = _mm512_add_epi32(even, odd);
+  const __m256i bsums = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums));
+  if (T == KType::Q6_K || T == KType::Q3_K) {
+    // levels are q + 32 (Q6_K) or q + 4 (Q3_K): take offset * sum_j sc_j * bsum_j off the integers
+    const __m256i scaled = _mm256_madd_epi16(u.extra, bsums);
+    const __m256i offset = T == KType::Q6_K ? _mm256_slli_epi32(scaled, 5) : _mm256_slli_epi32(scaled, 2);
+    sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(offset));
+  }
+  __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(sumi), u.d);
+  if (T == KType::Q2_K || T == KType::Q4_K || T == KType::Q5_K) {
+    const __m256i sums = T == KType::Q2_K ? bsums
+                                          : _mm256_zextsi128_si256(_mm_load_si128(
+                                                reinterpret_cast<const __m128i*>(x.sums32)));
+    const __m512i summ = _mm512_zextsi256_si512(_mm256_madd_epi16(u.extra, sums));
+    v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), u.dmin, v);
+  }
+  return _mm512_mul_ps(v, _mm512_set1_ps(x.d));
+}
+
+// ---- decode: one row at a time against activations packed once per call ----
+
+template <KType T>
+MN_INLINE void prefetchBlock(const uint8_t* block) {
+  for (size_t line = 0; line < kBlockBytes<T>(); line += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(block + kPrefetchBytes + line), _MM_HINT_T0);
+  }
+}
+
+// W (nRows, n) rows [rowBegin, rowEnd) @ x (n,) Q8_K -> y[r]
+template <KType T>
+void decodeK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+             float* y) {
+  constexpr size_t blockBytes = kBlockBytes<T>();
+  static_assert(kPackBlocks % kSpanBlocks == 0, "a packed chunk holds whole spans");
+  PackedK packed[kPackBlocks];
+  const size_t nBlocks = n / kQKK;
+  for (size_t b0 = 0; b0 < nBlocks; b0 += kPackBlocks) {
+    const size_t count = nBlocks - b0 < kPackBlocks ? nBlocks - b0 : kPackBlocks;
+    packActivations<kPairedOrder<T>()>(reinterpret_cast<const BlockQ8_K*>(x) + b0, count, packed);
+    for (size_t r = rowBegin; r < rowEnd; r++) {
+      const uint8_t* row = w + r * wRowBytes + b0 * blockBytes;
+      float sum = b0 == 0 ? 0.0f : y[r];
+      for (size_t s = 0; s < count; s += kSpanBlocks) {
+        const size_t end = count - s < kSpanBlocks ? count : s + kSpanBlocks;
+        __m512 acc = _mm512_setzero_ps();
+        for (size_t b = s; b < end; b++) {
+          prefetchBlock<T>(row + b * blockBytes);
+          acc = _mm512_add_ps(acc, superBlockDot<T>(unpackWeights<T>(row + b * blockBytes), packed[b]));
+        }
+        const float partial = _mm512_reduce_add_ps(acc);
+        sum = b0 + s == 0 ? partial : sum + partial;
+      }
+      y[r] = sum;
+    }
+  }
+}
+
+// ---- prefill: register tiles against activations packed per column tile and span ----
+
+constexpr size_t kPrefillRows = 4;
+constexpr size_t kPrefillCols = 4;
+constexpr size_t kRowBlock = 64;  // rows whose weights stay in L2 while every column tile passes over them
+
+// W rows (R) super-blocks [0, count) from w @ packed X (C columns, kSpanBlocks apart) -> y[c * ldy + r] (added when
+// accumulate)
+template <KType T, int R, int C>
+void prefillTile(const uint8_t* w, size_t wRowBytes, size_t count, const PackedK* packed, float* y, size_t ldy,
+                 bool accumulate) {
+  constexpr size_t blockBytes = kBlockBytes<T>();
+  __m512 acc[R][C];
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+  for (size_t b = 0; b < count; b++) {
+    for (int r = 0; r < R; r++) {
+      const KWeights u = unpackWeights<T>(w + r * wRowBytes + b * blockBytes);
+      for (int c = 0; c < C; c++) {
+        acc[r][c] = _mm512_add_ps(acc[r][c], superBlockDot<T>(u, packed[c * kSpanBlocks + b]));
+      }
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    for (int c = 0; c < C; c++) {
+      const float sum = _mm512_reduce_add_ps(acc[r][c]);
+      y[c * ldy + r] = accumulate ? y[c * ldy + r] + sum : sum;
+    }
+  }
+}
+
+template <KType T, int C>
+void prefillTileRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t count, const PackedK* packed, float* y,
+                     size_t ldy, bool accumulate) {
+  switch (rows) {
+    case 4: prefillTile<T, 4, C>(w, wRowBytes, count, packed, y, ldy, accumulate); return;
+    case 3: prefillTile<T, 3, C>(w, wRowBytes, count, packed, y, ldy, accumulate); return;
+    case 2: prefillTile<T, 2, C>(w, wRowBytes, count, packed, y, ldy, accumulate); return;
+    default: prefillTile<T, 1, C>(w, wRowBytes, count, packed, y, ldy, accumulate); return;
+  }
+}
+
+using KTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t count, const PackedK* packed,
+                         float* y, size_t ldy, bool accumulate);
+
+// W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) Q8_K -> Y[c * ldy + r]
+template <KType T>
+void prefillK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+              size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  constexpr size_t blockBytes = kBlockBytes<T>();
+  PackedK packed[kPrefillCols * kSpanBlocks];
+  const size_t nBlocks = n / kQKK;
+  for (size_t blockBegin = rowBegin; blockBegin < rowEnd; blockBegin += kRowBlock) {
+    const size_t blockEnd = rowEnd - blockBegin < kRowBlock ? rowEnd : blockBegin + kRowBlock;
+    for (size_t c0 = 0; c0 < nCols; c0 += kPrefillCols) {
+      const size_t cols = nCols - c0 < kPrefillCols ? nCols - c0 : kPrefillCols;
+      const KTileFn tile = cols == 4   ? prefillTileRows<T, 4>
+                           : cols == 3 ? prefillTileRows<T, 3>
+                           : cols == 2 ? prefillTileRows<T, 2>
+                                       : prefillTileRows<T, 1>;
+      for (size_t b0 = 0; b0 < nBlocks; b0 += kSpanBlocks) {
+        const size_t count = nBlocks - b0 < kSpanBlocks ? nBlocks - b0 : kSpanBlocks;
+        for (size_t c = 0; c < cols; c++) {
+          const BlockQ8_K* column = reinterpret_cast<const BlockQ8_K*>(x + (c0 + c) * actRowBytes) + b0;
+          packActivations<kPairedOrder<T>()>(column, count, packed + c * kSpanBlocks);
+        }
+        for (size_t r = blockBegin; r < blockEnd; r += kPrefillRows) {
+          const size_t rows = blockEnd - r < kPrefillRows ? blockEnd - r : kPrefillRows;
+          tile(rows, w + r * wRowBytes + b0 * blockBytes, wRowBytes, count, packed, y + c0 * ldy + r, ldy, b0 != 0);
+        }
+      }
+    }
+  }
+}
+
+template <KType T>
+void matmulK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+             size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  if (nCols == 1) {
+    decodeK<T>(w, wRowBytes, n, rowBegin, rowEnd, x, y);
+  } else {
+    prefillK<T>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+  }
+}
+
+// ======================================================================================= Q4_1, Q5_0, Q5_1
+
+enum class BType { Q4_1, Q5_0, Q5_1 };
+
+template <BType T>
+constexpr size_t bBlockBytes() {
+  return T == BType::Q4_1 ? sizeof(BlockQ4_1) : T == BType::Q5_0 ? sizeof(BlockQ5_0) : sizeof(BlockQ5_1);
+}
+
+// Activation block bytes: Q8_1 for the types with a min, Q8_0 for Q5_0
+template <BType T>
+constexpr size_t bActBytes() {
+  return T == BType::Q5_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ8_1);
+}
+
+constexpr size_t kSpan32 = 128;  // 32-value blocks per summation span (4096 values)
+
+// One weight block, unpacked: 32 unsigned levels in element order, d and (for Q4_1 / Q5_1) m
+struct BWeights {
+  __m256i q;
+  float d, m;
+};
+
+template <BType T>
+MN_INLINE BWeights unpackBlock(const uint8_t* block) {
+  const uint8_t* qs = block + (T == BType::Q4_1 ? 4 : T == BType::Q5_0 ? 6 : 8);
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  BWeights u;
+  u.q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low4), _mm_and_si128(packed, low4));
+  if (T != BType::Q4_1) {
+    const __mmask32 high = _cvtu32_mask32(loadU32(block + (T == BType::Q5_0 ? 2 : 4)));
+    u.q = _mm256_mask_add_epi8(u.q, high, u.q, _mm256_set1_epi8(16));
+  }
+  u.d = halfToFloat(loadU16(block));
+  u.m = T == BType::Q5_0 ? 0.0f : halfToFloat(loadU16(block + 2));
+  return u;
+}
+
+// acc + this block's contribution: d_w * d_x * sum(q_w * q_x) lane-wise (Q5_0: q_w - 16), plus m_w * s_x in lane 0
+template <BType T>
+MN_INLINE __m256 blockDot(const BWeights& u, const uint8_t* xBlock, __m256 acc) {
+  const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xBlock + (T == BType::Q5_0 ? 2 : 4)));
+  __m256i init = _mm256_setzero_si256();
+  if (T == BType::Q5_0) init = _mm256_sub_epi32(init, _mm256_dpbusd_epi32(init, _mm256_set1_epi8(16), xq));
+  const __m256 dot = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(init, u.q, xq));
+  const float scale = u.d * halfToFloat(loadU16(xBlock));
+  if (T == BType::Q5_0) return _mm256_fmadd_ps(dot, _mm256_set1_ps(scale), acc);
+  const __m256 minTerm = _mm256_zextps128_ps256(_mm_set_ss(u.m * halfToFloat(loadU16(xBlock + 2))));
+  return _mm256_add_ps(acc, _mm256_fmadd_ps(dot, _mm256_set1_ps(scale), minTerm));
+}
+
+float horizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// One row . one activation column over all nBlocks blocks, in the span order (decode)
+template <BType T>
+float rowDotBlocks(const uint8_t* row, const uint8_t* x, size_t nBlocks) {
+  constexpr size_t blockBytes = bBlockBytes<T>(), actBytes = bActBytes<T>();
+  float sum = 0.0f;
+  for (size_t b0 = 0; b0 < nBlocks; b0 += kSpan32) {
+    const size_t end = nBlocks - b0 < kSpan32 ? nBlocks : b0 + kSpan32;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    size_t b = b0;
+    for (; b + 2 <= end; b += 2) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + b * blockBytes + kPrefetchBytes), _MM_HINT_T0);
+      acc[0] = blockDot<T>(unpackBlock<T>(row + b * blockBytes), x + b * actBytes, acc[0]);
+      acc[1] = blockDot<T>(unpackBlock<T>(row + (b + 1) * blockBytes), x + (b + 1) * actBytes, acc[1]);
+    }
+    if (b < end) acc[0] = blockDot<T>(unpackBlock<T>(row + b * blockBytes), x + b * actBytes, acc[0]);
+    const float partial = horizontalSum(_mm256_add_ps(acc[0], acc[1]));
+    sum = b0 == 0 ? partial : sum + partial;
+  }
+  return sum;
+}
+
+// acc[r][c] += blocks first, first + 2, ... < end of W rows (R) . X columns (C)
+template <BType T, int R, int C>
+MN_INLINE void blockPass(const uint8_t* w, size_t wRowBytes, size_t first, size_t end, const uint8_t* x,
+                         size_t actRowBytes, __m256 (&acc)[R][C]) {
+  constexpr size_t blockBytes = bBlockBytes<T>(), actBytes = bActBytes<T>();
+  for (size_t b = first; b < end; b += 2) {
+    for (int r = 0; r < R; r++) {
+      const BWeights u = unpackBlock<T>(w + r * wRowBytes + b * blockBytes);
+      for (int c = 0; c < C; c++) acc[r][c] = blockDot<T>(u, x + c * actRowBytes + b * actBytes, acc[r][c]);
+    }
+  }
+}
+
+// W rows (R) @ X (C columns) -> y[c * ldy + r], per span a pass over the even blocks and one over the odd blocks
+template <BType T, int R, int C>
+void tileBlocks(const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x, size_t actRowBytes, float* y,
+                size_t ldy) {
+  float sum[R][C];
+  for (size_t b0 = 0; b0 < nBlocks; b0 += kSpan32) {
+    const size_t end = nBlocks - b0 < kSpan32 ? nBlocks : b0 + kSpan32;
+    __m256 even[R][C], odd[R][C];
+    for (int r = 0; r < R; r++)
+      for (int c = 0; c < C; c++) even[r][c] = odd[r][c] = _mm256_setzero_ps();
+    blockPass<T, R, C>(w, wRowBytes, b0, end, x, actRowBytes, even);
+    blockPass<T, R, C>(w, wRowBytes, b0 + 1, end, x, actRowBytes, odd);
+    for (int r = 0; r < R; r++) {
+      for (int c = 0; c < C; c++) {
+        const float partial = horizontalSum(_mm256_add_ps(even[r][c], odd[r][c]));
+        sum[r][c] = b0 == 0 ? partial : sum[r][c] + partial;
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) y[c * ldy + r] = sum[r][c];
+}
+
+template <BType T, int C>
+void tileBlocksRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x,
+                    size_t actRowBytes, float* y, size_t ldy) {
+  switch (rows) {
+    case 4: tileBlocks<T, 4, C>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
+    case 3: tileBlocks<T, 3, C>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
+    case 2: tileBlocks<T, 2, C>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
+    default: tileBlocks<T, 1, C>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
+  }
+}
+
+using BTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x,
+                         size_t actRowBytes, float* y, size_t ldy);
+
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_1/Q5_0/Q5_1 @ X (nCols, n) Q8_1/Q8_0 -> Y[c * ldy + r]
+template <BType T>
+void matmulBlocks(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                  size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  const size_t nBlocks = n / kQK;
+  if (nCols == 1) {
+    for (size_t r = rowBegin; r < rowEnd; r++) y[r] = rowDotBlocks<T>(w + r * wRowBytes, x, nBlocks);
+    return;
+  }
+  constexpr size_t kRows = 4, kCols = 3;
+  for (size_t r = rowBegin; r < rowEnd; r += kRows) {
+    const size_t rows = rowEnd - r < kRows ? rowEnd - r : kRows;
+    for (size_t c = 0; c < nCols; c += kCols) {
+      const size_t cols = nCols - c < kCols ? nCols - c : kCols;
+      const BTileFn tile = cols == 3 ? tileBlocksRows<T, 3> : cols == 2 ? tileBlocksRows<T, 2> : tileBlocksRows<T, 1>;
+      tile(rows, w + r * wRowBytes, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
+    }
+  }
+}
+
+// ======================================================================================= dispatch
+
+using TypedMatmulFn = void (*)(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+                              const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
+
+// W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r]; other types leave Y untouched
+void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+            const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  TypedMatmulFn kernel = nullptr;
+  switch (wType) {
+    case GgmlType::Q2_K: kernel = matmulK<KType::Q2_K>; break;
+    case GgmlType::Q3_K: kernel = matmulK<KType::Q3_K>; break;
+    case GgmlType::Q4_K: kernel = matmulK<KType::Q4_K>; break;
+    case GgmlType::Q5_K: kernel = matmulK<KType::Q5_K>; break;
+    case GgmlType::Q6_K: kernel = matmulK<KType::Q6_K>; break;
+    case GgmlType::Q4_1: kernel = matmulBlocks<BType::Q4_1>; break;
+    case GgmlType::Q5_0: kernel = matmulBlocks<BType::Q5_0>; break;
+    case GgmlType::Q5_1: kernel = matmulBlocks<BType::Q5_1>; break;
+    default: return;
+  }
+  kernel(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+}
+
+// One row of n values of `type` -> out (n,), by the scalar reference (only token embedding lookups use it)
+void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n) {
+  scalar::dequantizeRow(type, row, out, n);
+}
+
+}  // namespace
+}  // namespace x86
+}  // namespace mn
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+
+namespace mn {
+namespace x86 {
+extern const QuantTypeKernels kQuantTypesAvx512 = {matmul, dequantizeRow};
+}  // namespace x86
+}  // namespace mn
+
+#endif  // x86-64
