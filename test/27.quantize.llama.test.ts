@@ -10,7 +10,7 @@ import { engineDistributions } from "./helpers/engine.js";
 import { LlamaOracle, disposeOracleLlama, llamaCppLoads } from "./helpers/llama-oracle.js";
 
 const root = join(import.meta.dirname, "..");
-const dir = join(root, ".cache", "test-81-quantize-llama");
+const dir = join(root, ".cache", "test-27-quantize-llama");
 const PROMPT =
   "In the beginning God created the heaven and the earth. And the earth was without form, and void; and darkness " +
   "was upon the face of the deep. And the Spirit of God moved upon the face of the waters.";
@@ -35,7 +35,7 @@ async function promptTokens(path: string): Promise<number[]> {
   }
 }
 
-describe("81 quantize: llama.cpp reads every file the quantizer writes, and the engine agrees with it", () => {
+describe("27 quantize: llama.cpp reads every file the quantizer writes, and the engine agrees with it", () => {
   it.each(QUANTIZE_TYPES.map((type) => [type]))("%s: llama.cpp loads the file, and engine vs llama.cpp mean KL ≤ 1e-3, top-1 ≥ 97%", async (type) => {
     const output = join(dir, `parity-${type}.gguf`);
     await quantizeModel(await cachedTestModel(PARITY_MODEL), output, { type, threads: 2 });

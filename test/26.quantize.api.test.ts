@@ -11,7 +11,7 @@ import { GgmlType } from "../lib/gguf/types.js";
 import { cachedTestModel, synthesizeTensor } from "../lib/testing/test-model.js";
 
 const root = join(import.meta.dirname, "..");
-const dir = join(root, ".cache", "test-80-quantize-api");
+const dir = join(root, ".cache", "test-26-quantize-api");
 const cli = join(root, "dist", "cli", "main.js");
 // nFf 320 is a multiple of 32 but not of 256: ffn_down rows take the 32-block fallback.
 const SMALL = { nEmbd: 256, nFf: 320, nLayers: 2, nHeads: 8, nHeadsKv: 2, nExperts: 8, nExpertsUsed: 2 } as const;
@@ -48,7 +48,7 @@ async function rejection(promise: Promise<unknown>): Promise<Error & { code?: st
   throw new Error("expected the call to reject");
 }
 
-describe("80 quantize: the q4_k_m mix, the data and the progress", () => {
+describe("26 quantize: the q4_k_m mix, the data and the progress", () => {
   it("q4_k_m follows llama.cpp's Mixtral recipe: output Q6_K, attn_k/attn_v Q8_0, attn_output Q5_K, more bits for ffn_down in use_more_bits layers, 32-block fallback for 320-value rows, norms and router F32", async () => {
     const output = join(dir, "mix.gguf");
     const result = await quantizeModel(input, output, { type: "q4_k_m", threads: 2 });
@@ -104,7 +104,7 @@ describe("80 quantize: the q4_k_m mix, the data and the progress", () => {
   });
 });
 
-describe("80 quantize: bad input fails before any work", () => {
+describe("26 quantize: bad input fails before any work", () => {
   it("an unknown type is a QuantizeError QUANTIZE_UNKNOWN_TYPE naming the value and listing every valid type", async () => {
     let progressCalls = 0;
     const error = await rejection(quantizeModel(input, join(dir, "bad-type.gguf"), { type: "q4_k_x" as never, onProgress: () => progressCalls++ }));
@@ -154,7 +154,7 @@ describe("80 quantize: bad input fails before any work", () => {
   });
 });
 
-describe("80 quantize: an interrupted run leaves nothing at the output path", () => {
+describe("26 quantize: an interrupted run leaves nothing at the output path", () => {
   it("an abort during the run rejects with AbortError and leaves neither the output nor a temporary file", async () => {
     const controller = new AbortController();
     let chunks = 0;
@@ -174,7 +174,7 @@ describe("80 quantize: an interrupted run leaves nothing at the output path", ()
   });
 });
 
-describe("80 quantize: `mixtral-native quantize`", () => {
+describe("26 quantize: `mixtral-native quantize`", () => {
   it("writes the file, prints a summary and exits 0", () => {
     const output = join(dir, "cli.gguf");
     const result = spawnSync(process.execPath, [cli, "quantize", input, output, "--type", "Q4_0", "--threads", "2"], { encoding: "utf8", timeout: 120_000 });
