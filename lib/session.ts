@@ -313,6 +313,7 @@ export class Session implements Disposable {
    * (for Mixtral 8x7B with an f16 cache, 128 KiB per token); call it while the session is idle.
    * @example
    * ```ts
+   * import { writeFile } from "node:fs/promises";
    * await writeFile("chat.state", session.saveState());
    * ```
    */
@@ -329,6 +330,7 @@ export class Session implements Disposable {
    * (another kvCacheType or sliding window, or more tokens than this session's context).
    * @example
    * ```ts
+   * import { readFile } from "node:fs/promises";
    * const session = model.createSession();
    * session.loadState(await readFile("chat.state"));
    * for await (const { text } of session.generate("", { maxTokens: 32 })) process.stdout.write(text);

@@ -13,10 +13,27 @@ import { withNativeErrors } from "../errors.js";
 import { native } from "../native.js";
 import { checkPath, checkVerifyOption } from "./reader.js";
 
-/** How the expert weights are stored. */
+/**
+ * How the expert weights are stored: {@link ModelInfo.expertLayout}.
+ * @example
+ * ```ts
+ * import { inspectModel, type ExpertLayout } from "mixtral-native";
+ * const layout: ExpertLayout = (await inspectModel("mixtral.gguf")).expertLayout;
+ * if (layout === "legacy") console.log("one tensor per expert (a GGUF converted before April 2024)");
+ * ```
+ */
 export type ExpertLayout = "merged" | "legacy" | "dense";
 
-/** A validated model's hyperparameters and file facts. */
+/**
+ * A validated model's hyperparameters and file facts: what {@link inspectModel} resolves with and
+ * {@link Mixtral.info} holds.
+ * @example
+ * ```ts
+ * import { inspectModel, type ModelInfo } from "mixtral-native";
+ * const info: ModelInfo = await inspectModel("mixtral-8x7b-instruct.Q4_K_M.gguf");
+ * console.log(info.fileTypeName, `${info.nLayers} layers`, `${info.nExpertsUsed} of ${info.nExperts} experts`, info.tensorTypes);
+ * ```
+ */
 export interface ModelInfo {
   /** general.architecture; always "llama" (Mixtral, Mistral and Llama share it). */
   architecture: string;
@@ -52,6 +69,14 @@ export interface ModelInfo {
   expertLayout: ExpertLayout;
 }
 
+/**
+ * Options of {@link inspectModel}.
+ * @example
+ * ```ts
+ * import { inspectModel } from "mixtral-native";
+ * const info = await inspectModel("downloaded.gguf", { verifyTensorData: true }); // GgufError GGUF_NAN on a corrupt tensor
+ * ```
+ */
 export interface InspectModelOptions {
   /** Scan every tensor for NaN and infinity (reads the whole file; `GGUF_NAN` on failure). Default false. */
   verifyTensorData?: boolean;
@@ -92,13 +117,33 @@ const FILE_TYPE_NAMES: Readonly<Record<number, string>> = {
   32: "MOSTLY_BF16", 36: "MOSTLY_TQ1_0", 37: "MOSTLY_TQ2_0",
 };
 
-/** llama.cpp's name for a general.file_type value, or null for an id it does not define. */
+/**
+ * llama.cpp's name for a general.file_type value, or null for an id it does not define.
+ * @example
+ * ```ts
+ * import { fileTypeName } from "mixtral-native";
+ * fileTypeName(15); // "MOSTLY_Q4_K_M"
+ * fileTypeName(5);  // null (an id llama.cpp retired)
+ * ```
+ */
 export function fileTypeName(fileType: number): string | null {
   return FILE_TYPE_NAMES[fileType] ?? null;
 }
 
 /**
- * Validates the GGUF file at `path` as a Mixtral / Mistral / Llama model, off the main thread.
+ * Validates the GGUF file at `path` as a Mixtral / Mistral / Llama model, off the main thread, without loading
+ * it: what `mixtral-native info` prints.
+ * @example
+ * ```ts
+ * import { GgufError, inspectModel } from "mixtral-native";
+ * try {
+ *   const info = await inspectModel("mixtral.gguf");
+ *   console.log(`${info.nExperts} experts, ${info.nExpertsUsed} used per token, context ${info.contextLength}`);
+ * } catch (err) {
+ *   if (err instanceof GgufError) console.error(`not a usable model: ${err.code}`);
+ *   else throw err;
+ * }
+ * ```
  * @throws {TypeError} for a bad argument.
  * @throws {GgufError} with a `GGUF_*` code (malformed file) or a `MODEL_*` code (not a model this library runs).
  */

@@ -5,7 +5,15 @@
 import { native } from "../native.js";
 import { GGML_TYPE_TRAITS, GgmlType } from "./types.js";
 
-/** The types {@link quantize} can write. */
+/**
+ * The types {@link quantize} can write; {@link dequantize} reads every known type.
+ * @example
+ * ```ts
+ * import { GGML_TYPE_TRAITS, QUANTIZABLE_TYPES } from "mixtral-native";
+ * console.log(QUANTIZABLE_TYPES.map((type) => GGML_TYPE_TRAITS[type].name).join(", "));
+ * // F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
+ * ```
+ */
 export const QUANTIZABLE_TYPES: readonly GgmlType[] = [
   GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1,
   GgmlType.Q2_K, GgmlType.Q3_K, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
@@ -36,7 +44,16 @@ export function quantize(type: GgmlType, values: Float32Array, rowLength: number
   return native().quantizeRows(type, values, rowLength);
 }
 
-/** Expands bytes of `type` (whole rows of `rowLength` values) to floats. */
+/**
+ * Expands bytes of `type` (whole rows of `rowLength` values) to floats, as llama.cpp dequantizes them. Reads
+ * every {@link GgmlType}, K-quants included, so a tensor of a GGUF file can be inspected in JavaScript.
+ * @example
+ * ```ts
+ * import { GgmlType, dequantize, quantize } from "mixtral-native";
+ * const values = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i));
+ * const restored = dequantize(GgmlType.Q8_0, quantize(GgmlType.Q8_0, values, 64), 64); // 64 floats, each within about 1/254 of the largest |value|
+ * ```
+ */
 export function dequantize(type: GgmlType, bytes: Uint8Array, rowLength: number): Float32Array {
   if (!(bytes instanceof Uint8Array)) throw new TypeError("bytes must be a Uint8Array");
   checkRows("bytes", type, 0, rowLength);

@@ -13,7 +13,16 @@ import { withNativeErrors } from "../errors.js";
 import { native } from "../native.js";
 import type { GgmlType, GgufValue, GgufValueType } from "./types.js";
 
-/** One metadata value with its GGUF type; arrays also carry their element type. */
+/**
+ * One metadata value with its GGUF type; arrays also carry their element type.
+ * @example
+ * ```ts
+ * import { GgufValueType, readGguf, type GgufMetadataEntry } from "mixtral-native";
+ * const { metadata } = await readGguf("model.gguf");
+ * const entry: GgufMetadataEntry | undefined = metadata.get("llama.context_length");
+ * if (entry?.type === GgufValueType.UINT32) console.log(entry.value); // e.g. 32768
+ * ```
+ */
 export interface GgufMetadataEntry {
   type: GgufValueType;
   /** Present for ARRAY values. */
@@ -26,6 +35,16 @@ export interface GgufMetadataEntry {
   value: GgufValue;
 }
 
+/**
+ * Where one tensor lives in the file and what it holds: name, ggml type, shape and byte range.
+ * @example
+ * ```ts
+ * import { GgmlType, readGguf, type GgufTensorDescriptor } from "mixtral-native";
+ * const { tensors } = await readGguf("mixtral.gguf");
+ * const experts: GgufTensorDescriptor[] = tensors.filter((t) => t.name.endsWith("_exps.weight"));
+ * for (const { name, type, shape, byteLength } of experts) console.log(name, GgmlType[type], shape, byteLength);
+ * ```
+ */
 export interface GgufTensorDescriptor {
   name: string;
   type: GgmlType;
@@ -36,6 +55,15 @@ export interface GgufTensorDescriptor {
   byteLength: number;
 }
 
+/**
+ * A GGUF file's header, metadata and tensor descriptors: what {@link readGguf} resolves with.
+ * @example
+ * ```ts
+ * import { readGguf, type GgufFileInfo } from "mixtral-native";
+ * const { version, metadata, tensors, dataOffset, fileSize }: GgufFileInfo = await readGguf("model.gguf");
+ * console.log(`GGUF v${version}: ${metadata.size} keys, ${tensors.length} tensors, ${fileSize - dataOffset} bytes of data`);
+ * ```
+ */
 export interface GgufFileInfo {
   version: number;
   /** general.alignment, or the default 32. */
@@ -49,6 +77,14 @@ export interface GgufFileInfo {
   tensors: GgufTensorDescriptor[];
 }
 
+/**
+ * Options of {@link readGguf}.
+ * @example
+ * ```ts
+ * import { readGguf } from "mixtral-native";
+ * const file = await readGguf("model.gguf", { verifyTensorData: true }); // GgufError GGUF_NAN on a NaN or infinity
+ * ```
+ */
 export interface ReadGgufOptions {
   /**
    * Also scan every tensor's values (F32/F16/BF16) and block scales (quantized types) for NaN and infinity,
@@ -68,7 +104,13 @@ export interface NativeGgufFile {
 }
 
 /**
- * Parses the GGUF file at `path` off the main thread.
+ * Parses the GGUF file at `path` off the main thread. Works on any GGUF file, not only models this library runs.
+ * @example
+ * ```ts
+ * import { readGguf } from "mixtral-native";
+ * const { metadata, tensors } = await readGguf("model.gguf");
+ * console.log(metadata.get("general.architecture")?.value, tensors.length);
+ * ```
  * @throws {TypeError} for a bad argument.
  * @throws {GgufError} (`GGUF_*` code) when the file cannot be opened or is malformed.
  */

@@ -25,6 +25,12 @@ const MAX_TENSOR_NAME_BYTES = 63;
 /**
  * Tensor bytes, or a function that makes them when the writer reaches the tensor: all at once, or as consecutive
  * chunks (an async iterable), so a tensor never has to sit whole in memory.
+ * @example
+ * ```ts
+ * import { GgmlType, GgufWriter, quantize, type TensorData } from "mixtral-native";
+ * const lazy: TensorData = () => quantize(GgmlType.Q8_0, new Float32Array(4096 * 4096).fill(0.01), 4096);
+ * new GgufWriter().addTensor("blk.0.attn_q.weight", GgmlType.Q8_0, [4096, 4096], lazy);
+ * ```
  */
 export type TensorData = Uint8Array | (() => Uint8Array | Promise<Uint8Array> | AsyncIterable<Uint8Array>);
 
@@ -43,18 +49,52 @@ interface PendingTensor {
   data: TensorData;
 }
 
+/**
+ * Options of the {@link GgufWriter} constructor.
+ * @example
+ * ```ts
+ * import { GgufWriter } from "mixtral-native";
+ * const writer = new GgufWriter({ alignment: 64 }); // also writes general.alignment = 64
+ * ```
+ */
 export interface GgufWriterOptions {
   /** `general.alignment`; a power of two. Default 32. */
   alignment?: number;
 }
 
+/**
+ * Options of {@link GgufWriter.write}.
+ * @example
+ * ```ts
+ * await writer.write("model.gguf", {
+ *   signal: AbortSignal.timeout(60_000), // AbortError; nothing is left at the path
+ *   onProgress: (written, count) => console.log(`${written}/${count} tensors`),
+ * });
+ * ```
+ */
 export interface WriteOptions {
+  /** Stops the write between tensors with an AbortError; the temporary file is removed. */
   signal?: AbortSignal;
   /** Called after each tensor with the number written so far. */
   onProgress?: (tensorsWritten: number, tensorCount: number) => void;
 }
 
+/**
+ * Builds a GGUF v3 file: set metadata keys, add tensors (bytes of their ggml type, possibly made lazily), then
+ * {@link write}. The file appears at its path only once complete. The test models of `mixtral-native/testing`
+ * are written with it.
+ * @example
+ * ```ts
+ * import { GgmlType, GgufValueType, GgufWriter } from "mixtral-native";
+ * const writer = new GgufWriter();
+ * writer.set("general.architecture", GgufValueType.STRING, "llama");
+ * writer.set("tokenizer.ggml.tokens", GgufValueType.ARRAY, ["<unk>", "<s>", "</s>"], GgufValueType.STRING);
+ * writer.addTensor("output_norm.weight", GgmlType.F32, [4096], new Uint8Array(new Float32Array(4096).fill(1).buffer));
+ * await writer.write("model.gguf");
+ * ```
+ */
 export class GgufWriter {
+  /** `general.alignment`: tensor data offsets are multiples of it. */
   readonly alignment: number;
   private readonly kvs = new Map<string, PendingKv>();
   private readonly tensors = new Map<string, PendingTensor>();

@@ -18,6 +18,16 @@ import { MixtralError } from "../errors.js";
  * - `JSON_SCHEMA_UNSUPPORTED`: a keyword outside the supported subset (`keyword` names it).
  * - `JSON_SCHEMA_INVALID`: the schema itself is malformed (`path` says where).
  * - `JSON_SCHEMA_UNSATISFIABLE`: no JSON value satisfies the schema.
+ * @example
+ * ```ts
+ * import { GrammarError, type GrammarErrorCode } from "mixtral-native";
+ * const { json, stopReason } = await chat.send("Give me a colour as JSON.", { jsonSchema: { enum: ["red", "blue"] }, maxTokens: 8 });
+ * try { console.log(json); }
+ * catch (err) {
+ *   const code: GrammarErrorCode | undefined = err instanceof GrammarError ? err.code : undefined;
+ *   if (code === "GRAMMAR_INCOMPLETE") console.log(`cut short (${stopReason}); allow more maxTokens`);
+ * }
+ * ```
  */
 export type GrammarErrorCode =
   | "GRAMMAR_SYNTAX"
@@ -35,6 +45,16 @@ export type GrammarErrorCode =
   | "JSON_SCHEMA_INVALID"
   | "JSON_SCHEMA_UNSATISFIABLE";
 
+/**
+ * Where a {@link GrammarError} points: the GBNF position or the JSON-schema keyword and location, and the
+ * cause. The error copies them onto its own `line`, `column`, `keyword` and `path`.
+ * @example
+ * ```ts
+ * import { GrammarError, type GrammarErrorDetails } from "mixtral-native";
+ * const details: GrammarErrorDetails = { keyword: "format", path: "/properties/date" };
+ * throw new GrammarError("JSON_SCHEMA_UNSUPPORTED", 'keyword "format" is not supported', details);
+ * ```
+ */
 export interface GrammarErrorDetails {
   /** 1-based line in the GBNF text. */
   line?: number;

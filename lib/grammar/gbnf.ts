@@ -11,7 +11,20 @@
  */
 import { GrammarError } from "./errors.js";
 
-/** A sub-expression; character classes hold inclusive code-point ranges. */
+/**
+ * A node of a parsed GBNF rule body ({@link parseGbnf}); character classes hold inclusive code-point ranges, and
+ * a repeat without an upper bound has `max` Infinity.
+ * @example
+ * ```ts
+ * import { parseGbnf, type GbnfExpression } from "mixtral-native";
+ * const refs = (e: GbnfExpression): string[] =>
+ *   e.kind === "ref" ? [e.name]
+ *   : e.kind === "sequence" ? e.items.flatMap(refs)
+ *   : e.kind === "alternation" ? e.options.flatMap(refs)
+ *   : e.kind === "repeat" ? refs(e.item) : [];
+ * refs(parseGbnf('root ::= "no" digit{2}\ndigit ::= [0-9]').rules[0].body); // ["digit"]
+ * ```
+ */
 export type GbnfExpression =
   | { readonly kind: "literal"; readonly codePoints: readonly number[] }
   | { readonly kind: "class"; readonly negated: boolean; readonly ranges: readonly (readonly [number, number])[] }
@@ -21,6 +34,15 @@ export type GbnfExpression =
   | { readonly kind: "alternation"; readonly options: readonly GbnfExpression[] }
   | { readonly kind: "repeat"; readonly item: GbnfExpression; readonly min: number; readonly max: number };
 
+/**
+ * One `name ::= body` rule of a parsed grammar, with the 1-based line and column where it starts.
+ * @example
+ * ```ts
+ * import { parseGbnf, type GbnfRule } from "mixtral-native";
+ * const [root]: readonly GbnfRule[] = parseGbnf('root ::= "yes" | "no"').rules;
+ * console.log(root.name, root.body.kind, root.line); // root alternation 1
+ * ```
+ */
 export interface GbnfRule {
   readonly name: string;
   readonly body: GbnfExpression;
@@ -28,6 +50,16 @@ export interface GbnfRule {
   readonly column: number;
 }
 
+/**
+ * A parsed GBNF grammar: its rules in source order, before rule names are resolved (that happens when a
+ * {@link Grammar} compiles it).
+ * @example
+ * ```ts
+ * import { parseGbnf, type GbnfGrammar } from "mixtral-native";
+ * const grammar: GbnfGrammar = parseGbnf('root ::= item+\nitem ::= [a-z] " "');
+ * console.log(grammar.rules.map((rule) => rule.name)); // ["root", "item"]
+ * ```
+ */
 export interface GbnfGrammar {
   readonly rules: readonly GbnfRule[];
 }

@@ -45,7 +45,18 @@ function toBytes(text: string | Uint8Array, name: string): Uint8Array {
   throw new TypeError(`${name} must be a string or a Uint8Array; got ${typeof text}`);
 }
 
-/** A compiled grammar. Immutable; share it across generations and vocabularies. */
+/**
+ * A compiled grammar (GBNF text or a JSON schema) that constrains generation. Immutable; share it across
+ * generations and vocabularies. Pass it as the `grammar` option of {@link Session.generate} or {@link Chat.send},
+ * or drive a {@link GrammarMatcher} yourself.
+ * @example
+ * ```ts
+ * import { Grammar } from "mixtral-native";
+ * const answer = Grammar.fromGbnf('root ::= " "? ("yes" | "no")');
+ * const { text } = await chat.send("Is the sea salty?", { grammar: answer, temperature: 0 });
+ * answer.matches(text); // true
+ * ```
+ */
 export class Grammar {
   /** The GBNF text (for a JSON schema: the generated grammar). */
   readonly gbnf: string;
@@ -130,7 +141,18 @@ export class Grammar {
   }
 }
 
-/** A grammar from a JSON schema, whose output {@link parse} turns into `T`. */
+/**
+ * A grammar from a JSON schema, whose output {@link parse} turns into `T` (the type the schema admits). Made by
+ * {@link Grammar.fromJsonSchema}; generation with it gives a result whose `json` has type `T`.
+ * @example
+ * ```ts
+ * import { Grammar, type JsonGrammar } from "mixtral-native";
+ * const point: JsonGrammar<{ x: number; y: number }> = Grammar.fromJsonSchema({
+ *   type: "object", properties: { x: { type: "number" }, y: { type: "number" } }, required: ["x", "y"],
+ * });
+ * const { x, y } = point.parse('{"x": 1, "y": 2.5}');
+ * ```
+ */
 export class JsonGrammar<T> extends Grammar {
   readonly schema: JsonSchema;
 

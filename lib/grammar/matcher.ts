@@ -154,11 +154,12 @@ export class CompiledGrammar {
  * @example
  * ```ts
  * const matcher = grammar.createMatcher(vocabulary);
+ * let logits = await session.eval(model.tokenizer.encode("[INST] Pick a number. [/INST]"));
  * while (!matcher.isFinished) {
- *   const logits = await session.eval(...);
  *   matcher.applyMask(logits);            // disallowed tokens → -Infinity
  *   const token = sampler.sample(logits);
  *   matcher.acceptToken(token);           // an end token finishes the matcher
+ *   if (!matcher.isFinished) logits = await session.eval([token]);
  * }
  * ```
  */

@@ -4,20 +4,66 @@
  * @module
  */
 
-/** A JSON value as `JSON.parse` returns it. */
+/**
+ * A JSON value as `JSON.parse` returns it: the `json` type of a schema that allows anything (`true`, `{}`).
+ * @example
+ * ```ts
+ * import type { JsonValue } from "mixtral-native";
+ * const { json } = await chat.send("Any JSON, please.", { jsonSchema: true });
+ * const value: JsonValue = json;
+ * ```
+ */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
-/** A JSON value as a const schema may spell it (readonly arrays and objects). */
+/**
+ * A JSON value as a const schema may spell it (readonly arrays and objects): the type of `const` and `enum`
+ * entries.
+ * @example
+ * ```ts
+ * import { Grammar, type JsonValueInput } from "mixtral-native";
+ * const origin = { x: 0, y: 0 } as const satisfies JsonValueInput;
+ * const grammar = Grammar.fromJsonSchema({ const: origin }); // JsonGrammar<{ x: 0; y: 0 }>
+ * ```
+ */
 export type JsonValueInput = string | number | boolean | null | readonly JsonValueInput[] | { readonly [key: string]: JsonValueInput };
 
+/**
+ * The names a schema's `type` keyword takes, alone or as a list.
+ * @example
+ * ```ts
+ * import { Grammar, type JsonTypeName } from "mixtral-native";
+ * const types = ["string", "null"] as const satisfies readonly JsonTypeName[];
+ * const nullable = Grammar.fromJsonSchema({ type: types }); // JsonGrammar<string | null>
+ * ```
+ */
 export type JsonTypeName = "object" | "array" | "string" | "number" | "integer" | "boolean" | "null";
 
 /**
  * The supported JSON-schema subset (see docs/grammar.md). Other keywords type-check (schemas often come from
  * JSON files) but are rejected at run time with `JSON_SCHEMA_UNSUPPORTED` naming the keyword.
+ * @example
+ * ```ts
+ * import { readFileSync } from "node:fs";
+ * import { Grammar, type JsonSchema } from "mixtral-native";
+ * const schema = JSON.parse(readFileSync("invoice.schema.json", "utf8")) as JsonSchema;
+ * const grammar = Grammar.fromJsonSchema(schema); // JsonGrammar<JsonValue>: the type is known only at run time
+ * ```
  */
 export type JsonSchema = boolean | JsonSchemaObject;
 
+/**
+ * A JSON schema given as an object (the other form is `true`/`false`): the keywords of the supported subset.
+ * @example
+ * ```ts
+ * import type { JsonSchemaObject } from "mixtral-native";
+ * const person = {
+ *   type: "object",
+ *   properties: { name: { type: "string", maxLength: 40 }, tags: { type: "array", items: { type: "string" }, maxItems: 3 } },
+ *   required: ["name"],
+ * } as const satisfies JsonSchemaObject;
+ * const { json } = await chat.send("Describe Ada Lovelace.", { jsonSchema: person }); // { name: string; tags?: string[] }
+ * ```
+ */
 export interface JsonSchemaObject {
   readonly type?: JsonTypeName | readonly JsonTypeName[];
   readonly properties?: { readonly [name: string]: JsonSchema };

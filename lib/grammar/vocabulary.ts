@@ -13,6 +13,14 @@
  * @module
  */
 
+/**
+ * Options of {@link TokenVocabulary.from}.
+ * @example
+ * ```ts
+ * import { TokenVocabulary } from "mixtral-native";
+ * const vocabulary = TokenVocabulary.from(pieces, { endTokens: [model.tokenizer.eos!] });
+ * ```
+ */
 export interface TokenVocabularyOptions {
   /** Tokens that end generation (EOS): allowed exactly when the grammar is complete. */
   endTokens: readonly number[];
@@ -20,6 +28,19 @@ export interface TokenVocabularyOptions {
 
 const cache = new WeakMap<readonly Uint8Array[], TokenVocabulary[]>();
 
+/**
+ * A vocabulary's tokens as the grammar masker sees them: each token's bytes in a byte trie, built once per
+ * vocabulary and shared by every grammar. Needed only to drive a {@link GrammarMatcher} yourself; `generate`
+ * and `send` build their own.
+ * @example
+ * ```ts
+ * import { Grammar, TokenVocabulary } from "mixtral-native";
+ * const { tokenizer } = model;
+ * const pieces = Array.from({ length: tokenizer.vocabSize }, (_, id) => tokenizer.pieceBytes(id)); // control tokens: empty
+ * const vocabulary = TokenVocabulary.from(pieces, { endTokens: [tokenizer.eos!] });
+ * const matcher = Grammar.fromGbnf('root ::= [0-9]+').createMatcher(vocabulary);
+ * ```
+ */
 export class TokenVocabulary {
   /** Number of tokens (the logits' length). */
   readonly size: number;

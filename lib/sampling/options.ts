@@ -8,7 +8,21 @@ import { assertKnownOptions } from "../validate.js";
 
 export { assertKnownOptions };
 
-/** What a custom `sampler` function receives besides the logits. */
+/**
+ * What a custom `sampler` function receives besides the logits: the penalty window and the (seeded) generator.
+ * @example
+ * ```ts
+ * import type { CustomSamplerContext } from "mixtral-native";
+ * // Greedy, but never the same token twice in a row.
+ * function noRepeat(logits: Float32Array, { previousTokens }: CustomSamplerContext): number {
+ *   const last = previousTokens.at(-1);
+ *   let best = last === 0 ? 1 : 0;
+ *   for (let id = 0; id < logits.length; id++) if (id !== last && logits[id] > logits[best]) best = id;
+ *   return best;
+ * }
+ * await chat.send("Count to ten.", { sampler: noRepeat });
+ * ```
+ */
 export interface CustomSamplerContext {
   /** The tokens in the penalty window, oldest first (at most `penaltyLastN`; all given when penalties are off). */
   readonly previousTokens: readonly number[];
@@ -19,12 +33,27 @@ export interface CustomSamplerContext {
 /**
  * A custom sampling function. It receives the logits after `logitBias` and the penalties (a copy; masked tokens
  * are -Infinity) and returns the chosen token id, an integer in [0, logits.length) whose logit is not -Infinity.
+ * @example
+ * ```ts
+ * import { samplers, type CustomSampler } from "mixtral-native";
+ * // Top-3 at temperature 0.5, drawn with the seeded generator.
+ * const top3: CustomSampler = (logits, { random }) => samplers.draw(samplers.temperature(samplers.topK(logits, 3), 0.5), random);
+ * const { text } = await chat.send("Name a fruit.", { sampler: top3, seed: 7 });
+ * ```
  */
 export type CustomSampler = (logits: Float32Array, context: CustomSamplerContext) => number;
 
 /**
- * Options of {@link sample} and {@link createSampler}. Every field is optional; the defaults are llama.cpp's
+ * Options of {@link sample} and {@link createSampler}, and the sampling part of the options of
+ * {@link Session.generate} and {@link Chat.send}. Every field is optional; the defaults are llama.cpp's
  * (`common_params_sampling`), listed in {@link SAMPLING_DEFAULTS}.
+ * @example
+ * ```ts
+ * import { createSampler, type SamplingOptions } from "mixtral-native";
+ * const creative: SamplingOptions = { temperature: 1.0, topP: 0.9, minP: 0.02, repeatPenalty: 1.1, seed: 12 };
+ * const sampler = createSampler(creative);
+ * const reply = await chat.send("Write a limerick.", { ...creative, maxTokens: 80 });
+ * ```
  */
 export interface SamplingOptions {
   /** Divides the logits before the final draw. 0 = greedy (argmax). Finite, ≥ 0. Default 0.8. */
@@ -53,7 +82,15 @@ export interface SamplingOptions {
   sampler?: CustomSampler;
 }
 
-/** The options with every default filled in (`seed` stays optional; `sampler` may be absent). */
+/**
+ * The options with every default filled in (`seed` stays optional; `sampler` may be absent): what
+ * {@link resolveSamplingOptions} returns and {@link Sampler.options} holds.
+ * @example
+ * ```ts
+ * import { createSampler, type ResolvedSamplingOptions } from "mixtral-native";
+ * const { temperature, topK, penaltyLastN }: ResolvedSamplingOptions = createSampler({ temperature: 0.5 }).options; // 0.5, 40, 64
+ * ```
+ */
 export interface ResolvedSamplingOptions {
   readonly temperature: number;
   readonly topK: number;
@@ -69,7 +106,15 @@ export interface ResolvedSamplingOptions {
   readonly sampler: CustomSampler | undefined;
 }
 
-/** llama.cpp's defaults (common/common.h, `common_params_sampling`), which this library uses too. */
+/**
+ * llama.cpp's defaults (common/common.h, `common_params_sampling`), which this library uses too.
+ * @example
+ * ```ts
+ * import { SAMPLING_DEFAULTS } from "mixtral-native";
+ * const cooler = { ...SAMPLING_DEFAULTS, temperature: SAMPLING_DEFAULTS.temperature / 2 }; // 0.4, the rest unchanged
+ * const { text } = await chat.send("Summarise the plot of Hamlet.", cooler);
+ * ```
+ */
 export const SAMPLING_DEFAULTS = Object.freeze({
   temperature: 0.8,
   topK: 40,
@@ -82,7 +127,16 @@ export const SAMPLING_DEFAULTS = Object.freeze({
   penaltyLastN: 64,
 });
 
-/** Every option name {@link sample} and {@link createSampler} accept. */
+/**
+ * Every option name {@link sample} and {@link createSampler} accept: for picking the sampling options out of a
+ * larger settings object.
+ * @example
+ * ```ts
+ * import { SAMPLING_OPTION_NAMES, type SamplingOptions } from "mixtral-native";
+ * const settings: Record<string, unknown> = { temperature: 0.7, topK: 20, theme: "dark" };
+ * const sampling = Object.fromEntries(Object.entries(settings).filter(([key]) => (SAMPLING_OPTION_NAMES as readonly string[]).includes(key))) as SamplingOptions;
+ * ```
+ */
 export const SAMPLING_OPTION_NAMES: readonly (keyof SamplingOptions)[] = Object.freeze([
   "temperature",
   "topK",
@@ -122,7 +176,14 @@ function integerAtLeastZero(name: string, value: number): number {
 
 /**
  * Checks `options` and fills in the defaults. Throws TypeError for unknown names or wrong types and RangeError
- * (naming the option and the value) for NaN, infinite or out-of-range values.
+ * (naming the option and the value) for NaN, infinite or out-of-range values. Use it to reject bad settings
+ * (from a config file, a form) before a generation starts.
+ * @example
+ * ```ts
+ * import { resolveSamplingOptions } from "mixtral-native";
+ * resolveSamplingOptions({ temperature: 0 }).topK; // 40 (the default)
+ * resolveSamplingOptions({ topP: 1.5 });           // RangeError: options.topP must be in [0, 1] (1 = off); got 1.5
+ * ```
  */
 export function resolveSamplingOptions(options: SamplingOptions | undefined = {}): ResolvedSamplingOptions {
   if (options === null || typeof options !== "object") {

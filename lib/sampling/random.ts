@@ -14,12 +14,31 @@
  * @module
  */
 
-/** A source of uniform floats in [0, 1). {@link createRandom} makes a seeded one. */
+/**
+ * A source of uniform floats in [0, 1): what {@link samplers.draw} and a custom sampler draw with.
+ * {@link createRandom} makes a seeded one; any object with `nextFloat` will do.
+ * @example
+ * ```ts
+ * import { samplers, type RandomSource } from "mixtral-native";
+ * const unseeded: RandomSource = { nextFloat: () => Math.random() };
+ * const token = samplers.draw(logits, unseeded);
+ * ```
+ */
 export interface RandomSource {
   nextFloat(): number;
 }
 
-/** A seeded xoshiro128** generator. */
+/**
+ * A seeded xoshiro128** generator: the same seed gives the same numbers on every platform and Node version.
+ * Made by {@link createRandom}.
+ * @example
+ * ```ts
+ * import { createRandom, type SeededRandom } from "mixtral-native";
+ * const random: SeededRandom = createRandom(7);
+ * const fork = random.clone(); // continues from the same point
+ * random.nextFloat() === fork.nextFloat(); // true
+ * ```
+ */
 export interface SeededRandom extends RandomSource {
   /** The seed it was created with. */
   readonly seed: number;

@@ -20,7 +20,15 @@ import { Candidates, applyMinP, applyTopK, applyTopP, applyTypicalP } from "./ca
 import { assertKnownOptions, resolveSamplingOptions, type ResolvedSamplingOptions, type SamplingOptions } from "./options.js";
 import { createRandom, randomSeed, type RandomSource, type SeededRandom } from "./random.js";
 
-/** Per-call context of {@link sample}. */
+/**
+ * Per-call context of {@link sample}: the tokens the penalties look at, and optionally a generator to draw with.
+ * @example
+ * ```ts
+ * import { createRandom, sample, type SampleContext } from "mixtral-native";
+ * const context: SampleContext = { previousTokens: session.tokens, random: createRandom(3) };
+ * const token = sample(logits, { repeatPenalty: 1.1 }, context);
+ * ```
+ */
 export interface SampleContext {
   /** Earlier tokens (prompt and generated), oldest first; the penalties use the last `penaltyLastN`. */
   previousTokens?: ArrayLike<number>;
@@ -28,7 +36,24 @@ export interface SampleContext {
   random?: RandomSource;
 }
 
-/** A stateful sampler for a generation loop: scratch, penalty window and generator live across calls. */
+/**
+ * A stateful sampler for a generation loop: scratch, penalty window and generator live across calls. Made by
+ * {@link createSampler}.
+ * @example
+ * ```ts
+ * import { createSampler, type Sampler } from "mixtral-native";
+ * const sampler: Sampler = createSampler({ temperature: 0.7, repeatPenalty: 1.1 });
+ * const prompt = model.tokenizer.encode("[INST] Tell me a joke. [/INST]");
+ * sampler.accept(prompt); // the penalties see the prompt too
+ * let logits = await session.eval(prompt);
+ * for (let i = 0; i < 32; i++) {
+ *   const token = sampler.sample(logits);
+ *   if (token === model.tokenizer.eos) break;
+ *   logits = await session.eval([token]);
+ * }
+ * console.log(`seed ${sampler.seed}`); // log it to reproduce this run
+ * ```
+ */
 export interface Sampler {
   /** The validated options with their defaults. */
   readonly options: ResolvedSamplingOptions;

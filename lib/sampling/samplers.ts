@@ -100,10 +100,21 @@ export function logitBias(logits: Float32Array, bias: ReadonlyMap<number, number
   return target;
 }
 
-/** Penalty strengths; the defaults (1, 0, 0) change nothing. */
+/**
+ * Penalty strengths of {@link samplers.penalties}; the defaults (1, 0, 0) change nothing.
+ * @example
+ * ```ts
+ * import { samplers, type PenaltyOptions } from "mixtral-native";
+ * const penalty: PenaltyOptions = { repeatPenalty: 1.1, presencePenalty: 0.2 };
+ * const adjusted = samplers.penalties(logits, session.tokens.slice(-64), penalty);
+ * ```
+ */
 export interface PenaltyOptions {
+  /** Divides positive (multiplies negative) logits of tokens seen. 1 = off. Finite, > 0. */
   repeatPenalty?: number;
+  /** Subtracts count × this from each seen token's logit. 0 = off. */
   frequencyPenalty?: number;
+  /** Subtracts this once from each seen token's logit. 0 = off. */
   presencePenalty?: number;
 }
 

@@ -11,7 +11,16 @@
  * @module
  */
 
-/** SentencePiece token types as GGUF's `tokenizer.ggml.token_type` stores them. */
+/**
+ * SentencePiece token types as GGUF's `tokenizer.ggml.token_type` stores them (the same numbers as the main
+ * entry point's `TokenType`): the values of {@link Vocabulary.tokenTypes}.
+ * @example
+ * ```ts
+ * import { loadMistralV1Vocabulary, TokenType } from "mixtral-native/testing";
+ * const { tokens, tokenTypes } = await loadMistralV1Vocabulary();
+ * const byteTokens = tokens.filter((_, id) => tokenTypes[id] === TokenType.BYTE); // 256: "<0x00>" … "<0xFF>"
+ * ```
+ */
 export enum TokenType {
   NORMAL = 1,
   UNKNOWN = 2,
@@ -21,6 +30,18 @@ export enum TokenType {
   BYTE = 6,
 }
 
+/**
+ * The Mistral v1 vocabulary as GGUF stores it: token strings, scores and types, and the special ids. It has the
+ * shape of a `TokenizerVocabulary`, so it builds a tokenizer directly.
+ * @example
+ * ```ts
+ * import { Tokenizer } from "mixtral-native";
+ * import { loadMistralV1Vocabulary, type Vocabulary } from "mixtral-native/testing";
+ * const vocabulary: Vocabulary = await loadMistralV1Vocabulary();
+ * const tokenizer = Tokenizer.fromVocabulary(vocabulary);
+ * tokenizer.encode("Hello world!"); // Int32Array [1, 22557, 1526, 28808]
+ * ```
+ */
 export interface Vocabulary {
   tokens: string[];
   scores: Float32Array;
@@ -37,7 +58,16 @@ interface MistralTokenizerModule {
 
 let cached: Promise<Vocabulary> | undefined;
 
-/** Loads and converts the vocabulary once per process. Needs `mistral-tokenizer-js` installed. */
+/**
+ * Loads and converts the vocabulary once per process (later calls share the result). Needs
+ * `mistral-tokenizer-js` installed.
+ * @example
+ * ```ts
+ * import { loadMistralV1Vocabulary } from "mixtral-native/testing";
+ * const { tokens, eosId } = await loadMistralV1Vocabulary();
+ * console.log(tokens.length, tokens[eosId]); // 32000 "</s>"
+ * ```
+ */
 export function loadMistralV1Vocabulary(): Promise<Vocabulary> {
   cached ??= build();
   return cached;

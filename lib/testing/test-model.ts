@@ -17,6 +17,7 @@
  *
  * @example
  * ```ts
+ * import { GgmlType } from "mixtral-native";
  * import { createTestModel, cachedTestModel } from "mixtral-native/testing";
  * await createTestModel({ path: "tiny.gguf", nExperts: 4, type: GgmlType.Q8_0 });
  * const path = await cachedTestModel({ nLayers: 1 }); // built once, then reused
@@ -34,9 +35,28 @@ import { QUANTIZABLE_TYPES, quantize } from "../gguf/quantize.js";
 import { packageRoot } from "../native.js";
 import { loadMistralV1Vocabulary } from "./mistral-vocab.js";
 
-/** Where the experts live: one 3-D tensor per projection (`ffn_gate_exps`) or one 2-D tensor per expert (late 2023). */
+/**
+ * Where the experts live: one 3-D tensor per projection (`ffn_gate_exps`) or one 2-D tensor per expert (late 2023).
+ * @example
+ * ```ts
+ * import { cachedTestModel, type TestModelLayout } from "mixtral-native/testing";
+ * const layout: TestModelLayout = "legacy";
+ * const path = await cachedTestModel({ layout }); // blk.N.ffn_gate.E.weight, as GGUFs converted in late 2023
+ * ```
+ */
 export type TestModelLayout = "merged" | "legacy";
 
+/**
+ * Options of {@link createTestModel}: where to write the file and the model's shape, weight type and seed.
+ * Every field but `path` has a small default (2 layers, 4 experts, hidden size 256, F32).
+ * @example
+ * ```ts
+ * import { GgmlType } from "mixtral-native";
+ * import { createTestModel, type TestModelOptions } from "mixtral-native/testing";
+ * const options: TestModelOptions = { path: "moe-q8.gguf", nLayers: 4, nExperts: 8, nExpertsUsed: 2, type: GgmlType.Q8_0, seed: 3 };
+ * await createTestModel(options);
+ * ```
+ */
 export interface TestModelOptions {
   /** Output file. Its folder must exist. */
   path: string;
@@ -72,7 +92,15 @@ export interface TestModelOptions {
   name?: string;
 }
 
-/** Every option with its default filled in (`slidingWindow` stays undefined when not given). */
+/**
+ * Every option with its default filled in (`slidingWindow` stays undefined when not given): what
+ * {@link resolveTestModelOptions} returns and {@link TestModelFile.options} holds.
+ * @example
+ * ```ts
+ * import { resolveTestModelOptions, type ResolvedTestModelOptions } from "mixtral-native/testing";
+ * const { nHeadsKv, nExpertsUsed }: ResolvedTestModelOptions = resolveTestModelOptions({ nHeads: 16, nExperts: 8 }); // 4, 2
+ * ```
+ */
 export interface ResolvedTestModelOptions {
   nEmbd: number;
   nLayers: number;
@@ -91,17 +119,56 @@ export interface ResolvedTestModelOptions {
   name: string;
 }
 
+/**
+ * What {@link createTestModel} resolves with: the file's path, the options it was built from (defaults filled
+ * in) and its tensor count.
+ * @example
+ * ```ts
+ * import { createTestModel, type TestModelFile } from "mixtral-native/testing";
+ * const { path, options, tensorCount }: TestModelFile = await createTestModel({ path: "tiny.gguf", nLayers: 1 });
+ * console.log(path, options.nExperts, tensorCount); // tiny.gguf 4 13
+ * ```
+ */
 export interface TestModelFile {
   path: string;
   options: ResolvedTestModelOptions;
   tensorCount: number;
 }
 
-/** The vocabulary every test model carries: Mistral v1. */
+/**
+ * The vocabulary size of every test model: Mistral v1's 32000 tokens (the logits' length).
+ * @example
+ * ```ts
+ * import { Mixtral } from "mixtral-native";
+ * import { cachedTestModel, TEST_MODEL_VOCAB_SIZE } from "mixtral-native/testing";
+ * const model = await Mixtral.load(await cachedTestModel());
+ * const logits = await model.createSession().eval(model.tokenizer.encode("Hi"));
+ * logits.length === TEST_MODEL_VOCAB_SIZE; // true
+ * ```
+ */
 export const TEST_MODEL_VOCAB_SIZE = 32000;
-/** `llama.attention.layer_norm_rms_epsilon` of every test model (Mixtral's). */
+/**
+ * `llama.attention.layer_norm_rms_epsilon` of every test model (Mixtral's): the epsilon a reference
+ * implementation must use to match the engine.
+ * @example
+ * ```ts
+ * import { TEST_MODEL_RMS_EPS } from "mixtral-native/testing";
+ * const rmsNorm = (x: Float32Array, weight: Float32Array) => {
+ *   const scale = 1 / Math.sqrt(x.reduce((sum, v) => sum + v * v, 0) / x.length + TEST_MODEL_RMS_EPS);
+ *   return x.map((v, i) => v * scale * weight[i]);
+ * };
+ * ```
+ */
 export const TEST_MODEL_RMS_EPS = 1e-5;
-/** Bumped whenever the bytes a given set of options produces change, so cached files are rebuilt. */
+/**
+ * Bumped whenever the bytes a given set of options produces change, so cached files are rebuilt: it is part of
+ * {@link testModelCacheName}'s hash. Key your own caches of derived data on it too.
+ * @example
+ * ```ts
+ * import { TEST_MODEL_FORMAT_VERSION } from "mixtral-native/testing";
+ * const referenceLogitsFile = `.cache/reference-logits-v${TEST_MODEL_FORMAT_VERSION}.json`;
+ * ```
+ */
 export const TEST_MODEL_FORMAT_VERSION = 1;
 
 /**
@@ -124,10 +191,28 @@ const LLAMA_FILE_TYPE: Partial<Record<GgmlType, number>> = {
   [GgmlType.BF16]: 32, // MOSTLY_BF16
 };
 
-/** Weight types a test model can have: whatever quantize() writes (adding a type there adds it here). */
+/**
+ * Weight types a test model can have: whatever quantize() writes (adding a type there adds it here).
+ * @example
+ * ```ts
+ * import { GGML_TYPE_TRAITS } from "mixtral-native";
+ * import { cachedTestModel, TEST_MODEL_TYPES } from "mixtral-native/testing";
+ * for (const type of TEST_MODEL_TYPES) console.log(GGML_TYPE_TRAITS[type].name, await cachedTestModel({ type }));
+ * ```
+ */
 export const TEST_MODEL_TYPES: readonly GgmlType[] = QUANTIZABLE_TYPES.filter((t) => LLAMA_FILE_TYPE[t] !== undefined);
 
-/** Mixtral-8x7B-Instruct-v0.1's chat template, as its tokenizer_config.json shipped it. */
+/**
+ * Mixtral-8x7B-Instruct-v0.1's chat template, as its tokenizer_config.json shipped it: the
+ * `tokenizer.chat_template` every test model carries. Write it into your own test files to get the same chat
+ * formatting.
+ * @example
+ * ```ts
+ * import { GgufValueType, GgufWriter } from "mixtral-native";
+ * import { MIXTRAL_INSTRUCT_CHAT_TEMPLATE } from "mixtral-native/testing";
+ * new GgufWriter().set("tokenizer.chat_template", GgufValueType.STRING, MIXTRAL_INSTRUCT_CHAT_TEMPLATE);
+ * ```
+ */
 export const MIXTRAL_INSTRUCT_CHAT_TEMPLATE =
   "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}" +
   "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}" +
@@ -189,7 +274,16 @@ function describe(value: unknown): string {
   return typeof value === "object" ? "an object" : `${typeof value} ${String(value)}`;
 }
 
-/** Checks every option and fills in the defaults. Throws TypeError/RangeError naming the option. */
+/**
+ * Checks every option and fills in the defaults, as {@link createTestModel} does before writing anything.
+ * Throws TypeError/RangeError naming the option.
+ * @example
+ * ```ts
+ * import { resolveTestModelOptions } from "mixtral-native/testing";
+ * resolveTestModelOptions({}).nExpertsUsed;    // 2
+ * resolveTestModelOptions({ nEmbd: 100, nHeads: 3 }); // RangeError: options.nHeads must divide nEmbd 100; got 3
+ * ```
+ */
 export function resolveTestModelOptions(options: Omit<TestModelOptions, "path">): ResolvedTestModelOptions {
   if (typeof options !== "object" || options === null) throw new TypeError(`options must be an object; got ${describe(options)}`);
   for (const key of Object.keys(options)) {
@@ -290,7 +384,15 @@ function fillStream(out: Float32Array, key: number, start: number, center: numbe
 
 /**
  * Values `start .. start + count - 1` of the weight stream of logical tensor `name` under `seed`, before any
- * quantization: `center + amplitude · u(i)` (see the module comment for the generator).
+ * quantization: `center + amplitude · u(i)` (see the module comment for the generator). A reimplementation of
+ * the generator in another language can check itself against it.
+ * @example
+ * ```ts
+ * import { syntheticValues } from "mixtral-native/testing";
+ * const first = syntheticValues(1, "blk.0.attn_q.weight", 4);        // 4 values on (-1, 1)
+ * const later = syntheticValues(1, "blk.0.attn_q.weight", 2, 2);     // equal to first.subarray(2)
+ * const norm = syntheticValues(1, "output_norm.weight", 8, 0, 1, 0.1); // on (0.9, 1.1)
+ * ```
  */
 export function syntheticValues(seed: number, name: string, count: number, start = 0, center = 0, amplitude = 1): Float32Array {
   const out = new Float32Array(count);
@@ -367,6 +469,13 @@ function plan(o: ResolvedTestModelOptions): PlannedTensor[] {
 /**
  * The values of GGUF tensor `name` of the model `options` describes, before quantization (the F32 model's exact
  * numbers). Works for either layout's names. Throws RangeError for a name the model does not have.
+ * @example
+ * ```ts
+ * import { synthesizeTensor } from "mixtral-native/testing";
+ * const router = synthesizeTensor({ nExperts: 8 }, "blk.0.ffn_gate_inp.weight"); // 8 × 256 floats, row by row
+ * const upExps = synthesizeTensor({ nExperts: 8 }, "blk.0.ffn_up_exps.weight");               // 8 experts, one after another
+ * const up3 = synthesizeTensor({ nExperts: 8, layout: "legacy" }, "blk.0.ffn_up.3.weight");   // the 4th eighth of upExps
+ * ```
  */
 export function synthesizeTensor(options: Omit<TestModelOptions, "path">, name: string): Float32Array {
   const resolved = resolveTestModelOptions(options);
@@ -415,6 +524,13 @@ async function tensorBytes(tensor: PlannedTensor, seed: number, scratch: Float32
 /**
  * Writes a synthetic Mixtral-architecture (or, with `nExperts: 0`, dense Mistral) GGUF file to `options.path`.
  * Memory stays near the largest single tensor's bytes: tensors are generated one at a time as they are written.
+ * @example
+ * ```ts
+ * import { GgmlType, Mixtral } from "mixtral-native";
+ * import { createTestModel } from "mixtral-native/testing";
+ * const { path } = await createTestModel({ path: "dense-q4.gguf", nExperts: 0, type: GgmlType.Q4_0, slidingWindow: 64 });
+ * const model = await Mixtral.load(path);
+ * ```
  */
 export async function createTestModel(options: TestModelOptions): Promise<TestModelFile> {
   if (typeof options !== "object" || options === null) throw new TypeError(`options must be an object; got ${describe(options)}`);
@@ -472,12 +588,30 @@ export async function createTestModel(options: TestModelOptions): Promise<TestMo
 // The cache
 // ---------------------------------------------------------------------------------------------------------------
 
-/** The default cache folder: `<package root>/.cache/models`. */
+/**
+ * The default cache folder of {@link cachedTestModel}: `<package root>/.cache/models`.
+ * @example
+ * ```ts
+ * import { rm } from "node:fs/promises";
+ * import { DEFAULT_TEST_MODEL_CACHE_DIR } from "mixtral-native/testing";
+ * await rm(DEFAULT_TEST_MODEL_CACHE_DIR, { recursive: true, force: true }); // rebuild every test model on next use
+ * ```
+ */
 export const DEFAULT_TEST_MODEL_CACHE_DIR = join(packageRoot, ".cache", "models");
 
 const building = new Map<string, Promise<string>>();
 
-/** The file name `cachedTestModel` uses for `options`: a hash of the resolved options and the format version. */
+/**
+ * The file name `cachedTestModel` uses for `options`: a hash of the resolved options and the format version.
+ * Options that resolve alike (a default given or left out) share a name.
+ * @example
+ * ```ts
+ * import { GgmlType } from "mixtral-native";
+ * import { testModelCacheName } from "mixtral-native/testing";
+ * testModelCacheName({ type: GgmlType.Q8_0 }); // "test-q8_0-" + 20 hex digits + ".gguf"
+ * testModelCacheName({ nLayers: 2 }) === testModelCacheName({}); // true: 2 is the default
+ * ```
+ */
 export function testModelCacheName(options: Omit<TestModelOptions, "path">): string {
   const o = resolveTestModelOptions(options);
   const fingerprint = JSON.stringify({ version: TEST_MODEL_FORMAT_VERSION, ...o, slidingWindow: o.slidingWindow ?? null });
@@ -489,6 +623,13 @@ export function testModelCacheName(options: Omit<TestModelOptions, "path">): str
  * Builds the test model `options` describes into `cacheDir` once and returns its path; later calls (in this or
  * any other process) find the file and return at once. Safe under concurrency: a file only ever appears whole
  * (written to a temporary name, then renamed), and two processes racing to build it write identical bytes.
+ * @example
+ * ```ts
+ * import { Mixtral } from "mixtral-native";
+ * import { cachedTestModel } from "mixtral-native/testing";
+ * const model = await Mixtral.load(await cachedTestModel({ nLayers: 1 }));
+ * const scratch = await cachedTestModel({ seed: 7 }, "/tmp/models"); // a cache folder of your own
+ * ```
  */
 export async function cachedTestModel(options: Omit<TestModelOptions, "path"> = {}, cacheDir = DEFAULT_TEST_MODEL_CACHE_DIR): Promise<string> {
   if (typeof options === "object" && options !== null && "path" in options) {

@@ -6,7 +6,17 @@
  * @module
  */
 
-/** GGUF `tokenizer.ggml.token_type` values. */
+/**
+ * GGUF `tokenizer.ggml.token_type` values: what {@link Tokenizer.tokenType} returns and
+ * {@link TokenizerVocabulary.tokenTypes} holds.
+ * @example
+ * ```ts
+ * import { TokenType } from "mixtral-native";
+ * const { tokenizer } = model;
+ * tokenizer.tokenType(1) === TokenType.CONTROL; // true: <s>
+ * tokenizer.tokenType(13);                     // TokenType.BYTE: <0x0A>
+ * ```
+ */
 export enum TokenType {
   UNDEFINED = 0,
   NORMAL = 1,

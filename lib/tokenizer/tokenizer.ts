@@ -26,10 +26,29 @@ export { StreamingDecoder } from "./streaming-decoder.js";
  * A vocabulary the tokenizer cannot use. Codes: `TOKENIZER_UNSUPPORTED` (a tokenizer model other than "llama"),
  * `TOKENIZER_BAD_VOCABULARY` (duplicate tokens, mismatched arrays, NaN scores, special ids out of range),
  * `TOKENIZER_NO_BYTE_TOKEN` (text needs a byte fallback token the vocabulary lacks).
+ * @example
+ * ```ts
+ * import { Tokenizer, TokenizerError } from "mixtral-native";
+ * try { await Tokenizer.fromGguf("gpt2.gguf"); }
+ * catch (err) { if (err instanceof TokenizerError && err.code === "TOKENIZER_UNSUPPORTED") console.error("not a SentencePiece model"); }
+ * ```
  */
 export class TokenizerError extends MixtralError {}
 
-/** Everything a SentencePiece BPE tokenizer is made of, as GGUF's `tokenizer.ggml.*` keys hold it. */
+/**
+ * Everything a SentencePiece BPE tokenizer is made of, as GGUF's `tokenizer.ggml.*` keys hold it: the input of
+ * {@link Tokenizer.fromVocabulary}.
+ * @example
+ * ```ts
+ * import { Tokenizer, TokenType, type TokenizerVocabulary } from "mixtral-native";
+ * const vocabulary: TokenizerVocabulary = {
+ *   tokens: ["<unk>", "<s>", "</s>", "▁a", "▁b", "▁ab"],
+ *   scores: [0, 0, 0, -2, -3, -1],
+ *   tokenTypes: [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL, TokenType.NORMAL, TokenType.NORMAL, TokenType.NORMAL],
+ * };
+ * Tokenizer.fromVocabulary(vocabulary).encode("a b", { addBos: false }); // Int32Array [3, 4]
+ * ```
+ */
 export interface TokenizerVocabulary {
   /** `tokenizer.ggml.tokens`: token texts by id, with U+2581 for spaces and `<0xXX>` byte tokens. */
   tokens: readonly string[];
@@ -51,6 +70,14 @@ export interface TokenizerVocabulary {
   addSpacePrefix?: boolean;
 }
 
+/**
+ * Options of {@link Tokenizer.encode} and {@link Tokenizer.encodeAsync}.
+ * @example
+ * ```ts
+ * const ids = model.tokenizer.encode("[INST] Hi [/INST]", { addBos: false });   // to append to a session's cache
+ * const raw = model.tokenizer.encode("<s>[INST] Hi [/INST]", { addBos: false, special: true }); // "<s>" becomes id 1
+ * ```
+ */
 export interface EncodeOptions {
   /** Put the BOS token first. Default: the file's `add_bos_token` (true for Mixtral). */
   addBos?: boolean;
@@ -63,6 +90,15 @@ export interface EncodeOptions {
   special?: boolean;
 }
 
+/**
+ * Options of {@link Tokenizer.decode}, {@link Tokenizer.createDecoder} and the per-token lookups.
+ * @example
+ * ```ts
+ * const { tokenizer } = model;
+ * tokenizer.decode([1, 22557], { special: true });       // "<s> Hello"
+ * tokenizer.decode([22557], { continuation: true });     // " Hello": it continues earlier text
+ * ```
+ */
 export interface DecodeOptions {
   /** Show control and unknown tokens as their text (`<s>`); default false shows them as nothing. */
   special?: boolean;
@@ -84,6 +120,19 @@ const lossyDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 type NativeHandle = InstanceType<ReturnType<typeof native>["TokenizerHandle"]>;
 
+/**
+ * Mixtral's tokenizer (SentencePiece BPE with byte fallback), giving the ids llama.cpp gives on the same
+ * vocabulary. A loaded model has one ({@link Mixtral.tokenizer}); {@link Tokenizer.fromGguf} reads one from a
+ * file's metadata without loading the weights.
+ * @example
+ * ```ts
+ * import { Tokenizer } from "mixtral-native";
+ * const tokenizer = await Tokenizer.fromGguf("mixtral-8x7b-instruct.Q4_K_M.gguf");
+ * const ids = tokenizer.encode("Hello world!");  // Int32Array [1, 22557, 1526, 28808]
+ * tokenizer.decode(ids);                         // "Hello world!"
+ * tokenizer.tokenText(ids[1]);                   // "▁Hello"
+ * ```
+ */
 export class Tokenizer {
   /** Number of tokens in the vocabulary. */
   readonly vocabSize: number;
