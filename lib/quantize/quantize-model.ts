@@ -30,7 +30,16 @@ import { QUANTIZE_TYPES, quantizeFileType, tensorTypeFor, type QuantizeType } fr
 
 export { QUANTIZE_TYPES, type QuantizeType } from "./recipes.js";
 
-/** Where a {@link quantizeModel} run is; reported after every chunk. */
+/**
+ * Where a {@link quantizeModel} run is; reported after every chunk.
+ * @example
+ * ```ts
+ * import { quantizeModel, type QuantizeProgress } from "mixtral-native";
+ * const report = ({ tensorIndex, tensorCount, tensorName }: QuantizeProgress) =>
+ *   console.log(`tensor ${tensorIndex + 1}/${tensorCount}: ${tensorName}`);
+ * await quantizeModel("model-f16.gguf", "model-q8_0.gguf", { type: "q8_0", onProgress: report });
+ * ```
+ */
 export interface QuantizeProgress {
   /** The tensor being converted (0-based) and how many the file has. */
   tensorIndex: number;
@@ -41,6 +50,15 @@ export interface QuantizeProgress {
   bytesTotal: number;
 }
 
+/**
+ * Options of {@link quantizeModel}: the target type, and how the run is threaded, watched and stopped.
+ * @example
+ * ```ts
+ * import { quantizeModel, type QuantizeOptions } from "mixtral-native";
+ * const options: QuantizeOptions = { type: "q4_k_m", threads: 2, signal: AbortSignal.timeout(600_000) };
+ * await quantizeModel("mixtral-f16.gguf", "mixtral-q4_k_m.gguf", options);
+ * ```
+ */
 export interface QuantizeOptions {
   /** The target: one of {@link QUANTIZE_TYPES}. */
   type: QuantizeType;
@@ -56,6 +74,15 @@ export interface QuantizeOptions {
   onWarning?: (message: string) => void;
 }
 
+/**
+ * What {@link quantizeModel} wrote: the file type, each tensor's type and any warnings.
+ * @example
+ * ```ts
+ * import { quantizeModel } from "mixtral-native";
+ * const result = await quantizeModel("mixtral-f16.gguf", "mixtral-q4_k_m.gguf", { type: "q4_k_m" });
+ * console.log(result.tensorTypes, `${(result.bytesWritten / 2 ** 30).toFixed(1)} GiB`);
+ * ```
+ */
 export interface QuantizeResult {
   output: string;
   /** general.file_type written (llama.cpp's LLAMA_FTYPE). */

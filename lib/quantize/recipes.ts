@@ -5,12 +5,30 @@
  */
 import { GGML_TYPE_TRAITS, GgmlType } from "../gguf/types.js";
 
-/** The `type` names {@link quantizeModel} accepts, as llama.cpp's quantize tool spells them (lower case). */
+/**
+ * The `type` names {@link quantizeModel} accepts, as llama.cpp's quantize tool spells them (lower case).
+ * @example
+ * ```ts
+ * import { QUANTIZE_TYPES, type QuantizeType } from "mixtral-native";
+ * const requested = "q5_k_m";
+ * if (!(QUANTIZE_TYPES as readonly string[]).includes(requested)) throw new Error(`pick one of ${QUANTIZE_TYPES.join(", ")}`);
+ * const type = requested as QuantizeType;
+ * ```
+ */
 export const QUANTIZE_TYPES = [
   "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_s", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_s",
   "q5_k_m", "q6_k",
 ] as const;
 
+/**
+ * One of {@link QUANTIZE_TYPES}: a single ggml type (`q8_0`, `q6_k`, …) or a llama.cpp mix (`q4_k_m`, …).
+ * @example
+ * ```ts
+ * import { quantizeModel, type QuantizeType } from "mixtral-native";
+ * const type: QuantizeType = "q4_k_m";
+ * await quantizeModel("mixtral-f16.gguf", `mixtral-${type}.gguf`, { type });
+ * ```
+ */
 export type QuantizeType = (typeof QUANTIZE_TYPES)[number];
 
 interface Recipe {
