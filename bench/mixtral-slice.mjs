@@ -90,12 +90,12 @@ async function compare(type, path, bandwidth) {
     for (const engine of ["ours", "llama"]) {
       const r = runWorker(engine, path, threads, prompt, 128);
       runs[engine].push(r);
-      process.stderr.write(`  ${type} trial ${trial + 1} ${engine.padEnd(5)} load ${r.loadMs.toFixed(0)} ms, pp512 ${r.prefillTokensPerSecond.toFixed(1)} t/s, tg128 ${r.decodeTokensPerSecond.toFixed(2)} t/s, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB\n`);
+      process.stderr.write(`  ${type} trial ${trial + 1} ${engine.padEnd(5)} load ${r.loadMs.toFixed(0)} ms, cold pp512 ${r.coldPrefillTokensPerSecond.toFixed(1)} t/s, pp512 ${r.prefillTokensPerSecond.toFixed(1)} t/s, tg128 ${r.decodeTokensPerSecond.toFixed(2)} t/s, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB\n`);
     }
   }
   const summary = {};
   for (const engine of ["ours", "llama"]) {
-    summary[engine] = Object.fromEntries(["loadMs", "prefillTokensPerSecond", "decodeTokensPerSecond", "peakRssBytes"].map((k) => [k, median(runs[engine].map((r) => r[k]))]));
+    summary[engine] = Object.fromEntries(["loadMs", "coldPrefillTokensPerSecond", "prefillTokensPerSecond", "decodeTokensPerSecond", "peakRssBytes"].map((k) => [k, median(runs[engine].map((r) => r[k]))]));
   }
   const { bytes } = await decodeBytesPerToken(path);
   const rooflineTokensPerSecond = (bandwidth * 1e9) / bytes;
@@ -136,15 +136,15 @@ for (const type of args.types.split(",")) {
 
 const pct = (x) => `${(x * 100).toFixed(0)}%`;
 console.log(`\nMixtral slice (2 layers of 8x7B), ${threads} threads, median of ${trials} alternating trials; ${machine}`);
-console.log("| type | engine | load ms | pp512 t/s | tg128 t/s | peak RSS MiB | tg / roofline |");
-console.log("|---|---|---:|---:|---:|---:|---:|");
+console.log("| type | engine | load ms | cold pp512 t/s | pp512 t/s | tg128 t/s | peak RSS MiB | tg / roofline |");
+console.log("|---|---|---:|---:|---:|---:|---:|---:|");
 for (const r of results) {
   for (const engine of ["ours", "llama"]) {
     const s = r[engine];
-    console.log(`| ${r.type} | ${engine === "ours" ? "mixtral-native" : "llama.cpp"} | ${s.loadMs.toFixed(0)} | ${s.prefillTokensPerSecond.toFixed(1)} | ${s.decodeTokensPerSecond.toFixed(2)} | ${(s.peakRssBytes / 2 ** 20).toFixed(0)} | ${pct(s.decodeTokensPerSecond / r.rooflineTokensPerSecond)} |`);
+    console.log(`| ${r.type} | ${engine === "ours" ? "mixtral-native" : "llama.cpp"} | ${s.loadMs.toFixed(0)} | ${s.coldPrefillTokensPerSecond.toFixed(1)} | ${s.prefillTokensPerSecond.toFixed(1)} | ${s.decodeTokensPerSecond.toFixed(2)} | ${(s.peakRssBytes / 2 ** 20).toFixed(0)} | ${pct(s.decodeTokensPerSecond / r.rooflineTokensPerSecond)} |`);
   }
   const o = r.ours, l = r.llama;
-  console.log(`| ${r.type} | **ratio** | ${(l.loadMs / o.loadMs).toFixed(2)}× faster | ${(o.prefillTokensPerSecond / l.prefillTokensPerSecond).toFixed(2)}× | ${(o.decodeTokensPerSecond / l.decodeTokensPerSecond).toFixed(2)}× | ${(o.peakRssBytes / l.peakRssBytes).toFixed(2)}× | roofline ${r.rooflineTokensPerSecond.toFixed(1)} t/s |`);
+  console.log(`| ${r.type} | **ratio** | ${(l.loadMs / o.loadMs).toFixed(2)}× faster | ${(o.coldPrefillTokensPerSecond / l.coldPrefillTokensPerSecond).toFixed(2)}× | ${(o.prefillTokensPerSecond / l.prefillTokensPerSecond).toFixed(2)}× | ${(o.decodeTokensPerSecond / l.decodeTokensPerSecond).toFixed(2)}× | ${(o.peakRssBytes / l.peakRssBytes).toFixed(2)}× | roofline ${r.rooflineTokensPerSecond.toFixed(1)} t/s |`);
 }
 let sweep;
 if (args.sweeps && results.length > 0) sweep = await sweeps(results[0].path);
