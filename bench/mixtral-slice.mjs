@@ -102,20 +102,27 @@ async function compare(type, path, bandwidth) {
   return { type, path, bytesPerToken: bytes, rooflineTokensPerSecond, ...summary, runs };
 }
 
+/** Decode against context length and prefill/decode against threads, each point the median of `trials` runs
+ * taken round-robin over the points, so a noisy minute of the machine does not bend one point. */
 async function sweeps(path) {
-  const contexts = [];
-  for (const length of [128, 512, 1024, 2048, 4096]) {
-    const prompt = await promptFile(path, length);
-    const r = runWorker("ours", path, threads, prompt, 32);
-    contexts.push({ context: length, decodeTokensPerSecond: r.decodeTokensPerSecond, prefillTokensPerSecond: r.prefillTokensPerSecond });
-    process.stderr.write(`  context ${length}: tg ${r.decodeTokensPerSecond.toFixed(2)} t/s\n`);
+  const lengths = [128, 512, 1024, 2048, 4096];
+  const prompts = new Map();
+  for (const length of lengths) prompts.set(length, await promptFile(path, length));
+  const byLength = new Map(lengths.map((length) => [length, []]));
+  const byThreads = new Map([[1, []], [2, []]]);
+  for (let trial = 0; trial < trials; trial++) {
+    for (const length of lengths) byLength.get(length).push(runWorker("ours", path, threads, prompts.get(length), 32));
+    for (const count of byThreads.keys()) byThreads.get(count).push(runWorker("ours", path, count, prompts.get(512), 64));
   }
-  const threadRuns = [];
-  const prompt = await promptFile(path, 512);
-  for (const count of [1, 2]) {
-    const r = runWorker("ours", path, count, prompt, 64);
-    threadRuns.push({ threads: count, decodeTokensPerSecond: r.decodeTokensPerSecond, prefillTokensPerSecond: r.prefillTokensPerSecond });
-    process.stderr.write(`  threads ${count}: pp ${r.prefillTokensPerSecond.toFixed(1)} t/s, tg ${r.decodeTokensPerSecond.toFixed(2)} t/s\n`);
+  const summarize = (runs) => ({
+    decodeTokensPerSecond: median(runs.map((r) => r.decodeTokensPerSecond)),
+    prefillTokensPerSecond: median(runs.map((r) => r.prefillTokensPerSecond)),
+  });
+  const contexts = lengths.map((length) => ({ context: length, ...summarize(byLength.get(length)) }));
+  const threadRuns = [...byThreads.keys()].map((count) => ({ threads: count, ...summarize(byThreads.get(count)) }));
+  for (const c of contexts) process.stderr.write(`  context ${c.context}: tg ${c.decodeTokensPerSecond.toFixed(2)} t/s\n`);
+  for (const t of threadRuns) {
+    process.stderr.write(`  threads ${t.threads}: pp ${t.prefillTokensPerSecond.toFixed(1)} t/s, tg ${t.decodeTokensPerSecond.toFixed(2)} t/s\n`);
   }
   return { contexts, threads: threadRuns };
 }
