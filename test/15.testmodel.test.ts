@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { GgmlType } from "../lib/gguf/types.js";
+import { GGML_TYPE_TRAITS, GgmlType } from "../lib/gguf/types.js";
 import { inspectModel } from "../lib/gguf/inspect.js";
 import { dequantize } from "../lib/gguf/quantize.js";
 import {
@@ -17,6 +17,16 @@ import { LlamaOracle, disposeOracleLlama, llamaCppLoads } from "./helpers/llama-
 
 /** Small but every dimension a multiple of 32, so each supported type can hold it. */
 const SMALL = { nEmbd: 128, nFf: 256, nHeads: 4, nHeadsKv: 2, nLayers: 2, nExperts: 4, nExpertsUsed: 2 } as const;
+/** SMALL, widened to one 256-value super-block per row for the K-quant types. */
+function smallModel(type: GgmlType) {
+  return GGML_TYPE_TRAITS[type].blockSize === 256 ? { ...SMALL, nEmbd: 256, nFf: 512, type } : { ...SMALL, type };
+}
+/** llama.cpp's general.file_type (LLAMA_FTYPE) for a file whose matrices are all of one type; K-quants as the _S mix. */
+const EXPECTED_FILE_TYPE: Partial<Record<GgmlType, number>> = {
+  [GgmlType.F32]: 0, [GgmlType.F16]: 1, [GgmlType.Q4_0]: 2, [GgmlType.Q4_1]: 3, [GgmlType.Q8_0]: 7, [GgmlType.Q5_0]: 8,
+  [GgmlType.Q5_1]: 9, [GgmlType.Q2_K]: 10, [GgmlType.Q3_K]: 11, [GgmlType.Q4_K]: 14, [GgmlType.Q5_K]: 16,
+  [GgmlType.Q6_K]: 18, [GgmlType.BF16]: 32,
+};
 /** Over 40 tokens: enough for 32 teacher-forced positions. */
 const PROMPT = "The quick brown fox jumps over the lazy dog, and then it runs into the forest to find some food before the night falls " +
   "and the cold wind starts to blow across the quiet hills.";
@@ -53,8 +63,9 @@ describe("15 testmodel: the synthetic Mixtral GGUF builder", () => {
   it.each(TEST_MODEL_TYPES.map((type) => [GgmlType[type], type] as const))(
     "llama.cpp loads a %s model, reads its file type and tensor types, and tokenizes 'Hello world!' as [22557, 1526, 28808]",
     async (_name, type) => {
-      const path = await cachedTestModel({ ...SMALL, type });
-      const expectedFileType = { [GgmlType.F32]: 0, [GgmlType.F16]: 1, [GgmlType.Q4_0]: 2, [GgmlType.Q8_0]: 7, [GgmlType.BF16]: 32 }[type as number];
+      const path = await cachedTestModel(smallModel(type));
+      const expectedFileType = EXPECTED_FILE_TYPE[type];
+      expect(expectedFileType, GgmlType[type]).toBeDefined();
       const { info, tensors } = await peekGguf(path);
       expect(info.metadata.general.file_type).toBe(expectedFileType);
       for (const tensor of tensors.values()) {
@@ -93,7 +104,7 @@ describe("15 testmodel: the synthetic Mixtral GGUF builder", () => {
 
   it("the project's own model validator accepts every variant and reads back the options", async () => {
     const variants: Array<Omit<TestModelOptions, "path">> = [
-      ...TEST_MODEL_TYPES.map((type) => ({ ...SMALL, type })),
+      ...TEST_MODEL_TYPES.map((type) => smallModel(type)),
       { ...SMALL, layout: "legacy" },
       { ...SMALL, nExperts: 0, nExpertsUsed: 0 },
       { ...SMALL, tiedOutput: true, slidingWindow: 8, ropeFreqBase: 10000 },
@@ -286,7 +297,8 @@ describe("15 testmodel: the synthetic Mixtral GGUF builder", () => {
       [{ nExperts: -1 }, RangeError, /options\.nExperts/],
       [{ nExperts: 4, nExpertsUsed: 5 }, RangeError, /options\.nExpertsUsed/],
       [{ nExperts: 0, nExpertsUsed: 2 }, RangeError, /options\.nExpertsUsed/],
-      [{ type: GgmlType.Q6_K }, RangeError, /options\.type/],
+      [{ type: GgmlType.Q8_K }, RangeError, /options\.type/],
+      [{ type: GgmlType.Q4_K, nEmbd: 128 }, RangeError, /options\.nEmbd.*block size 256/],
       [{ type: "F32" as unknown as GgmlType }, TypeError, /options\.type/],
       [{ type: GgmlType.Q8_0, nEmbd: 48, nHeads: 4 }, RangeError, /options\.nEmbd.*block size 32/],
       [{ type: GgmlType.Q4_0, nFf: 100 }, RangeError, /options\.nFf.*block size 32/],
