@@ -42,45 +42,27 @@ function logSoftmaxAt(logits: Float32Array, token: number): number {
 }
 
 describe("80 demo model: the trained KJV Mixtral (models/kjv-mixtral.gguf)", () => {
-  // Exact greedy identity needs bit-identical arithmetic: a one-ulp difference in float summation order flips an
-  // activation's Q8_0 rounding now and then (about once per 50 positions on this model), and that moves the
-  // probabilities by ~1e-3, which swaps the top two tokens only where they are within ~0.02 nats of each other.
-  // So the claim is checked along llama.cpp's own greedy path, at all 64 steps: the engines choose the same token
-  // wherever the choice is not such a numerical tie. Both engines keep F32 KV caches here (F16 caches add fp16
-  // rounding boundaries to the same effect). The free-running continuations are compared and printed as well.
-  it("greedy 64-token continuations choose llama.cpp's token at every step that is not a numerical tie", async () => {
+  // Both engines keep F32 KV caches here. With F16 caches each engine rounds q, K, V and the softmax weights to fp16,
+  // and a one-ulp difference in the order of an attention sum then crosses an fp16 (and next a Q8_0) rounding
+  // boundary now and then; on this 128-wide model that moves probabilities by up to ~5e-3 and can swap a near-tie
+  // (measured: 2 of these 3 prompts stay identical over 64 tokens with F16 caches, all 3 with F32).
+  it("greedy 64-token continuations of three prompts are identical to llama.cpp's", async () => {
     const oracle = await LlamaOracle.load(DEMO_MODEL_PATH, { kvCacheType: "F32", contextSize: 128 });
-    const TIE_NATS = 0.05;
     try {
-      let identical = 0, ties = 0;
       for (const prompt of PROMPTS) {
         const tokens = Array.from(model.tokenizer.encode(prompt, { addBos: true }));
         const expected = await oracle.greedy(tokens, 64);
-        const theirs = await oracle.distributions(tokens.concat(expected.slice(0, -1)));
         const session = model.createSession({ contextSize: 128, kvCacheType: "f32" });
+        const ours: number[] = []; // like llama.cpp's greedy above, past any EOS
         let logits = await session.eval(tokens);
-        for (let step = 0; step < 64; step++) {
-          const oursBest = argmax(logits);
-          if (oursBest !== expected[step]) {
-            const p = theirs[tokens.length - 1 + step];
-            const theirMargin = Math.log(p[expected[step]] / p[oursBest]);
-            const ourMargin = logits[oursBest] - logits[expected[step]];
-            expect(Math.max(theirMargin, ourMargin), `${prompt}: step ${step}, llama.cpp ${expected[step]}, ours ${oursBest}`).toBeLessThan(TIE_NATS);
-            ties++;
-          }
-          if (step < 63) logits = await session.eval([expected[step]]);
-        }
-        session.reset();
-        const free: number[] = []; // like llama.cpp's greedy above, past any EOS
-        logits = await session.eval(tokens);
-        while (free.length < 64) {
-          free.push(argmax(logits));
-          if (free.length < 64) logits = await session.eval([free[free.length - 1]]);
+        while (ours.length < 64) {
+          ours.push(argmax(logits));
+          if (ours.length < 64) logits = await session.eval([ours[ours.length - 1]]);
         }
         session.dispose();
-        if (free.join() === expected.join()) identical++;
+        expect(ours, prompt).toEqual(expected);
+        console.log(`${prompt}${model.tokenizer.decode(ours, { continuation: true })}`);
       }
-      console.log(`greedy: ${identical} of ${PROMPTS.length} free-running continuations identical; ${ties} tied steps on llama.cpp's paths`);
     } finally {
       await oracle.dispose();
     }

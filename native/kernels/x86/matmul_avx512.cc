@@ -1,12 +1,12 @@
 // AVX-512 (F, BW, VL, DQ, VNNI) activation quantization, matmul and row dequantization.
 //
-// Q4_0 and Q8_0 weights meet Q8_0 activations in VNNI int8 dot products (vpdpbusd: u8 x s8 -> i32), as ggml's
-// integer block dot products d_w * d_x * sum(q_w * q_x). Every field of both block types starts on an even byte,
-// so one 16-bit permute gathers four blocks into a 512-bit register, 128-bit lane k holding block k. vpdpbusd
-// wants one unsigned operand: the weights go in unsigned (Q4_0's raw nibbles, Q8_0 xor 0x80) and the offset
-// (8 or 128 times the activations' partial sums) starts the accumulator, computed once per activation block and
-// shared by every weight row of the tile. The per-block scales multiply lanes 4k..4k+3, so a row needs one
-// horizontal sum at its very end.
+// Q4_0 weights meet Q8_0 activations in VNNI int8 dot products (vpdpbusd: u8 x s8 -> i32), as ggml's integer
+// block dot products d_w * d_x * sum(q_w * q_x). Every field of both block types starts on an even byte, so one
+// 16-bit permute gathers four blocks into a 512-bit register, 128-bit lane k holding block k. vpdpbusd wants one
+// unsigned operand: the weights go in unsigned (Q4_0's raw nibbles) and the offset (8 times the activations'
+// partial sums) starts the accumulator, computed once per activation block and shared by every weight row of the
+// tile. The per-block scales multiply lanes 4k..4k+3, so a row needs one horizontal sum at its very end. Q8_0
+// weights take the AVX2 kernel, whose order matches llama.cpp's (kernels.cc, docs/kernels.md).
 //
 // Decode (one column) streams one row at a time against activations unpacked once per call; prefill runs register
 // tiles of rows x columns against activations unpacked once per block of rows (see the sections below).
@@ -42,7 +42,7 @@ namespace x86 {
 namespace {
 
 constexpr size_t kQ4GroupBytes = 4 * sizeof(BlockQ4_0);  // 72
-constexpr size_t kQ8GroupBytes = 4 * sizeof(BlockQ8_0);  // 136
+constexpr size_t kQ8GroupBytes = 4 * sizeof(BlockQ8_0);  // 136: a group of Q8_0 activation blocks
 
 // Word indices for _mm512_permutex2var_epi16 over a group of four blocks (bit 5 picks the second source).
 // Q4_0 from words 0..31 and 4..35: word 8k + m <- qs word m of block k (word 9k + 1 + m).
@@ -134,20 +134,10 @@ MN_INLINE Quad loadQ8(const uint8_t* p, long blocks, const Indices& idx) {
   return quad;
 }
 
-// Q8_0 weights as unsigned bytes q + 128.
-MN_INLINE Quad loadQ8Weights(const uint8_t* p, long blocks, const Indices& idx) {
-  Quad quad = loadQ8(p, blocks, idx);
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  quad.lo = _mm512_xor_si512(quad.lo, flip);
-  quad.hi = _mm512_xor_si512(quad.hi, flip);
-  return quad;
-}
-
-// Activations with init = -offset * (partial sums of q_x), offset 8 for Q4_0 weights, 128 for Q8_0.
-template <bool kQ4>
+// Activations with init = -8 * (partial sums of q_x), the offset of Q4_0's unsigned weight levels.
 MN_INLINE ActQuad loadActivations(const uint8_t* p, long blocks, const Indices& idx) {
   const Quad quad = loadQ8(p, blocks, idx);
-  const __m512i offset = _mm512_set1_epi8(static_cast<char>(kQ4 ? 8 : 0x80));
+  const __m512i offset = _mm512_set1_epi8(8);
   __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), offset, quad.lo);
   sums = _mm512_dpbusd_epi32(sums, offset, quad.hi);
   ActQuad act;
@@ -164,7 +154,7 @@ MN_INLINE ActQuad loadActivations(const uint8_t* p, long blocks, const Indices& 
 // 4 rows stream at ~17 GB/s where one row streams at ~30. So decode reads one row from start to end, and the
 // activations, shared by all rows, are unpacked once per call into a stack buffer the row loop reads from L1.
 // A row whose start is 8-byte aligned is read with aligned 64-byte loads (never split, never past a line that holds
-// row bytes); each group's 72 (Q4_0) or 136 (Q8_0) bytes then sit in two or three consecutive lines at a word
+// row bytes); each group's 72 bytes then sit in two consecutive lines at a word
 // offset fixed by the row's alignment, so the permute indices are per-offset constants.
 
 constexpr size_t kPackGroups = 128;  // groups of activations packed per chunk: 16384 values, 32 KB of stack
@@ -239,70 +229,13 @@ void q4RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, con
   }
 }
 
-// A Q8_0 group (136 bytes) starting 8 * i bytes into a line spans three lines A, B, C (words 0..95): its word w is
-// read with index w & 63 from the pair (A, B) when w < 64, else from C (the mask says which lanes). Built at compile
-// time; the decode loop loads what it needs.
-struct Q8LineTables {
-  uint16_t lo[8][32], hi[8][32], d[8][32];
-  uint32_t loFromC[8], hiFromC[8], dFromC[8];
-};
-
-constexpr Q8LineTables makeQ8LineTables() {
-  Q8LineTables t{};
-  for (int i = 0; i < 8; i++) {
-    const int o = 4 * i;
-    for (int lane = 0; lane < 32; lane++) {
-      const int loWord = o + 17 * (lane / 8) + 1 + lane % 8, hiWord = loWord + 8;
-      const int dWord = lane < 16 ? o + 17 * (lane / 4) : o;
-      t.lo[i][lane] = static_cast<uint16_t>(loWord & 63);
-      t.hi[i][lane] = static_cast<uint16_t>(hiWord & 63);
-      t.d[i][lane] = static_cast<uint16_t>(dWord & 63);
-      if (loWord >= 64) t.loFromC[i] |= 1u << lane;
-      if (hiWord >= 64) t.hiFromC[i] |= 1u << lane;
-      if (dWord >= 64) t.dFromC[i] |= 1u << lane;
-    }
-  }
-  return t;
-}
-
-alignas(64) constexpr Q8LineTables kQ8Lines = makeQ8LineTables();
-
-// Words of lines (a, b, c) picked by idx, lanes in fromC taken from c
-MN_INLINE __m512i gatherWords(__m512i a, __m512i b, __m512i c, __m512i idx, __mmask32 fromC) {
-  return _mm512_mask_permutexvar_epi16(_mm512_permutex2var_epi16(a, idx, b), fromC, idx, c);
-}
-
-// acc += nSuper runs of 8 Q8_0 groups (1088 bytes = 17 lines), starting 8 * S bytes into the line at `lines`, times the
-// packed activations x; even groups go to acc[0], odd ones to acc[1].
-template <int S>
-void q8RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, __m512 (&acc)[2]) {
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  for (size_t j = 0; j < nSuper; j++, lines += 1088, x += 8) {
-    prefetchLines(lines + kPrefetchBytes, 17);
-#pragma GCC unroll 8
-    for (int g = 0; g < 8; g++) {
-      const int first = 2 * g + (S + g >= 8 ? 1 : 0), offset = (S + g) & 7;
-      const __m512i a = _mm512_load_si512(lines + 64 * first), b = _mm512_load_si512(lines + 64 * first + 64);
-      const __m512i c = _mm512_load_si512(lines + 64 * first + 128);
-      Quad quad;
-      const __m512i loIdx = _mm512_load_si512(kQ8Lines.lo[offset]), hiIdx = _mm512_load_si512(kQ8Lines.hi[offset]);
-      const __m512i dIdx = _mm512_load_si512(kQ8Lines.d[offset]);
-      quad.lo = _mm512_xor_si512(gatherWords(a, b, c, loIdx, kQ8Lines.loFromC[offset]), flip);
-      quad.hi = _mm512_xor_si512(gatherWords(a, b, c, hiIdx, kQ8Lines.hiFromC[offset]), flip);
-      quad.d = _mm512_cvtph_ps(_mm512_castsi512_si256(gatherWords(a, b, c, dIdx, kQ8Lines.dFromC[offset])));
-      accumulatePacked(quad, x[g], acc[g % 2]);
-    }
-  }
-}
-
-// Packs activation groups [groupBegin, groupBegin + count) of x (nBlocks blocks) for Q4_0 or Q8_0 weights.
-template <bool kQ4>
+// Packs activation groups [groupBegin, groupBegin + count) of x (nBlocks blocks).
 void packActivations(const uint8_t* x, size_t groupBegin, size_t count, size_t nBlocks, const Indices& idx,
                      PackedGroup* out) {
   for (size_t g = 0; g < count; g++) {
     const size_t firstBlock = 4 * (groupBegin + g);
     const long blocks = nBlocks - firstBlock < 4 ? static_cast<long>(nBlocks - firstBlock) : 4;
-    const ActQuad act = loadActivations<kQ4>(x + (groupBegin + g) * kQ8GroupBytes, blocks, idx);
+    const ActQuad act = loadActivations(x + (groupBegin + g) * kQ8GroupBytes, blocks, idx);
     out[g].lo = act.lo;
     out[g].hi = act.hi;
     out[g].init = act.init;
@@ -313,10 +246,8 @@ void packActivations(const uint8_t* x, size_t groupBegin, size_t count, size_t n
 // acc += the groups [0, count) of one row (whose first group is at `row`, nBlocks blocks remaining from there) times
 // the packed activations x, even groups into acc[0] and odd ones into acc[1]. The aligned line loads take the runs of
 // 8 whole groups; the rest (and rows not 8-byte aligned) go through masked loads. Both give identical lanes.
-template <bool kQ4>
 MN_INLINE void spanDot(const uint8_t* row, size_t count, size_t nBlocks, const PackedGroup* x, const Indices& idx,
                        const LineIndices& li, __m512 (&acc)[2]) {
-  constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
   size_t g = 0;
   const uintptr_t misalignment = reinterpret_cast<uintptr_t>(row) & 63;
   if (misalignment % 8 == 0) {
@@ -324,47 +255,45 @@ MN_INLINE void spanDot(const uint8_t* row, size_t count, size_t nBlocks, const P
     const size_t nSuper = fullGroups / 8;
     const uint8_t* lines = row - misalignment;
     switch (misalignment / 8) {
-      case 0: kQ4 ? q4RowAligned<0>(lines, nSuper, x, li, acc) : q8RowAligned<0>(lines, nSuper, x, acc); break;
-      case 1: kQ4 ? q4RowAligned<1>(lines, nSuper, x, li, acc) : q8RowAligned<1>(lines, nSuper, x, acc); break;
-      case 2: kQ4 ? q4RowAligned<2>(lines, nSuper, x, li, acc) : q8RowAligned<2>(lines, nSuper, x, acc); break;
-      case 3: kQ4 ? q4RowAligned<3>(lines, nSuper, x, li, acc) : q8RowAligned<3>(lines, nSuper, x, acc); break;
-      case 4: kQ4 ? q4RowAligned<4>(lines, nSuper, x, li, acc) : q8RowAligned<4>(lines, nSuper, x, acc); break;
-      case 5: kQ4 ? q4RowAligned<5>(lines, nSuper, x, li, acc) : q8RowAligned<5>(lines, nSuper, x, acc); break;
-      case 6: kQ4 ? q4RowAligned<6>(lines, nSuper, x, li, acc) : q8RowAligned<6>(lines, nSuper, x, acc); break;
-      default: kQ4 ? q4RowAligned<7>(lines, nSuper, x, li, acc) : q8RowAligned<7>(lines, nSuper, x, acc); break;
+      case 0: q4RowAligned<0>(lines, nSuper, x, li, acc); break;
+      case 1: q4RowAligned<1>(lines, nSuper, x, li, acc); break;
+      case 2: q4RowAligned<2>(lines, nSuper, x, li, acc); break;
+      case 3: q4RowAligned<3>(lines, nSuper, x, li, acc); break;
+      case 4: q4RowAligned<4>(lines, nSuper, x, li, acc); break;
+      case 5: q4RowAligned<5>(lines, nSuper, x, li, acc); break;
+      case 6: q4RowAligned<6>(lines, nSuper, x, li, acc); break;
+      default: q4RowAligned<7>(lines, nSuper, x, li, acc); break;
     }
     g = 8 * nSuper;
   }
   for (; g < count; g++) {
     const long blocks = nBlocks - 4 * g < 4 ? static_cast<long>(nBlocks - 4 * g) : 4;
-    const uint8_t* p = row + g * wGroupBytes;
-    for (size_t line = 0; line < wGroupBytes; line += 64) {
+    const uint8_t* p = row + g * kQ4GroupBytes;
+    for (size_t line = 0; line < kQ4GroupBytes; line += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + line), _MM_HINT_T0);
     }
-    accumulatePacked(kQ4 ? loadQ4(p, blocks, idx) : loadQ8Weights(p, blocks, idx), x[g], acc[g % 2]);
+    accumulatePacked(loadQ4(p, blocks, idx), x[g], acc[g % 2]);
   }
 }
 
-// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ x (n,) Q8_0 -> y[r], each row streamed once: one stream prefetches
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_0 @ x (n,) Q8_0 -> y[r], each row streamed once: one stream prefetches
 // far better than several interleaved rows. Summed in the order of kSpanGroups, as the prefill tiles do.
-template <bool kQ4>
 void streamQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                  float* y, const Indices& idx) {
-  constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
   static_assert(kPackGroups % kSpanGroups == 0, "a packed chunk holds whole spans");
   PackedGroup packed[kPackGroups];
   const LineIndices li = makeLineIndices();
   const size_t nBlocks = n / 32, nGroups = (nBlocks + 3) / 4;
   for (size_t g0 = 0; g0 < nGroups; g0 += kPackGroups) {
     const size_t count = nGroups - g0 < kPackGroups ? nGroups - g0 : kPackGroups;
-    packActivations<kQ4>(x, g0, count, nBlocks, idx, packed);
+    packActivations(x, g0, count, nBlocks, idx, packed);
     for (size_t r = rowBegin; r < rowEnd; r++) {
       const uint8_t* row = w + r * wRowBytes;
       float sum = g0 == 0 ? 0.0f : y[r];
       for (size_t s = 0; s < count; s += kSpanGroups) {
         const size_t g = g0 + s;
         __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-        spanDot<kQ4>(row + g * wGroupBytes, count - s < kSpanGroups ? count - s : kSpanGroups, nBlocks - 4 * g,
+        spanDot(row + g * kQ4GroupBytes, count - s < kSpanGroups ? count - s : kSpanGroups, nBlocks - 4 * g,
                      packed + s, idx, li, acc);
         const float partial = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
         sum = g == 0 ? partial : sum + partial;
@@ -388,15 +317,14 @@ constexpr size_t kRowBlock = 64;
 
 // acc[r][c] += the groups first, first + 2, ... < count of W rows (R) @ packed X (C columns); nBlocks blocks remain in
 // each row from its group 0 on
-template <int R, int C, bool kQ4>
+template <int R, int C>
 MN_INLINE void prefillPass(const uint8_t* w, size_t wRowBytes, size_t first, size_t count, size_t nBlocks,
                            const PackedGroup* packed, const Indices& idx, __m512 (&acc)[R][C]) {
-  constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
   for (size_t g = first; g < count; g += 2) {
     const long blocks = nBlocks - 4 * g < 4 ? static_cast<long>(nBlocks - 4 * g) : 4;
     for (int r = 0; r < R; r++) {
-      const uint8_t* p = w + r * wRowBytes + g * wGroupBytes;
-      const Quad quad = kQ4 ? loadQ4(p, blocks, idx) : loadQ8Weights(p, blocks, idx);
+      const uint8_t* p = w + r * wRowBytes + g * kQ4GroupBytes;
+      const Quad quad = loadQ4(p, blocks, idx);
       for (int c = 0; c < C; c++) accumulatePacked(quad, packed[c * kChunkGroups + g], acc[r][c]);
     }
   }
@@ -405,14 +333,14 @@ MN_INLINE void prefillPass(const uint8_t* w, size_t wRowBytes, size_t first, siz
 // W rows (R, 4 * count blocks) from their group g0 @ packed X (C columns) -> y[c * ldy + r] (added when accumulate);
 // nBlocks blocks remain in each row from the first group on. The chunk is one span: a pass over the even groups, one
 // over the odd groups (a register tile has no room for both accumulators at once), then the span sum.
-template <int R, int C, bool kQ4>
+template <int R, int C>
 void prefillTile(const uint8_t* w, size_t wRowBytes, size_t count, size_t nBlocks, const PackedGroup* packed,
                  float* y, size_t ldy, bool accumulate, const Indices& idx) {
   __m512 even[R][C], odd[R][C];
   for (int r = 0; r < R; r++)
     for (int c = 0; c < C; c++) even[r][c] = odd[r][c] = _mm512_setzero_ps();
-  prefillPass<R, C, kQ4>(w, wRowBytes, 0, count, nBlocks, packed, idx, even);
-  prefillPass<R, C, kQ4>(w, wRowBytes, 1, count, nBlocks, packed, idx, odd);
+  prefillPass<R, C>(w, wRowBytes, 0, count, nBlocks, packed, idx, even);
+  prefillPass<R, C>(w, wRowBytes, 1, count, nBlocks, packed, idx, odd);
   for (int r = 0; r < R; r++) {
     for (int c = 0; c < C; c++) {
       const float sum = _mm512_reduce_add_ps(_mm512_add_ps(even[r][c], odd[r][c]));
@@ -421,43 +349,41 @@ void prefillTile(const uint8_t* w, size_t wRowBytes, size_t count, size_t nBlock
   }
 }
 
-template <int C, bool kQ4>
+template <int C>
 void prefillTileRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t count, size_t nBlocks,
                      const PackedGroup* packed, float* y, size_t ldy, bool accumulate, const Indices& idx) {
   switch (rows) {
-    case 4: prefillTile<4, C, kQ4>(w, wRowBytes, count, nBlocks, packed, y, ldy, accumulate, idx); return;
-    case 3: prefillTile<3, C, kQ4>(w, wRowBytes, count, nBlocks, packed, y, ldy, accumulate, idx); return;
-    case 2: prefillTile<2, C, kQ4>(w, wRowBytes, count, nBlocks, packed, y, ldy, accumulate, idx); return;
-    default: prefillTile<1, C, kQ4>(w, wRowBytes, count, nBlocks, packed, y, ldy, accumulate, idx); return;
+    case 4: prefillTile<4, C>(w, wRowBytes, count, nBlocks, packed, y, ldy, accumulate, idx); return;
+    case 3: prefillTile<3, C>(w, wRowBytes, count, nBlocks, packed, y, ldy, accumulate, idx); return;
+    case 2: prefillTile<2, C>(w, wRowBytes, count, nBlocks, packed, y, ldy, accumulate, idx); return;
+    default: prefillTile<1, C>(w, wRowBytes, count, nBlocks, packed, y, ldy, accumulate, idx); return;
   }
 }
 
 using PrefillTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t count, size_t nBlocks,
                                const PackedGroup* packed, float* y, size_t ldy, bool accumulate, const Indices& idx);
 
-// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
-template <bool kQ4>
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
 void prefillQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                   size_t actRowBytes, size_t nCols, float* y, size_t ldy, const Indices& idx) {
-  constexpr size_t wGroupBytes = kQ4 ? kQ4GroupBytes : kQ8GroupBytes;
   PackedGroup packed[kPrefillCols * kChunkGroups];
   const size_t nBlocks = n / 32, nGroups = (nBlocks + 3) / 4;
   for (size_t blockBegin = rowBegin; blockBegin < rowEnd; blockBegin += kRowBlock) {
     const size_t blockEnd = rowEnd - blockBegin < kRowBlock ? rowEnd : blockBegin + kRowBlock;
     for (size_t c0 = 0; c0 < nCols; c0 += kPrefillCols) {
       const size_t cols = nCols - c0 < kPrefillCols ? nCols - c0 : kPrefillCols;
-      const PrefillTileFn tile = cols == 4   ? prefillTileRows<4, kQ4>
-                                 : cols == 3 ? prefillTileRows<3, kQ4>
-                                 : cols == 2 ? prefillTileRows<2, kQ4>
-                                             : prefillTileRows<1, kQ4>;
+      const PrefillTileFn tile = cols == 4   ? prefillTileRows<4>
+                                 : cols == 3 ? prefillTileRows<3>
+                                 : cols == 2 ? prefillTileRows<2>
+                                             : prefillTileRows<1>;
       for (size_t g0 = 0; g0 < nGroups; g0 += kChunkGroups) {
         const size_t count = nGroups - g0 < kChunkGroups ? nGroups - g0 : kChunkGroups;
         for (size_t c = 0; c < cols; c++) {
-          packActivations<kQ4>(x + (c0 + c) * actRowBytes, g0, count, nBlocks, idx, packed + c * kChunkGroups);
+          packActivations(x + (c0 + c) * actRowBytes, g0, count, nBlocks, idx, packed + c * kChunkGroups);
         }
         for (size_t r = blockBegin; r < blockEnd; r += kPrefillRows) {
           const size_t rows = blockEnd - r < kPrefillRows ? blockEnd - r : kPrefillRows;
-          const uint8_t* wTile = w + r * wRowBytes + g0 * wGroupBytes;
+          const uint8_t* wTile = w + r * wRowBytes + g0 * kQ4GroupBytes;
           float* yTile = y + c0 * ldy + r;
           tile(rows, wTile, wRowBytes, count, nBlocks - 4 * g0, packed, yTile, ldy, g0 != 0, idx);
         }
@@ -466,14 +392,13 @@ void prefillQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin,
   }
 }
 
-// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
-template <bool kQ4>
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
 void matmulQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                  size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   const Indices idx = loadIndices();
   switch (nCols) {
-    case 1: streamQuant<kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, y, idx); return;
-    default: prefillQuant<kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy, idx); return;
+    case 1: streamQuant(w, wRowBytes, n, rowBegin, rowEnd, x, y, idx); return;
+    default: prefillQuant(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy, idx); return;
   }
 }
 
@@ -617,8 +542,7 @@ void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t
             const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   TypedMatmulFn kernel = nullptr;
   switch (wType) {
-    case GgmlType::Q4_0: kernel = matmulQuant<true>; break;
-    case GgmlType::Q8_0: kernel = matmulQuant<false>; break;
+    case GgmlType::Q4_0: kernel = matmulQuant; break;
     case GgmlType::F32: kernel = matmulFloat<FloatKind::F32>; break;
     case GgmlType::F16: kernel = matmulFloat<FloatKind::F16>; break;
     case GgmlType::BF16: kernel = matmulFloat<FloatKind::BF16>; break;
