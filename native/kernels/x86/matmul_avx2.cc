@@ -26,11 +26,7 @@
 #endif
 #include <immintrin.h>
 
-#if defined(_MSC_VER)
-#define MN_INLINE __forceinline
-#else
-#define MN_INLINE inline __attribute__((always_inline))
-#endif
+#include "kernels/x86/simd_common.h"
 
 namespace mn {
 namespace x86 {
@@ -38,26 +34,6 @@ namespace {
 
 constexpr int kTileRows = 2;
 constexpr int kTileCols = 3;
-
-float halfToFloat(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
-
-uint16_t floatToHalf(float f) {
-  return static_cast<uint16_t>(_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(f), _MM_FROUND_TO_NEAREST_INT), 0));
-}
-
-float horizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-float horizontalMax(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_max_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // ---- the summation order shared by decode and prefill ----
 // A dot product is summed in spans of kSpanBlocks blocks (4096 values). Within a span, each block's 8 partial i32 sums
@@ -125,23 +101,9 @@ MN_INLINE void tilePass(const uint8_t* w, size_t wRowBytes, size_t first, size_t
 template <int R, int C, bool kQ4>
 void tileQuant(const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x, size_t actRowBytes, float* y,
                size_t ldy) {
-  float sum[R][C];
-  for (size_t b0 = 0; b0 < nBlocks; b0 += kSpanBlocks) {
-    const size_t spanEnd = nBlocks - b0 < kSpanBlocks ? nBlocks : b0 + kSpanBlocks;
-    __m256 even[R][C], odd[R][C];
-    for (int r = 0; r < R; r++)
-      for (int c = 0; c < C; c++) even[r][c] = odd[r][c] = _mm256_setzero_ps();
-    tilePass<R, C, kQ4>(w, wRowBytes, b0, spanEnd, x, actRowBytes, even);
-    tilePass<R, C, kQ4>(w, wRowBytes, b0 + 1, spanEnd, x, actRowBytes, odd);
-    for (int r = 0; r < R; r++) {
-      for (int c = 0; c < C; c++) {
-        const float partial = horizontalSum(_mm256_add_ps(even[r][c], odd[r][c]));
-        sum[r][c] = b0 == 0 ? partial : sum[r][c] + partial;
-      }
-    }
-  }
-  for (int r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) y[c * ldy + r] = sum[r][c];
+  sumTileSpans<R, C>(nBlocks, kSpanBlocks, y, ldy, [&](size_t first, size_t end, __m256 (&acc)[R][C]) {
+    tilePass<R, C, kQ4>(w, wRowBytes, first, end, x, actRowBytes, acc);
+  });
 }
 
 template <int C, bool kQ4>

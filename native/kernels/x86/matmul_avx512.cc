@@ -31,11 +31,7 @@
 #endif
 #include <immintrin.h>
 
-#if defined(_MSC_VER)
-#define MN_INLINE __forceinline
-#else
-#define MN_INLINE inline __attribute__((always_inline))
-#endif
+#include "kernels/x86/simd_common.h"
 
 namespace mn {
 namespace x86 {
@@ -552,10 +548,6 @@ void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t
 }
 
 // ---- activation quantization, bit-identical to the scalar reference ----
-
-uint16_t floatToHalf(float f) {
-  return static_cast<uint16_t>(_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(f), _MM_FROUND_TO_NEAREST_INT), 0));
-}
 
 // x (n,) -> Q8_0 blocks as the scalar reference: d = max|x| / 127, q = x * (127 / max|x|) rounded half to even
 void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {

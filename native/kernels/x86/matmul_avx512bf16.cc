@@ -18,11 +18,7 @@
 #endif
 #include <immintrin.h>
 
-#if defined(_MSC_VER)
-#define MN_INLINE __forceinline
-#else
-#define MN_INLINE inline __attribute__((always_inline))
-#endif
+#include "kernels/x86/simd_common.h"
 
 namespace mn {
 namespace x86 {

@@ -21,23 +21,11 @@
 #endif
 #include <immintrin.h>
 
+#include "kernels/x86/simd_common.h"
+
 namespace mn {
 namespace x86 {
 namespace {
-
-float horizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-float horizontalMax(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_max_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // The first `count` (< 8) floats at p, the rest `fill`
 __m256 loadPartial(const float* p, size_t count, float fill) {

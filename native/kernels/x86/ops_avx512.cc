@@ -20,6 +20,8 @@
 #endif
 #include <immintrin.h>
 
+#include "kernels/x86/simd_common.h"
+
 namespace mn {
 namespace x86 {
 namespace {

@@ -24,36 +24,11 @@
 #endif
 #include <immintrin.h>
 
-#if defined(_MSC_VER)
-#define MN_INLINE __forceinline
-#else
-#define MN_INLINE inline __attribute__((always_inline))
-#endif
+#include "kernels/x86/simd_common.h"
 
 namespace mn {
 namespace x86 {
 namespace {
-
-float halfToFloat(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
-
-uint16_t loadU16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
-
-uint32_t loadU32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
-float horizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 MN_INLINE __m256i load256(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
@@ -427,23 +402,9 @@ MN_INLINE void blockPass(const uint8_t* w, size_t wRowBytes, size_t first, size_
 template <BType T, int R, int C>
 void tileBlocks(const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x, size_t actRowBytes, float* y,
                 size_t ldy) {
-  float sum[R][C];
-  for (size_t b0 = 0; b0 < nBlocks; b0 += kSpan32) {
-    const size_t end = nBlocks - b0 < kSpan32 ? nBlocks : b0 + kSpan32;
-    __m256 even[R][C], odd[R][C];
-    for (int r = 0; r < R; r++)
-      for (int c = 0; c < C; c++) even[r][c] = odd[r][c] = _mm256_setzero_ps();
-    blockPass<T, R, C>(w, wRowBytes, b0, end, x, actRowBytes, even);
-    blockPass<T, R, C>(w, wRowBytes, b0 + 1, end, x, actRowBytes, odd);
-    for (int r = 0; r < R; r++) {
-      for (int c = 0; c < C; c++) {
-        const float partial = horizontalSum(_mm256_add_ps(even[r][c], odd[r][c]));
-        sum[r][c] = b0 == 0 ? partial : sum[r][c] + partial;
-      }
-    }
-  }
-  for (int r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) y[c * ldy + r] = sum[r][c];
+  sumTileSpans<R, C>(nBlocks, kSpan32, y, ldy, [&](size_t first, size_t end, __m256 (&acc)[R][C]) {
+    blockPass<T, R, C>(w, wRowBytes, first, end, x, actRowBytes, acc);
+  });
 }
 
 template <BType T, int C>

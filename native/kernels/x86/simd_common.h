@@ -1,0 +1,79 @@
+// Helpers every x86 kernel file shares. Include this after the file's target pragma and <immintrin.h>. Everything
+// here has internal linkage, so each file compiles its own copy for its own ISA, and the linker cannot hand an AVX2
+// path a copy built for AVX-512.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#if defined(_MSC_VER)
+#define MN_INLINE __forceinline
+#else
+#define MN_INLINE inline __attribute__((always_inline))
+#endif
+
+namespace mn {
+namespace x86 {
+namespace {
+
+MN_INLINE float halfToFloat(uint16_t h) { return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h))); }
+
+MN_INLINE uint16_t floatToHalf(float f) {
+  return static_cast<uint16_t>(_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(f), _MM_FROUND_TO_NEAREST_INT), 0));
+}
+
+MN_INLINE uint16_t loadU16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+MN_INLINE uint32_t loadU32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+MN_INLINE float horizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+MN_INLINE float horizontalMax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// y[c * ldy + r] = the (r, c) sums of an R x C register tile of 8-lane accumulators, in the order decode sums a
+// row: per span of `span` blocks, pass(first, end, acc) adds blocks first, first + 2, ... < end into acc, once for the
+// even and once for the odd blocks (a tile has no registers for both accumulators at once); the two are added and
+// reduced, and the spans' sums are added in order.
+template <int R, int C, typename Pass>
+MN_INLINE void sumTileSpans(size_t nBlocks, size_t span, float* y, size_t ldy, Pass&& pass) {
+  float sum[R][C];
+  for (size_t b0 = 0; b0 < nBlocks; b0 += span) {
+    const size_t end = nBlocks - b0 < span ? nBlocks : b0 + span;
+    __m256 even[R][C], odd[R][C];
+    for (int r = 0; r < R; r++)
+      for (int c = 0; c < C; c++) even[r][c] = odd[r][c] = _mm256_setzero_ps();
+    pass(b0, end, even);
+    pass(b0 + 1, end, odd);
+    for (int r = 0; r < R; r++) {
+      for (int c = 0; c < C; c++) {
+        const float partial = horizontalSum(_mm256_add_ps(even[r][c], odd[r][c]));
+        sum[r][c] = b0 == 0 ? partial : sum[r][c] + partial;
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) y[c * ldy + r] = sum[r][c];
+}
+
+}  // namespace
+}  // namespace x86
+}  // namespace mn
