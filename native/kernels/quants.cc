@@ -11,30 +11,37 @@
 namespace mn {
 namespace {
 
+// The value of x (n,) of largest magnitude (the first of them, as ggml's reference quantizers pick it); 0 if all are
+float largestMagnitude(const float* x, size_t n) {
+  float amax = 0.0f, extreme = 0.0f;
+  for (size_t j = 0; j < n; j++) {
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      extreme = x[j];
+    }
+  }
+  return extreme;
+}
+
+// q (kQK,) = x * (127 / max|x|) rounded half to even, as llama.cpp's runtime Q8_0/Q8_1 quantizers; returns max|x|
+float roundBlockToInt8(const float* x, int8_t* q) {
+  const float amax = std::fabs(largestMagnitude(x, kQK));
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  for (size_t j = 0; j < kQK; j++) q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
+  return amax;
+}
+
 // Q8_0: d = max|x| / 127, q = x * (127 / max|x|) rounded half to even. This is llama.cpp's runtime (SIMD) quantizer
 // rather than quantize_row_q8_0_ref (x * (1 / d), halves away from zero): activations then land on the same integers
 // as llama.cpp's, so the two engines' outputs do not drift apart through one flipped rounding.
 void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
-  for (size_t b = 0; b < n / kQK; b++, x += kQK) {
-    float amax = 0.0f;
-    for (size_t j = 0; j < kQK; j++) amax = std::fmax(amax, std::fabs(x[j]));
-    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-    blocks[b].d = floatToFp16(amax / 127.0f);
-    for (size_t j = 0; j < kQK; j++) blocks[b].qs[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
-  }
+  for (size_t b = 0; b < n / kQK; b++, x += kQK) blocks[b].d = floatToFp16(roundBlockToInt8(x, blocks[b].qs) / 127.0f);
 }
 
 // Q4_0: d = (the value of largest magnitude) / -8, q = clamp(x / d + 8.5, 0, 15)
 void quantizeQ4_0(const float* x, BlockQ4_0* blocks, size_t n) {
   for (size_t b = 0; b < n / kQK; b++, x += kQK) {
-    float amax = 0.0f, extreme = 0.0f;
-    for (size_t j = 0; j < kQK; j++) {
-      if (std::fabs(x[j]) > amax) {
-        amax = std::fabs(x[j]);
-        extreme = x[j];
-      }
-    }
-    const float d = extreme / -8.0f;
+    const float d = largestMagnitude(x, kQK) / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     blocks[b].d = floatToFp16(d);
     for (size_t j = 0; j < kQK / 2; j++) {
@@ -80,14 +87,7 @@ void quantizeWithMin(const float* x, uint8_t* dst, size_t n) {
 // Q5_0: d = (the value of largest magnitude) / -16, q = clamp(x / d + 16.5, 0, 31)
 void quantizeQ5_0(const float* x, BlockQ5_0* blocks, size_t n) {
   for (size_t b = 0; b < n / kQK; b++, x += kQK) {
-    float amax = 0.0f, extreme = 0.0f;
-    for (size_t j = 0; j < kQK; j++) {
-      if (std::fabs(x[j]) > amax) {
-        amax = std::fabs(x[j]);
-        extreme = x[j];
-      }
-    }
-    const float d = extreme / -16.0f;
+    const float d = largestMagnitude(x, kQK) / -16.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     blocks[b].d = floatToFp16(d);
     uint32_t qh = 0;
@@ -117,15 +117,9 @@ void unpackFiveBits(const uint8_t* qs, const uint8_t* qhBytes, int* q) {
 // Q8_1: Q8_0 (with llama.cpp's runtime rounding, as quantizeQ8_0) plus s = d * sum(q)
 void quantizeRowQ8_1(const float* x, BlockQ8_1* blocks, size_t n) {
   for (size_t b = 0; b < n / kQK; b++, x += kQK) {
-    float amax = 0.0f;
-    for (size_t j = 0; j < kQK; j++) amax = std::fmax(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f;
-    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    const float d = roundBlockToInt8(x, blocks[b].qs) / 127.0f;
     int sum = 0;
-    for (size_t j = 0; j < kQK; j++) {
-      blocks[b].qs[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
-      sum += blocks[b].qs[j];
-    }
+    for (size_t j = 0; j < kQK; j++) sum += blocks[b].qs[j];
     blocks[b].d = floatToFp16(d);
     blocks[b].s = floatToFp16(static_cast<float>(sum) * d);
   }
@@ -135,14 +129,8 @@ void quantizeRowQ8_1(const float* x, BlockQ8_1* blocks, size_t n) {
 void quantizeRowQ8_K(const float* x, BlockQ8_K* blocks, size_t n) {
   for (size_t b = 0; b < n / kQKK; b++, x += kQKK) {
     BlockQ8_K& block = blocks[b];
-    float amax = 0.0f, extreme = 0.0f;
-    for (size_t j = 0; j < kQKK; j++) {
-      if (std::fabs(x[j]) > amax) {
-        amax = std::fabs(x[j]);
-        extreme = x[j];
-      }
-    }
-    if (amax == 0.0f) {
+    const float extreme = largestMagnitude(x, kQKK);
+    if (extreme == 0.0f) {
       std::memset(&block, 0, sizeof(block));
       continue;
     }
