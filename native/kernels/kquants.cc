@@ -96,14 +96,8 @@ float fitScaleAndMin(int n, int nmax, const float* x, const float* w, uint8_t* L
 // x (n,) ≈ scale * l with l in [-nmax, nmax), weights x^2; L = l + nmax. The 19 inverse scales
 // -(nmax + 0.1 * i) / max, |i| <= 9, are each refit by least squares and the best fit kept.
 float fitSymmetric(int n, int nmax, const float* x, int8_t* L) {
-  float amax = 0, extreme = 0;
-  for (int i = 0; i < n; i++) {
-    if (std::fabs(x[i]) > amax) {
-      amax = std::fabs(x[i]);
-      extreme = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
+  const float extreme = largestMagnitude(x, size_t(n));
+  if (std::fabs(extreme) < kGroupMaxEps) {
     for (int i = 0; i < n; i++) L[i] = static_cast<int8_t>(nmax);
     return 0.0f;
   }
@@ -138,14 +132,8 @@ float fitSymmetric(int n, int nmax, const float* x, int8_t* L) {
 // x (n,) ≈ scale * l with l in [-nmax, nmax), weights x^2, starting from -nmax / max and then moving one level at a
 // time to its best value given the others while the fit improves (up to 5 sweeps); L = l + nmax.
 float fitSymmetricRefined(int n, int nmax, const float* x, int8_t* L) {
-  float amax = 0, extreme = 0;
-  for (int i = 0; i < n; i++) {
-    if (std::fabs(x[i]) > amax) {
-      amax = std::fabs(x[i]);
-      extreme = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
+  const float extreme = largestMagnitude(x, size_t(n));
+  if (std::fabs(extreme) < kGroupMaxEps) {
     for (int i = 0; i < n; i++) L[i] = static_cast<int8_t>(nmax);
     return 0.0f;
   }
@@ -317,14 +305,8 @@ void quantizeRowQ3_K(const float* x, BlockQ3_K* blocks, size_t n) {
   float scales[16];
   for (size_t b = 0; b < n / kQKK; b++, x += kQKK) {
     BlockQ3_K& block = blocks[b];
-    float amax = 0, extreme = 0;
-    for (int j = 0; j < 16; j++) {
-      scales[j] = fitSymmetricRefined(16, 4, x + 16 * j, L + 16 * j);
-      if (std::fabs(scales[j]) > amax) {
-        amax = std::fabs(scales[j]);
-        extreme = scales[j];
-      }
-    }
+    for (int j = 0; j < 16; j++) scales[j] = fitSymmetricRefined(16, 4, x + 16 * j, L + 16 * j);
+    const float extreme = largestMagnitude(scales, 16);
     std::memset(block.scales, 0, 12);
     if (extreme != 0) {
       const float iscale = -32 / extreme;
@@ -443,15 +425,9 @@ void quantizeRowQ6_K(const float* x, BlockQ6_K* blocks, size_t n) {
   float scales[16];
   for (size_t b = 0; b < n / kQKK; b++, x += kQKK) {
     BlockQ6_K& block = blocks[b];
-    float amax = 0, extreme = 0;
-    for (int j = 0; j < 16; j++) {
-      scales[j] = fitSymmetric(16, 32, x + 16 * j, L + 16 * j);
-      if (std::fabs(scales[j]) > amax) {
-        amax = std::fabs(scales[j]);
-        extreme = scales[j];
-      }
-    }
-    if (amax < kGroupMaxEps) {
+    for (int j = 0; j < 16; j++) scales[j] = fitSymmetric(16, 32, x + 16 * j, L + 16 * j);
+    const float extreme = largestMagnitude(scales, 16);
+    if (std::fabs(extreme) < kGroupMaxEps) {
       std::memset(&block, 0, sizeof(block));
       continue;
     }

@@ -9,9 +9,7 @@
 #include "kernels/scalar.h"
 
 namespace mn {
-namespace {
 
-// The value of x (n,) of largest magnitude (the first of them, as ggml's reference quantizers pick it); 0 if all are
 float largestMagnitude(const float* x, size_t n) {
   float amax = 0.0f, extreme = 0.0f;
   for (size_t j = 0; j < n; j++) {
@@ -22,6 +20,8 @@ float largestMagnitude(const float* x, size_t n) {
   }
   return extreme;
 }
+
+namespace {
 
 // q (kQK,) = x * (127 / max|x|) rounded half to even, as llama.cpp's runtime Q8_0/Q8_1 quantizers; returns max|x|
 float roundBlockToInt8(const float* x, int8_t* q) {

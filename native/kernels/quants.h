@@ -102,6 +102,9 @@ bool dequantizeRowReference(GgmlType type, const uint8_t* row, float* out, size_
 bool convertRows(GgmlType srcType, const uint8_t* src, GgmlType dstType, uint8_t* dst, size_t rowLength,
                  size_t rowBegin, size_t rowEnd, float* scratch);
 
+// The value of x (n,) of largest magnitude (the first of them, as ggml's reference quantizers pick it); 0 if all are.
+float largestMagnitude(const float* x, size_t n);
+
 // Activation rows (ggml's quantize_row_q8_1_ref / quantize_row_q8_K_ref); n a multiple of 32 / 256.
 void quantizeRowQ8_1(const float* x, BlockQ8_1* blocks, size_t n);
 void quantizeRowQ8_K(const float* x, BlockQ8_K* blocks, size_t n);
