@@ -4,9 +4,9 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import ts from "typescript";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { Grammar, type JsonSchemaToType, type JsonValue } from "../lib/grammar/index.js";
+import { typeErrors } from "./helpers/type-errors.js";
 
 const person = {
   type: "object",
@@ -44,24 +44,6 @@ const nested = Grammar.fromJsonSchema({
 expectTypeOf<ReturnType<typeof nested.parse>>().toEqualTypeOf<{ user: { id: number; roles?: ("admin" | "dev")[] } }>();
 
 const root = join(import.meta.dirname, "..");
-
-/** Type errors per file, from one program over all of them. */
-function typeErrors(files: string[]): string[][] {
-  const program = ts.createProgram(files, {
-    strict: true,
-    noEmit: true,
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    skipLibCheck: true,
-    types: ["node"],
-  });
-  const global = ts.getPreEmitDiagnostics(program).filter((d) => d.file === undefined);
-  expect(global.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"))).toEqual([]);
-  return files.map((file) =>
-    ts.getPreEmitDiagnostics(program, program.getSourceFile(file)).map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n")),
-  );
-}
 
 describe("70 grammar: JsonSchemaToType infers the value type of a const schema", () => {
   it("every type assertion in this file holds (the compiler reports no error), and a wrong one is caught", () => {

@@ -6,13 +6,13 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import ts from "typescript";
 import { describe, expect, expectTypeOf, it } from "vitest";
 
 import type { Chat, ChatResult } from "../lib/chat.js";
 import { Grammar } from "../lib/grammar/index.js";
 import type { JsonValue } from "../lib/grammar/types.js";
 import type { GenerateResult, Session } from "../lib/session.js";
+import { typeErrors } from "./helpers/type-errors.js";
 
 /** Never called: the functions exist for the compiler to check their types. */
 export async function typedResults(chat: Chat, session: Session): Promise<void> {
@@ -68,24 +68,6 @@ export async function typedResults(chat: Chat, session: Session): Promise<void> 
 }
 
 const root = join(import.meta.dirname, "..");
-
-function typeErrors(files: string[]): string[][] {
-  const program = ts.createProgram(files, {
-    strict: true,
-    noEmit: true,
-    target: ts.ScriptTarget.ES2022,
-    lib: ["lib.es2022.d.ts", "lib.esnext.disposable.d.ts"],
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    skipLibCheck: true,
-    types: ["node"],
-  });
-  const global = ts.getPreEmitDiagnostics(program).filter((d) => d.file === undefined);
-  expect(global.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"))).toEqual([]);
-  return files.map((file) =>
-    ts.getPreEmitDiagnostics(program, program.getSourceFile(file)).map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n")),
-  );
-}
 
 describe("72 structured: result types flow from the schema", () => {
   it("every type assertion in this file holds without casts, and wrong claims about json are caught", () => {
