@@ -165,16 +165,8 @@ bool isMatmulSupported(GgmlType weightType) {
     case GgmlType::F16:
     case GgmlType::BF16:
     case GgmlType::Q8_0:
-    case GgmlType::Q4_0:
-    case GgmlType::Q4_1:
-    case GgmlType::Q5_0:
-    case GgmlType::Q5_1:
-    case GgmlType::Q2_K:
-    case GgmlType::Q3_K:
-    case GgmlType::Q4_K:
-    case GgmlType::Q5_K:
-    case GgmlType::Q6_K: return true;
-    default: return false;
+    case GgmlType::Q4_0: return true;
+    default: return isQuantTypeKernel(weightType);
   }
 }
 
