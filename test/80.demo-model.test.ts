@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { DEMO_MODEL_PATH } from "../lib/cli/demo.js";
 import { Mixtral } from "../lib/model.js";
+import { argmax, softmax } from "./helpers/distributions.js";
 import { LlamaOracle, disposeOracleLlama } from "./helpers/llama-oracle.js";
 
 const root = join(import.meta.dirname, "..");
@@ -26,20 +27,6 @@ afterAll(async () => {
   await model?.dispose();
   await disposeOracleLlama();
 });
-
-function argmax(logits: Float32Array): number {
-  let best = 0;
-  for (let t = 1; t < logits.length; t++) if (logits[t] > logits[best]) best = t;
-  return best;
-}
-
-/** log softmax(logits)[token], in float64. */
-function logSoftmaxAt(logits: Float32Array, token: number): number {
-  let max = -Infinity, sum = 0;
-  for (const v of logits) max = Math.max(max, v);
-  for (const v of logits) sum += Math.exp(v - max);
-  return logits[token] - max - Math.log(sum);
-}
 
 describe("80 demo model: the trained KJV Mixtral (models/kjv-mixtral.gguf)", () => {
   // Both engines keep F32 KV caches here. With F16 caches each engine rounds q, K, V and the softmax weights to fp16,
@@ -77,7 +64,7 @@ describe("80 demo model: the trained KJV Mixtral (models/kjv-mixtral.gguf)", () 
         const session = model.createSession({ contextSize: WINDOW });
         for (let i = 0; i + 1 < window.length; i++) {
           const logits = await session.eval([window[i]]);
-          oursNll -= logSoftmaxAt(logits, window[i + 1]);
+          oursNll -= Math.log(softmax(logits)[window[i + 1]]);
           theirsNll -= Math.log(theirs[i][window[i + 1]]);
           scored++;
         }
