@@ -389,6 +389,12 @@ Error GgufFile::open(const std::string& path, const GgufReadOptions& options, st
       close(fd);
       return openFailed("mmap", error);
     }
+#ifdef MADV_HUGEPAGE
+    // Pages read in through this mapping land in 2 MiB page-cache folios instead of scattered 4 KiB pages: decode
+    // streams the weights faster from physically contiguous memory (docs/performance.md, "Page-cache folios").
+    // Only a hint; pages already cached keep their size, and a kernel without file THP ignores it.
+    madvise(mapping, static_cast<size_t>(file->size_), MADV_HUGEPAGE);
+#endif
     file->data_ = static_cast<const uint8_t*>(mapping);
     file->mapped_ = true;
   }
