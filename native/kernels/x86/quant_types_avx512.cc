@@ -6,8 +6,9 @@
 // levels with the activations into 16-bit pair sums (at most 2 * 63 * 127: no saturation) and vpdpwssd (VNNI) scales
 // and adds them into 16 exact i32 lanes. The offsets of Q6_K and Q3_K come off those integers through the
 // activations' per-16 sums (bsums): sum sc * (q + o) * x - o * sum sc * bsum. Then in float, per super-block:
-//   v = d_w * d_x * sumi (- dmin_w * d_x * sum m * bsum for the types with mins), acc += v,
-// one add per super-block on the dependency chain. Activations are packed once per call (decode) or per column tile
+//   acc += (d_w * d_x) * sumi;  acc += (dmin_w * m) * (-d_x * bsum)  (the second for the types with mins),
+// where the factors of the min term are computed once per weight row and once per activation column, so a register
+// tile of R rows x C columns pays two multiply-adds per pair and super-block. Activations are packed once per call (decode) or per column tile
 // (prefill) in the element order each weight type unpacks to: natural for Q2_K, Q3_K, Q6_K; for Q4_K and Q5_K,
 // vector k = [sub-block a | sub-block b] with (a, b) = (0, 2), (1, 3), (4, 6), (5, 7), which is how their nibbles lie.
 //
@@ -72,21 +73,21 @@ constexpr size_t kPackBlocks = 64;   // super-blocks of activations packed per d
 // One Q8_K super-block of activations as the kernels read it.
 struct alignas(64) PackedK {
   __m512i q[4];        // the 256 q_x, in the weight type's element order
+  __m512 minTerm;      // -d_x * (sums of q_x per 32) for Q4_K / Q5_K (lanes 0..7), per 16 for Q2_K; else zero
   int16_t bsums[16];   // sums of q_x per 16, element order
-  int16_t sums32[8];   // sums of q_x per 32, element order
   float d;
-  uint8_t pad[12];
+  uint8_t pad[28];
 };
-static_assert(sizeof(PackedK) == 320, "a packed super-block is 5 lines");
+static_assert(sizeof(PackedK) == 384, "a packed super-block is 6 lines");
 
-// Q8_K super-blocks [0, count) of x -> out
-template <bool kPaired>
+// Q8_K super-blocks [0, count) of x -> out, in T's element order
+template <KType T>
 void packActivations(const BlockQ8_K* x, size_t count, PackedK* out) {
   for (size_t b = 0; b < count; b++) {
     const int8_t* qs = x[b].qs;
     const __m512i a0 = _mm512_loadu_si512(qs), a1 = _mm512_loadu_si512(qs + 64);
     const __m512i a2 = _mm512_loadu_si512(qs + 128), a3 = _mm512_loadu_si512(qs + 192);
-    if (kPaired) {
+    if (kPairedOrder<T>()) {
       out[b].q[0] = _mm512_shuffle_i64x2(a0, a1, 0x44);  // [x0..31 | x64..95]
       out[b].q[1] = _mm512_shuffle_i64x2(a0, a1, 0xEE);  // [x32..63 | x96..127]
       out[b].q[2] = _mm512_shuffle_i64x2(a2, a3, 0x44);
@@ -99,8 +100,12 @@ void packActivations(const BlockQ8_K* x, size_t count, PackedK* out) {
     }
     const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].bsums));
     _mm256_store_si256(reinterpret_cast<__m256i*>(out[b].bsums), bsums);
-    const __m256i pairs = _mm256_madd_epi16(bsums, _mm256_set1_epi16(1));  // |sum of 32| <= 32 * 127
-    _mm_store_si128(reinterpret_cast<__m128i*>(out[b].sums32), _mm256_cvtepi32_epi16(pairs));
+    __m512i sums = _mm512_setzero_si512();
+    if (T == KType::Q2_K) sums = _mm512_cvtepi16_epi32(bsums);
+    if (T == KType::Q4_K || T == KType::Q5_K) {
+      sums = _mm512_zextsi256_si512(_mm256_madd_epi16(bsums, _mm256_set1_epi16(1)));  // per 32, lanes 0..7
+    }
+    out[b].minTerm = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(-x[b].d));
     out[b].d = x[b].d;
   }
 }
@@ -111,7 +116,8 @@ struct KWeights {
   __m512i s[4];     // 16-bit scale of each element pair
   __m256i extra;    // 16-bit words: the scales (Q3_K, Q6_K: for the offset), the 16 mins (Q2_K), or the 8 mins then
                     // the 8 scales (Q4_K, Q5_K)
-  __m512 d, dmin;   // broadcast
+  __m512 d;         // broadcast
+  __m512 mins;      // dmin * the mins (Q4_K, Q5_K: lanes 0..7; Q2_K: 16), zero for the types without
 };
 
 // Word j of vector k gets scale word index[k][j] of the 16 (or 8) unpacked scales.
@@ -209,7 +215,9 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
     }
     u.extra = unpackScaleMin(block + offsetof(BlockQ4_K, scales));
     spreadScales<true>(u.extra, u.s);
-    loadScalePair(block, u.d, u.dmin);
+    __m512 dmin;
+    loadScalePair(block, u.d, dmin);
+    u.mins = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0x00FF, _mm512_cvtepi16_epi32(u.extra)), dmin);
   } else if (T == KType::Q6_K) {
     const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(block);
     const __m512i ql0 = _mm512_loadu_si512(b->ql), ql1 = _mm512_loadu_si512(b->ql + 64);
@@ -224,6 +232,7 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
     u.extra = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)));
     spreadScales<false>(u.extra, u.s);
     u.d = loadScale(block + offsetof(BlockQ6_K, d));
+    u.mins = _mm512_setzero_ps();
   } else if (T == KType::Q3_K) {
     const BlockQ3_K* b = reinterpret_cast<const BlockQ3_K*>(block);
     const __m512i qs[2] = {broadcast32(b->qs), broadcast32(b->qs + 32)};
@@ -245,6 +254,7 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
     u.extra = _mm256_sub_epi16(_mm256_cvtepu8_epi16(stored), _mm256_set1_epi16(32));
     spreadScales<false>(u.extra, u.s);
     u.d = loadScale(block + offsetof(BlockQ3_K, d));
+    u.mins = _mm512_setzero_ps();
   } else {  // Q2_K
     const BlockQ2_K* b = reinterpret_cast<const BlockQ2_K*>(block);
     const __m512i qs[2] = {broadcast32(b->qs), broadcast32(b->qs + 32)};
@@ -253,36 +263,33 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
     const __m128i nibble = _mm_set1_epi8(0x0F);
     spreadScales<false>(_mm256_cvtepu8_epi16(_mm_and_si128(packed, nibble)), u.s);
     u.extra = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), nibble));
-    loadScalePair(block + offsetof(BlockQ2_K, d), u.d, u.dmin);
+    __m512 dmin;
+    loadScalePair(block + offsetof(BlockQ2_K, d), u.d, dmin);
+    u.mins = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(u.extra)), dmin);
   }
   return u;
 }
 
-// The super-block's float contribution, lane-wise: (d_w * sumi (- dmin_w * summ)) * d_x
+// acc += the super-block's contribution, lane-wise: d_w * d_x * sumi, minus d_x * dmin_w * (mins . sums of q_x) for
+// the types with a min. The integers are exact; the min term is one multiply-add against factors computed once per
+// weight row (u.mins) and once per activation column (x.minTerm), so a register tile pays it once per pair.
 template <KType T>
-MN_INLINE __m512 superBlockDot(const KWeights& u, const PackedK& x) {
+MN_INLINE void accumulateSuperBlock(const KWeights& u, const PackedK& x, __m512& acc) {
   // two independent chains of integer sums (exact, so their order does not matter)
   __m512i even = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(u.w[0], x.q[0]), u.s[0]);
   __m512i odd = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(u.w[1], x.q[1]), u.s[1]);
   even = _mm512_dpwssd_epi32(even, _mm512_maddubs_epi16(u.w[2], x.q[2]), u.s[2]);
   odd = _mm512_dpwssd_epi32(odd, _mm512_maddubs_epi16(u.w[3], x.q[3]), u.s[3]);
   __m512i sumi = _mm512_add_epi32(even, odd);
-  const __m256i bsums = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums));
   if (T == KType::Q6_K || T == KType::Q3_K) {
     // levels are q + 32 (Q6_K) or q + 4 (Q3_K): take offset * sum_j sc_j * bsum_j off the integers
+    const __m256i bsums = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums));
     const __m256i scaled = _mm256_madd_epi16(u.extra, bsums);
     const __m256i offset = T == KType::Q6_K ? _mm256_slli_epi32(scaled, 5) : _mm256_slli_epi32(scaled, 2);
     sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(offset));
   }
-  __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(sumi), u.d);
-  if (T == KType::Q2_K || T == KType::Q4_K || T == KType::Q5_K) {
-    const __m256i sums = T == KType::Q2_K ? bsums
-                                          : _mm256_zextsi128_si256(_mm_load_si128(
-                                                reinterpret_cast<const __m128i*>(x.sums32)));
-    const __m512i summ = _mm512_zextsi256_si512(_mm256_madd_epi16(u.extra, sums));
-    v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), u.dmin, v);
-  }
-  return _mm512_mul_ps(v, _mm512_set1_ps(x.d));
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(u.d, _mm512_set1_ps(x.d)), acc);
+  if (T == KType::Q2_K || T == KType::Q4_K || T == KType::Q5_K) acc = _mm512_fmadd_ps(u.mins, x.minTerm, acc);
 }
 
 // ---- decode: one row at a time against activations packed once per call ----
@@ -304,7 +311,7 @@ void decodeK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size
   const size_t nBlocks = n / kQKK;
   for (size_t b0 = 0; b0 < nBlocks; b0 += kPackBlocks) {
     const size_t count = nBlocks - b0 < kPackBlocks ? nBlocks - b0 : kPackBlocks;
-    packActivations<kPairedOrder<T>()>(reinterpret_cast<const BlockQ8_K*>(x) + b0, count, packed);
+    packActivations<T>(reinterpret_cast<const BlockQ8_K*>(x) + b0, count, packed);
     for (size_t r = rowBegin; r < rowEnd; r++) {
       const uint8_t* row = w + r * wRowBytes + b0 * blockBytes;
       float sum = b0 == 0 ? 0.0f : y[r];
@@ -313,7 +320,7 @@ void decodeK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size
         __m512 acc = _mm512_setzero_ps();
         for (size_t b = s; b < end; b++) {
           prefetchBlock<T>(row + b * blockBytes);
-          acc = _mm512_add_ps(acc, superBlockDot<T>(unpackWeights<T>(row + b * blockBytes), packed[b]));
+          accumulateSuperBlock<T>(unpackWeights<T>(row + b * blockBytes), packed[b], acc);
         }
         const float partial = _mm512_reduce_add_ps(acc);
         sum = b0 + s == 0 ? partial : sum + partial;
@@ -342,7 +349,7 @@ void prefillTile(const uint8_t* w, size_t wRowBytes, size_t count, const PackedK
     for (int r = 0; r < R; r++) {
       const KWeights u = unpackWeights<T>(w + r * wRowBytes + b * blockBytes);
       for (int c = 0; c < C; c++) {
-        acc[r][c] = _mm512_add_ps(acc[r][c], superBlockDot<T>(u, packed[c * kSpanBlocks + b]));
+        accumulateSuperBlock<T>(u, packed[c * kSpanBlocks + b], acc[r][c]);
       }
     }
   }
@@ -387,7 +394,7 @@ void prefillK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, siz
         const size_t count = nBlocks - b0 < kSpanBlocks ? nBlocks - b0 : kSpanBlocks;
         for (size_t c = 0; c < cols; c++) {
           const BlockQ8_K* column = reinterpret_cast<const BlockQ8_K*>(x + (c0 + c) * actRowBytes) + b0;
-          packActivations<kPairedOrder<T>()>(column, count, packed + c * kSpanBlocks);
+          packActivations<T>(column, count, packed + c * kSpanBlocks);
         }
         for (size_t r = blockBegin; r < blockEnd; r += kPrefillRows) {
           const size_t rows = blockEnd - r < kPrefillRows ? blockEnd - r : kPrefillRows;
