@@ -88,10 +88,13 @@ describe("20 kernels: quantization round trips (llama.cpp test-quantize-fns metr
       expect(arrayRmse(reference, optimized)).toBeLessThanOrEqual(MAX_QUANTIZATION_REFERENCE_ERROR);
     });
 
-    it(`${isa} quantizes F16, BF16 and Q8_0 activations bit-identically to the scalar reference, odd lengths and unlucky values`, () => {
+    it(`${isa} quantizes F16, BF16, Q8_0 and Q8_K activations bit-identically to the scalar reference, odd lengths and unlucky values`, () => {
       const cases: Array<[string, Float32Array]> = [
         ["gaussian", gaussians(4096 + 224, 3)],
-        ["zeros", new Float32Array(96)],
+        ["zeros", new Float32Array(512)],
+        // Q8_K's scale comes from the first value of largest magnitude, so its sign decides every q's sign
+        ["largest magnitude twice, opposite signs", Float32Array.from({ length: 256 }, (_, i) =>
+          i === 10 ? -5 : i === 200 ? 5 : Math.sin(i))],
         ["all negative", gaussians(160, 4).map((v) => -Math.abs(v) - 1e-3)],
         ["huge", gaussians(288, 5, 60000)],
         ["tiny (fp16 subnormal scales)", gaussians(352, 6, 1e-6)],
@@ -100,8 +103,10 @@ describe("20 kernels: quantization round trips (llama.cpp test-quantize-fns metr
             i) => (i % 32 === 0 ? (i ? -127 : 127) : ((i * 37) % 200) - 100.5))],
       ];
       for (const [label, values] of cases) {
-        for (const format of [ActFormat.F16, ActFormat.BF16, ActFormat.Q8_0, ActFormat.F32]) {
-          const lengths = format === ActFormat.Q8_0 ? [values.length] : [values.length, values.length - 1, 7, 1];
+        for (const format of [ActFormat.F16, ActFormat.BF16, ActFormat.Q8_0, ActFormat.Q8_K, ActFormat.F32]) {
+          const lengths = format === ActFormat.Q8_0 ? [values.length]
+            : format === ActFormat.Q8_K ? [Math.floor(values.length / 256) * 256]
+            : [values.length, values.length - 1, 7, 1];
           for (const n of lengths) {
             if (n <= 0) continue;
             const x = values.subarray(0, n);

@@ -565,6 +565,45 @@ void quantizeQ8_0(const float* x, BlockQ8_0* blocks, size_t n) {
   }
 }
 
+// x (n,) -> Q8_K blocks as the scalar reference: the first value of largest magnitude (NaN skipped) sets
+// iscale = -127 / extreme, q = min(127, iscale * x rounded half to even), bsums per 16, d = 1 / iscale
+void quantizeQ8_K(const float* x, BlockQ8_K* blocks, size_t n) {
+  const __m512 signBit = _mm512_set1_ps(-0.0f);
+  for (size_t b = 0; b < n / kQKK; b++, x += kQKK) {
+    BlockQ8_K& block = blocks[b];
+    __m512 magnitudes[kQKK / 16];
+    __m512 amax = _mm512_setzero_ps();
+    for (size_t g = 0; g < kQKK / 16; g++) {
+      const __m512 v = _mm512_loadu_ps(x + 16 * g);
+      magnitudes[g] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), _mm512_andnot_ps(signBit, v));
+      amax = _mm512_max_ps(amax, magnitudes[g]);
+    }
+    const __m512 largest = _mm512_set1_ps(_mm512_reduce_max_ps(amax));
+    float extreme = 0.0f;
+    for (size_t g = 0; g < kQKK / 16; g++) {
+      const __mmask16 hit = _mm512_cmp_ps_mask(magnitudes[g], largest, _CMP_EQ_OQ);
+      if (hit != 0) {
+        extreme = x[16 * g + static_cast<size_t>(__builtin_ctz(hit))];
+        break;
+      }
+    }
+    if (extreme == 0.0f) {
+      std::memset(&block, 0, sizeof(block));
+      continue;
+    }
+    const float iscale = -127.0f / extreme;
+    const __m512 scale = _mm512_set1_ps(iscale);
+    const __m512i top = _mm512_set1_epi32(127);
+    for (size_t g = 0; g < kQKK / 16; g++) {
+      const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + 16 * g), scale);
+      const __m512i q = _mm512_min_epi32(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), top);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(block.qs + 16 * g), _mm512_cvtsepi32_epi8(q));
+      block.bsums[g] = static_cast<int16_t>(_mm512_reduce_add_epi32(q));
+    }
+    block.d = 1.0f / iscale;
+  }
+}
+
 // x (n,) -> fp16 (n,), round to nearest even as floatToFp16
 void quantizeF16(const float* x, uint16_t* out, size_t n) {
   size_t i = 0;
@@ -607,6 +646,7 @@ void quantizeActivations(ActFormat format, const float* x, void* dst, size_t n) 
     case ActFormat::F16: quantizeF16(x, static_cast<uint16_t*>(dst), n); return;
     case ActFormat::BF16: quantizeBf16(x, static_cast<uint16_t*>(dst), n); return;
     case ActFormat::Q8_0: quantizeQ8_0(x, static_cast<BlockQ8_0*>(dst), n); return;
+    case ActFormat::Q8_K: quantizeQ8_K(x, static_cast<BlockQ8_K*>(dst), n); return;
     default: scalar::quantizeActivations(format, x, dst, n); return;
   }
 }
