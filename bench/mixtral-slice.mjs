@@ -1,7 +1,8 @@
 // `npm run bench`: mixtral-native against llama.cpp (node-llama-cpp 3.21.1) on a "Mixtral slice": Mixtral
 // 8x7B's real layer shapes, 2 layers, built once (cached, deterministic) by the project's own writer.
 // Engines alternate trial by trial, each trial in a fresh process; speeds are reported as ratios and as a
-// fraction of this machine's roofline (weight bytes a decode step must read ÷ measured read bandwidth).
+// fraction of this machine's roofline (weight bytes a decode step must read ÷ the read bandwidth measured around
+// each trial).
 //
 //   node bench/mixtral-slice.mjs [--trials 3] [--threads 2] [--types q4_0,q4_k_m] [--sweeps] [--json out.json]
 import { execFileSync } from "node:child_process";
@@ -93,8 +94,12 @@ function evictFromPageCache(path) {
   }
 }
 
-async function compare(type, path, bandwidth) {
+/** Two-thread read bandwidth of a 1 GiB buffer in 2 MiB pages, best of several passes (GB/s). */
+const readBandwidth = () => native().measureReadBandwidth(1 << 30, threads);
+
+async function compare(type, path) {
   const prompt = await promptFile(path, 512);
+  const { bytes } = await decodeBytesPerToken(path);
   // Every timed trial of both engines reads the same cached pages, brought in by one untimed trial of ours: its
   // mapping asks for 2 MiB page-cache folios, which stream ~20% faster on this VM than the scattered 4 KiB pages
   // the file's writer left behind (docs/performance.md, "Page-cache folios").
@@ -104,18 +109,22 @@ async function compare(type, path, bandwidth) {
   const runs = { ours: [], llama: [] };
   for (let trial = 0; trial < trials; trial++) {
     for (const engine of ["ours", "llama"]) {
+      // This VM's bandwidth drifts with its neighbours' load, so each trial's roofline is the mean of readings taken
+      // just before and just after it.
+      const before = await readBandwidth();
       const r = runWorker(engine, path, threads, prompt, 128);
+      r.bandwidth = (before + (await readBandwidth())) / 2;
+      r.rooflineFraction = (r.decodeTokensPerSecond * bytes) / (r.bandwidth * 1e9);
       runs[engine].push(r);
-      process.stderr.write(`  ${type} trial ${trial + 1} ${engine.padEnd(5)} load ${r.loadMs.toFixed(0)} ms, cold pp512 ${r.coldPrefillTokensPerSecond.toFixed(1)} t/s, pp512 ${r.prefillTokensPerSecond.toFixed(1)} t/s, tg128 ${r.decodeTokensPerSecond.toFixed(2)} t/s, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB\n`);
+      process.stderr.write(`  ${type} trial ${trial + 1} ${engine.padEnd(5)} load ${r.loadMs.toFixed(0)} ms, cold pp512 ${r.coldPrefillTokensPerSecond.toFixed(1)} t/s, pp512 ${r.prefillTokensPerSecond.toFixed(1)} t/s, tg128 ${r.decodeTokensPerSecond.toFixed(2)} t/s, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB, ${r.bandwidth.toFixed(1)} GB/s around it (${(r.rooflineFraction * 100).toFixed(0)}% of the roofline)\n`);
     }
   }
   const summary = {};
   for (const engine of ["ours", "llama"]) {
-    summary[engine] = Object.fromEntries(["loadMs", "coldPrefillTokensPerSecond", "prefillTokensPerSecond", "decodeTokensPerSecond", "peakRssBytes"].map((k) => [k, median(runs[engine].map((r) => r[k]))]));
+    summary[engine] = Object.fromEntries(["loadMs", "coldPrefillTokensPerSecond", "prefillTokensPerSecond", "decodeTokensPerSecond", "peakRssBytes", "bandwidth", "rooflineFraction"].map((k) => [k, median(runs[engine].map((r) => r[k]))]));
   }
-  const { bytes } = await decodeBytesPerToken(path);
-  const rooflineTokensPerSecond = (bandwidth * 1e9) / bytes;
-  return { type, path, bytesPerToken: bytes, rooflineTokensPerSecond, ...summary, runs };
+  const bandwidth = median([...runs.ours, ...runs.llama].map((r) => r.bandwidth));
+  return { type, path, bandwidth, bytesPerToken: bytes, rooflineTokensPerSecond: (bandwidth * 1e9) / bytes, ...summary, runs };
 }
 
 /** Decode against context length and prefill/decode against threads, each point the median of `trials` runs
@@ -143,9 +152,8 @@ async function sweeps(path) {
   return { contexts, threads: threadRuns };
 }
 
-const bandwidth = await native().measureReadBandwidth(1 << 30, threads);
 const machine = `${cpus()[0].model}, ${availableParallelism()} CPUs, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${native().cpuInfo().isa}`;
-process.stderr.write(`machine: ${machine}\nread bandwidth (${threads} threads): ${bandwidth.toFixed(1)} GB/s\n`);
+process.stderr.write(`machine: ${machine}\n`);
 
 const results = [];
 for (const type of args.types.split(",")) {
@@ -154,7 +162,7 @@ for (const type of args.types.split(",")) {
     process.stderr.write(`${type}: skipped (the quantizer is not built into this version)\n`);
     continue;
   }
-  results.push(await compare(type, path, bandwidth));
+  results.push(await compare(type, path));
 }
 
 const pct = (x) => `${(x * 100).toFixed(0)}%`;
@@ -164,10 +172,10 @@ console.log("|---|---|---:|---:|---:|---:|---:|---:|");
 for (const r of results) {
   for (const engine of ["ours", "llama"]) {
     const s = r[engine];
-    console.log(`| ${r.type} | ${engine === "ours" ? "mixtral-native" : "llama.cpp"} | ${s.loadMs.toFixed(0)} | ${s.coldPrefillTokensPerSecond.toFixed(1)} | ${s.prefillTokensPerSecond.toFixed(1)} | ${s.decodeTokensPerSecond.toFixed(2)} | ${(s.peakRssBytes / 2 ** 20).toFixed(0)} | ${pct(s.decodeTokensPerSecond / r.rooflineTokensPerSecond)} |`);
+    console.log(`| ${r.type} | ${engine === "ours" ? "mixtral-native" : "llama.cpp"} | ${s.loadMs.toFixed(0)} | ${s.coldPrefillTokensPerSecond.toFixed(1)} | ${s.prefillTokensPerSecond.toFixed(1)} | ${s.decodeTokensPerSecond.toFixed(2)} | ${(s.peakRssBytes / 2 ** 20).toFixed(0)} | ${pct(s.rooflineFraction)} |`);
   }
   const o = r.ours, l = r.llama;
-  console.log(`| ${r.type} | **ratio** | ${(l.loadMs / o.loadMs).toFixed(2)}× faster | ${(o.coldPrefillTokensPerSecond / l.coldPrefillTokensPerSecond).toFixed(2)}× | ${(o.prefillTokensPerSecond / l.prefillTokensPerSecond).toFixed(2)}× | ${(o.decodeTokensPerSecond / l.decodeTokensPerSecond).toFixed(2)}× | ${(o.peakRssBytes / l.peakRssBytes).toFixed(2)}× | roofline ${r.rooflineTokensPerSecond.toFixed(1)} t/s |`);
+  console.log(`| ${r.type} | **ratio** | ${(l.loadMs / o.loadMs).toFixed(2)}× faster | ${(o.coldPrefillTokensPerSecond / l.coldPrefillTokensPerSecond).toFixed(2)}× | ${(o.prefillTokensPerSecond / l.prefillTokensPerSecond).toFixed(2)}× | ${(o.decodeTokensPerSecond / l.decodeTokensPerSecond).toFixed(2)}× | ${(o.peakRssBytes / l.peakRssBytes).toFixed(2)}× | roofline ${r.rooflineTokensPerSecond.toFixed(1)} t/s at ${r.bandwidth.toFixed(1)} GB/s (median) |`);
 }
 let sweep;
 if (args.sweeps && results.length > 0) sweep = await sweeps(results[0].path);
@@ -178,4 +186,4 @@ if (results.length > 0) {
   const sliceBytes = results[0].bytesPerToken;
   console.log(`\nProjected full Mixtral 8x7B (32 layers, ${results[0].type}) decode: ${((full / sliceBytes / ours) * 1000).toFixed(0)} ms/token (${(ours * sliceBytes / full).toFixed(2)} t/s) at the slice's effective bandwidth.`);
 }
-if (args.json) writeFileSync(args.json, JSON.stringify({ machine, bandwidth, threads, trials, results, sweep }, null, 2));
+if (args.json) writeFileSync(args.json, JSON.stringify({ machine, threads, trials, results, sweep }, null, 2));

@@ -5,7 +5,8 @@
 
 namespace mn {
 
-// GB/s (1e9 bytes) reading a fresh `bytes`-byte buffer with `threads` threads; the best of `repeats` passes.
+// GB/s (1e9 bytes) reading a fresh `bytes`-byte buffer (in 2 MiB pages where the system grants them) with `threads`
+// threads; the best of `repeats` passes.
 double measureReadBandwidth(size_t bytes, unsigned threads, unsigned repeats);
 
 }  // namespace mn
