@@ -70,7 +70,7 @@ export interface NativeAddon {
     encodeAsync(text: string, bosId: number, eosId: number, parseSpecial: boolean): Promise<Int32Array>;
   };
   // ---- bench (native/addon/bench_binding.cc) ----
-  measureReadBandwidth(bytes: number, threads: number): Promise<number>;
+  measureReadBandwidth(bytes: number, threads: number, passes: number): Promise<number[]>;
   // ---- model (native/addon/model_binding.cc) ----
   loadModel(path: string, options: NativeModelOptions): Promise<NativeModelHandle>;
   NativeSession: new (model: NativeModelHandle, options: NativeSessionOptions, logits: Float32Array) => NativeSessionHandle;

@@ -2,11 +2,12 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 namespace mn {
 
-// GB/s (1e9 bytes) reading a fresh `bytes`-byte buffer (in 2 MiB pages where the system grants them) with `threads`
-// threads; the best of `repeats` passes.
-double measureReadBandwidth(size_t bytes, unsigned threads, unsigned repeats);
+// GB/s (1e9 bytes) of each of `passes` passes reading a fresh `bytes`-byte buffer (in 2 MiB pages where the system
+// grants them) with `threads` threads.
+std::vector<double> measureReadBandwidth(size_t bytes, unsigned threads, unsigned passes);
 
 }  // namespace mn
