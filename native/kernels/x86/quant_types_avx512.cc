@@ -67,14 +67,20 @@ constexpr bool kPairedOrder() {
   return T == KType::Q4_K || T == KType::Q5_K;
 }
 
+// The types whose super-blocks carry mins (y = d * sc * q - dmin * m) rather than offset levels.
+template <KType T>
+constexpr bool kHasMins() {
+  return kPairedOrder<T>() || T == KType::Q2_K;
+}
+
 constexpr size_t kSpanBlocks = 16;   // super-blocks per summation span (4096 values)
 constexpr size_t kPackBlocks = 64;   // super-blocks of activations packed per decode chunk (16384 values, 20 KB)
 
 // One Q8_K super-block of activations as the kernels read it.
 struct alignas(64) PackedK {
   __m512i q[4];        // the 256 q_x, in the weight type's element order
-  __m512 minTerm;      // -d_x * (sums of q_x per 32) for Q4_K / Q5_K (lanes 0..7), per 16 for Q2_K; else zero
-  int16_t bsums[16];   // sums of q_x per 16, element order
+  __m512 minTerm;      // types with mins: -d_x * (sums of q_x per 32) for Q4_K / Q5_K (lanes 0..7), per 16 for Q2_K
+  int16_t bsums[16];   // the others: sums of q_x per 16, element order
   float d;
   uint8_t pad[28];
 };
@@ -99,13 +105,14 @@ void packActivations(const BlockQ8_K* x, size_t count, PackedK* out) {
       out[b].q[3] = a3;
     }
     const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].bsums));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(out[b].bsums), bsums);
-    __m512i sums = _mm512_setzero_si512();
-    if (T == KType::Q2_K) sums = _mm512_cvtepi16_epi32(bsums);
-    if (T == KType::Q4_K || T == KType::Q5_K) {
-      sums = _mm512_zextsi256_si512(_mm256_madd_epi16(bsums, _mm256_set1_epi16(1)));  // per 32, lanes 0..7
+    if (kHasMins<T>()) {
+      const __m512i sums = T == KType::Q2_K
+                               ? _mm512_cvtepi16_epi32(bsums)
+                               : _mm512_zextsi256_si512(_mm256_madd_epi16(bsums, _mm256_set1_epi16(1)));  // per 32
+      out[b].minTerm = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(-x[b].d));
+    } else {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out[b].bsums), bsums);
     }
-    out[b].minTerm = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), _mm512_set1_ps(-x[b].d));
     out[b].d = x[b].d;
   }
 }
@@ -117,7 +124,7 @@ struct KWeights {
   __m256i extra;    // 16-bit words: the scales (Q3_K, Q6_K: for the offset), the 16 mins (Q2_K), or the 8 mins then
                     // the 8 scales (Q4_K, Q5_K)
   __m512 d;         // broadcast
-  __m512 mins;      // dmin * the mins (Q4_K, Q5_K: lanes 0..7; Q2_K: 16), zero for the types without
+  __m512 mins;      // types with mins: dmin * the mins (Q4_K, Q5_K: lanes 0..7; Q2_K: 16)
 };
 
 // Word j of vector k gets scale word index[k][j] of the 16 (or 8) unpacked scales.
@@ -232,7 +239,6 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
     u.extra = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)));
     spreadScales<false>(u.extra, u.s);
     u.d = loadScale(block + offsetof(BlockQ6_K, d));
-    u.mins = _mm512_setzero_ps();
   } else if (T == KType::Q3_K) {
     const BlockQ3_K* b = reinterpret_cast<const BlockQ3_K*>(block);
     const __m512i qs[2] = {broadcast32(b->qs), broadcast32(b->qs + 32)};
@@ -254,7 +260,6 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
     u.extra = _mm256_sub_epi16(_mm256_cvtepu8_epi16(stored), _mm256_set1_epi16(32));
     spreadScales<false>(u.extra, u.s);
     u.d = loadScale(block + offsetof(BlockQ3_K, d));
-    u.mins = _mm512_setzero_ps();
   } else {  // Q2_K
     const BlockQ2_K* b = reinterpret_cast<const BlockQ2_K*>(block);
     const __m512i qs[2] = {broadcast32(b->qs), broadcast32(b->qs + 32)};
@@ -289,7 +294,7 @@ MN_INLINE void accumulateSuperBlock(const KWeights& u, const PackedK& x, __m512&
     sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(offset));
   }
   acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(u.d, _mm512_set1_ps(x.d)), acc);
-  if (T == KType::Q2_K || T == KType::Q4_K || T == KType::Q5_K) acc = _mm512_fmadd_ps(u.mins, x.minTerm, acc);
+  if (kHasMins<T>()) acc = _mm512_fmadd_ps(u.mins, x.minTerm, acc);
 }
 
 // ---- decode: one row at a time against activations packed once per call ----
@@ -336,11 +341,11 @@ void decodeK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size
 // 252 at 2 x 6 (the unpacked row meets more columns); Q6_K 192 at 4 x 4, 181 at 2 x 6.
 template <KType T>
 constexpr size_t kPrefillRows() {
-  return kPairedOrder<T>() || T == KType::Q2_K ? 2 : 4;
+  return kHasMins<T>() ? 2 : 4;
 }
 template <KType T>
 constexpr size_t kPrefillCols() {
-  return kPairedOrder<T>() || T == KType::Q2_K ? 6 : 4;
+  return kHasMins<T>() ? 6 : 4;
 }
 constexpr size_t kMaxPrefillCols = 6;
 constexpr size_t kRowBlock = 64;  // rows whose weights stay in L2 while every column tile passes over them
