@@ -2,15 +2,17 @@
 // (Q4_1, Q5_1 x Q8_1; Q5_0 x Q8_0), and their row dequantization.
 //
 // K-quants. A super-block of 256 weights is unpacked into four 64-byte vectors of unsigned levels (Q6_K as q + 32,
-// Q3_K as q + 4) and four vectors of 16-bit sub-block scales, one per pair of elements. vpmaddubsw multiplies the
-// levels with the activations into 16-bit pair sums (at most 2 * 63 * 127: no saturation) and vpdpwssd (VNNI) scales
-// and adds them into 16 exact i32 lanes. The offsets of Q6_K and Q3_K come off those integers through the
-// activations' per-16 sums (bsums): sum sc * (q + o) * x - o * sum sc * bsum. Then in float, per super-block:
+// Q3_K as q + 4) laid out so that every 32-bit lane stays inside one sub-block. vpdpbusd (VNNI) multiplies them with
+// the activations into lane sums small enough for 16 bits (checked per type below), so vpmaddwd applies the 16-bit
+// sub-block scales to them, two lanes per word pair after vpackssdw for the 16-value sub-blocks, or one lane and a
+// zero scale for Q4_K and Q5_K, whose lanes sum a sub-block over several vectors first. That leaves 16 exact i32 lanes.
+// The offsets of Q6_K and Q3_K come off those integers through the activations' per-16 sums (bsums):
+// sum sc * (q + o) * x - o * sum sc * bsum. Then in float, per super-block:
 //   acc += (d_w * d_x) * sumi;  acc += (dmin_w * m) * (-d_x * bsum)  (the second for the types with mins),
 // where the factors of the min term are computed once per weight row and once per activation column, so a register
-// tile of R rows x C columns pays two multiply-adds per pair and super-block. Activations are packed once per call (decode) or per column tile
-// (prefill) in the element order each weight type unpacks to: natural for Q2_K, Q3_K, Q6_K; for Q4_K and Q5_K,
-// vector k = [sub-block a | sub-block b] with (a, b) = (0, 2), (1, 3), (4, 6), (5, 7), which is how their nibbles lie.
+// tile of R rows x C columns pays two multiply-adds per pair and super-block. Activations are packed once per call
+// (decode) or per column tile (prefill) in the element order each weight type unpacks to: natural for Q2_K, Q3_K,
+// Q6_K; for Q4_K and Q5_K, vector k = quad-word k of sub-blocks 0, 2, 4, 6, then of 1, 3, 5, 7 (the lane order).
 //
 // Q4_1 / Q5_0 / Q5_1: one 32-value block per 256-bit VNNI dot product (vpdpbusd, unsigned levels x signed q_x).
 //
@@ -61,16 +63,22 @@ constexpr size_t kBlockBytes() {
                             : sizeof(BlockQ6_K);
 }
 
-// Q4_K and Q5_K unpack to the paired sub-block order, the others to element order.
+// Q4_K and Q5_K unpack to the lane order (a 32-bit lane keeps one sub-block through all four vectors), the others to
+// element order.
 template <KType T>
-constexpr bool kPairedOrder() {
+constexpr bool kLaneOrder() {
   return T == KType::Q4_K || T == KType::Q5_K;
 }
 
 // The types whose super-blocks carry mins (y = d * sc * q - dmin * m) rather than offset levels.
 template <KType T>
 constexpr bool kHasMins() {
-  return kPairedOrder<T>() || T == KType::Q2_K;
+  return kLaneOrder<T>() || T == KType::Q2_K;
+}
+
+// vpermt2q index: 128-bit chunk c of the first source, chunk c of the second, then chunks 2 + c of both
+MN_INLINE __m512i laneOrderIndex(int c) {
+  return _mm512_setr_epi64(2 * c, 2 * c + 1, 8 + 2 * c, 9 + 2 * c, 4 + 2 * c, 5 + 2 * c, 12 + 2 * c, 13 + 2 * c);
 }
 
 constexpr size_t kSpanBlocks = 16;   // super-blocks per summation span (4096 values)
@@ -93,11 +101,17 @@ void packActivations(const BlockQ8_K* x, size_t count, PackedK* out) {
     const int8_t* qs = x[b].qs;
     const __m512i a0 = _mm512_loadu_si512(qs), a1 = _mm512_loadu_si512(qs + 64);
     const __m512i a2 = _mm512_loadu_si512(qs + 128), a3 = _mm512_loadu_si512(qs + 192);
-    if (kPairedOrder<T>()) {
-      out[b].q[0] = _mm512_shuffle_i64x2(a0, a1, 0x44);  // [x0..31 | x64..95]
-      out[b].q[1] = _mm512_shuffle_i64x2(a0, a1, 0xEE);  // [x32..63 | x96..127]
-      out[b].q[2] = _mm512_shuffle_i64x2(a2, a3, 0x44);
-      out[b].q[3] = _mm512_shuffle_i64x2(a2, a3, 0xEE);
+    if (kLaneOrder<T>()) {
+      // vector k = quad-word k of sub-blocks 0, 2, 4, 6, then of 1, 3, 5, 7; source a_i holds sub-blocks 2i, 2i + 1
+      const __m512i lo01 = _mm512_unpacklo_epi64(a0, a1), hi01 = _mm512_unpackhi_epi64(a0, a1);
+      const __m512i lo23 = _mm512_unpacklo_epi64(a2, a3), hi23 = _mm512_unpackhi_epi64(a2, a3);
+      // lo01 / lo23 hold quad-word k (even k) of a0, a1 / a2, a3 at 128-bit chunk k / 2, of the odd sub-blocks at
+      // chunk 2 + k / 2; hi01 / hi23 the same for odd k
+      for (int k = 0; k < 4; k++) {
+        const __m512i& first = k % 2 == 0 ? lo01 : hi01;
+        const __m512i& second = k % 2 == 0 ? lo23 : hi23;
+        out[b].q[k] = _mm512_permutex2var_epi64(first, laneOrderIndex(k / 2), second);
+      }
     } else {
       out[b].q[0] = a0;
       out[b].q[1] = a1;
@@ -120,28 +134,24 @@ void packActivations(const BlockQ8_K* x, size_t count, PackedK* out) {
 // A super-block of weights, unpacked: levels, per-pair scales, and what the offset or min term needs.
 struct KWeights {
   __m512i w[4];     // unsigned levels, in the packed activations' order
-  __m512i s[4];     // 16-bit scale of each element pair
+  __m512i s[2];     // 16-bit scales: lane order one per lane (s[0]), element order one per packed word
   __m256i extra;    // 16-bit words: the scales (Q3_K, Q6_K: for the offset), the 16 mins (Q2_K), or the 8 mins then
                     // the 8 scales (Q4_K, Q5_K)
   __m512 d;         // broadcast
   __m512 mins;      // types with mins: dmin * the mins (Q4_K, Q5_K: lanes 0..7; Q2_K: 16)
 };
 
-// Word j of vector k gets scale word index[k][j] of the 16 (or 8) unpacked scales.
-alignas(64) constexpr uint16_t kScaleIndex16[4][32] = {
-    {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
-    {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
-    {8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
-    {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13,
-     14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15}};
-// Q4_K / Q5_K: scale j is word 8 + j (the mins come first); vector k holds sub-blocks (0, 2), (1, 3), (4, 6), (5, 7).
-alignas(64) constexpr uint16_t kScaleIndexPaired[4][32] = {
-    {8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10},
-    {9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11},
-    {12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12,
-     14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14, 14},
-    {13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13, 13,
-     15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15}};
+// Element order: word w of scale vector k is scale index[k][w] of the 16. vpackssdw(a, b) puts lanes 4m..4m+3 of a,
+// then of b, in 128-bit chunk m; a lane of vector k (elements 64k..64k+63) lies in sub-block 4k + lane / 4, so chunk m
+// of the pair (0, 1) holds sub-blocks m and 4 + m, of (2, 3) sub-blocks 8 + m and 12 + m.
+alignas(64) constexpr uint16_t kScaleIndexPacked[2][32] = {
+    {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5, 2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7},
+    {8, 8, 8, 8, 12, 12, 12, 12, 9, 9, 9, 9, 13, 13, 13, 13,
+     10, 10, 10, 10, 14, 14, 14, 14, 11, 11, 11, 11, 15, 15, 15, 15}};
+// Q4_K / Q5_K: the scale of each 32-bit lane for its low word (a masked permute zeroes the high word); scale j is word
+// 8 + j. Lanes 2i, 2i + 1 hold sub-block 2i, lanes 8 + 2i, 9 + 2i sub-block 2i + 1.
+alignas(64) constexpr uint16_t kScaleIndexLanes[32] = {8,  0, 8,  0, 10, 0, 10, 0, 12, 0, 12, 0, 14, 0, 14, 0,
+                                                        9,  0, 9,  0, 11, 0, 11, 0, 13, 0, 13, 0, 15, 0, 15, 0};
 
 // Per-half right shifts (in 16-bit words) that bring the 2-bit field of the low and high 32 elements of a vector to
 // bit 0: {0, 2} for the first vector of each 128, {4, 6} for the second.
@@ -164,14 +174,10 @@ MN_INLINE __m512i twoBitLevels(__m512i packed, int t0) {
   return _mm512_and_si512(_mm512_srlv_epi16(packed, halfShifts(2 * t0, 2 * t0 + 2)), _mm512_set1_epi8(3));
 }
 
-// 16 words (or 8 in the low half) -> the four per-pair scale vectors
-template <bool kPaired>
-MN_INLINE void spreadScales(__m256i words, __m512i (&s)[4]) {
+// 16 words -> the two scale vectors of element order
+MN_INLINE void spreadScales(__m256i words, __m512i (&s)[2]) {
   const __m512i table = _mm512_castsi256_si512(words);
-  for (int k = 0; k < 4; k++) {
-    const __m512i index = _mm512_load_si512(kPaired ? kScaleIndexPaired[k] : kScaleIndex16[k]);
-    s[k] = _mm512_permutexvar_epi16(index, table);
-  }
+  for (int k = 0; k < 2; k++) s[k] = _mm512_permutexvar_epi16(_mm512_load_si512(kScaleIndexPacked[k]), table);
 }
 
 // The 8 mins and 8 scales of Q4_K / Q5_K (12 bytes at p, 16 readable) as 16-bit words 0..7 and 8..15. In 32-bit
@@ -204,24 +210,33 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
   KWeights u;
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   if (T == KType::Q4_K || T == KType::Q5_K) {
+    // the 32 bytes of group g (quad-words 4g..4g+3) hold sub-block 2g in their low nibbles and 2g + 1 in their high
+    // ones: vector k takes quad-word k of every group twice, low nibbles in the low half and high in the high half
     const uint8_t* qs = block + (T == KType::Q4_K ? offsetof(BlockQ4_K, qs) : offsetof(BlockQ5_K, qs));
     const __m512i a = _mm512_loadu_si512(qs), b = _mm512_loadu_si512(qs + 64);
-    u.w[0] = _mm512_and_si512(a, low4);
-    u.w[1] = _mm512_and_si512(_mm512_srli_epi16(a, 4), low4);
-    u.w[2] = _mm512_and_si512(b, low4);
-    u.w[3] = _mm512_and_si512(_mm512_srli_epi16(b, 4), low4);
+    const __m512i nibbleShifts = halfShifts(0, 4);
+    for (int k = 0; k < 4; k++) {
+      const __m512i index = _mm512_setr_epi64(k, 4 + k, 8 + k, 12 + k, k, 4 + k, 8 + k, 12 + k);
+      u.w[k] = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutex2var_epi64(a, index, b), nibbleShifts), low4);
+    }
     if (T == KType::Q5_K) {
-      // bit 4 of sub-block j's levels is bit j of qh; vector k holds sub-blocks (a, b) of kScaleIndexPaired
-      const __m512i qh = broadcast32(block + offsetof(BlockQ5_K, qh));
+      // bit 4 of the level of byte i of sub-block j is bit j of qh[i]: vector k reads qh's quad-word k everywhere
+      const uint8_t* qh = block + offsetof(BlockQ5_K, qh);
+      const __m512i bits = _mm512_setr_epi64(0x0101010101010101LL, 0x0404040404040404LL, 0x1010101010101010LL,
+                                             0x4040404040404040LL, 0x0202020202020202LL, 0x0808080808080808LL,
+                                             0x2020202020202020LL, (long long)0x8080808080808080ULL);
       const __m512i sixteen = _mm512_set1_epi8(16);
-      const int bits[4][2] = {{0x01, 0x04}, {0x02, 0x08}, {0x10, 0x40}, {0x20, 0x80}};
       for (int k = 0; k < 4; k++) {
-        const __mmask64 high = _mm512_test_epi8_mask(qh, halfBytes(bits[k][0], bits[k][1]));
+        long long word;
+        std::memcpy(&word, qh + 8 * k, 8);
+        const __m512i bytes = _mm512_set1_epi64(word);
+        const __mmask64 high = _mm512_test_epi8_mask(bytes, bits);
         u.w[k] = _mm512_mask_add_epi8(u.w[k], high, u.w[k], sixteen);
       }
     }
     u.extra = unpackScaleMin(block + offsetof(BlockQ4_K, scales));
-    spreadScales<true>(u.extra, u.s);
+    u.s[0] = _mm512_maskz_permutexvar_epi16(0x55555555u, _mm512_load_si512(kScaleIndexLanes),
+                                            _mm512_castsi256_si512(u.extra));
     __m512 dmin;
     loadScalePair(block, u.d, dmin);
     u.mins = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0x00FF, _mm512_cvtepi16_epi32(u.extra)), dmin);
@@ -237,7 +252,7 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
       u.w[k] = _mm512_or_si512(nibbles[k], _mm512_and_si512(_mm512_slli_epi16(shifted, 4), top2));
     }
     u.extra = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales)));
-    spreadScales<false>(u.extra, u.s);
+    spreadScales(u.extra, u.s);
     u.d = loadScale(block + offsetof(BlockQ6_K, d));
   } else if (T == KType::Q3_K) {
     const BlockQ3_K* b = reinterpret_cast<const BlockQ3_K*>(block);
@@ -258,7 +273,7 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
     const __m128i stored = _mm_setr_epi32(static_cast<int>(s0), static_cast<int>(s1), static_cast<int>(s2),
                                           static_cast<int>(s3));
     u.extra = _mm256_sub_epi16(_mm256_cvtepu8_epi16(stored), _mm256_set1_epi16(32));
-    spreadScales<false>(u.extra, u.s);
+    spreadScales(u.extra, u.s);
     u.d = loadScale(block + offsetof(BlockQ3_K, d));
   } else {  // Q2_K
     const BlockQ2_K* b = reinterpret_cast<const BlockQ2_K*>(block);
@@ -266,7 +281,7 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
     for (int k = 0; k < 4; k++) u.w[k] = twoBitLevels(qs[k / 2], 2 * (k % 2));
     const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->scales));
     const __m128i nibble = _mm_set1_epi8(0x0F);
-    spreadScales<false>(_mm256_cvtepu8_epi16(_mm_and_si128(packed, nibble)), u.s);
+    spreadScales(_mm256_cvtepu8_epi16(_mm_and_si128(packed, nibble)), u.s);
     u.extra = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), nibble));
     __m512 dmin;
     loadScalePair(block + offsetof(BlockQ2_K, d), u.d, dmin);
@@ -280,12 +295,28 @@ MN_INLINE KWeights unpackWeights(const uint8_t* block) {
 // weight row (u.mins) and once per activation column (x.minTerm), so a register tile pays it once per pair.
 template <KType T>
 MN_INLINE void accumulateSuperBlock(const KWeights& u, const PackedK& x, __m512& acc) {
-  // two independent chains of integer sums (exact, so their order does not matter)
-  __m512i even = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(u.w[0], x.q[0]), u.s[0]);
-  __m512i odd = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(u.w[1], x.q[1]), u.s[1]);
-  even = _mm512_dpwssd_epi32(even, _mm512_maddubs_epi16(u.w[2], x.q[2]), u.s[2]);
-  odd = _mm512_dpwssd_epi32(odd, _mm512_maddubs_epi16(u.w[3], x.q[3]), u.s[3]);
-  __m512i sumi = _mm512_add_epi32(even, odd);
+  const __m512i zero = _mm512_setzero_si512();
+  __m512i sumi;
+  if (kLaneOrder<T>()) {
+    // a lane sums 4 levels of one sub-block per vector; over all four (Q4_K: at most 16 * 15 * 128 < 2^15) or two
+    // (Q5_K: 8 * 31 * 128) vectors that still fits the low 16-bit word, which vpmaddwd scales (the high word's scale
+    // is 0)
+    if (T == KType::Q4_K) {
+      __m512i levels = zero;
+      for (int k = 0; k < 4; k++) levels = _mm512_dpbusd_epi32(levels, u.w[k], x.q[k]);
+      sumi = _mm512_madd_epi16(levels, u.s[0]);
+    } else {
+      const __m512i first = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, u.w[0], x.q[0]), u.w[1], x.q[1]);
+      const __m512i second = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, u.w[2], x.q[2]), u.w[3], x.q[3]);
+      sumi = _mm512_dpwssd_epi32(_mm512_madd_epi16(first, u.s[0]), second, u.s[0]);
+    }
+  } else {
+    // a lane sums 4 levels of one sub-block (at most 4 * 63 * 128 < 2^15): pairs of vectors pack into 16-bit words
+    __m512i levels[4];
+    for (int k = 0; k < 4; k++) levels[k] = _mm512_dpbusd_epi32(zero, u.w[k], x.q[k]);
+    sumi = _mm512_dpwssd_epi32(_mm512_madd_epi16(_mm512_packs_epi32(levels[0], levels[1]), u.s[0]),
+                               _mm512_packs_epi32(levels[2], levels[3]), u.s[1]);
+  }
   if (T == KType::Q6_K || T == KType::Q3_K) {
     // levels are q + 32 (Q6_K) or q + 4 (Q3_K): take offset * sum_j sc_j * bsum_j off the integers
     const __m256i bsums = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums));
