@@ -71,15 +71,15 @@ void matmulAvx2(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, si
   matmul(wType, w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
 }
 
-// Q8_0 weights take the AVX2 kernel: it adds in llama.cpp's order (8 lanes of 4-product sums per block, block after
-// block), so a Q8_0 model's logits match llama.cpp's to the last bit where the AVX-512 kernel's 4-block groups
-// differ by an ulp, enough to flip a greedy choice at a near-tie (test 80). Q8_0 decode streams as fast on AVX2
-// (21-26 GB/s against 21-24); prefill gives up about half its speed (80-85 against 142-170 GFLOP/s, kernels.md).
+// Q8_0 weights add in the AVX2 kernel's order: 8 lanes of 4-product sums per block, block after block, as llama.cpp,
+// so a Q8_0 model's logits match llama.cpp's to the last bit where 4-block groups would differ by an ulp, enough to
+// flip a greedy choice at a near-tie (test 80). Decode streams on the AVX2 kernel itself (as fast as AVX-512 would:
+// 21-26 GB/s against 21-24); the AVX-512 prefill runs the same arithmetic two columns per vector.
 void matmulAvx512(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
                   const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
-  const x86::MatmulFn matmul = isQuantTypeKernel(wType)        ? x86::kQuantTypesAvx512.matmul
-                               : wType == GgmlType::Q8_0 ? x86::kMatmulAvx2.matmul
-                                                               : x86::kMatmulAvx512.matmul;
+  const x86::MatmulFn matmul = isQuantTypeKernel(wType)                   ? x86::kQuantTypesAvx512.matmul
+                               : wType == GgmlType::Q8_0 && nCols == 1 ? x86::kMatmulAvx2.matmul
+                                                                          : x86::kMatmulAvx512.matmul;
   matmul(wType, w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
 }
 
