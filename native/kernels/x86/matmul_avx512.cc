@@ -402,7 +402,7 @@ void matmulQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, 
 // ---- Q8_0 prefill, in the AVX2 kernel's order with two columns per vector ----
 // Each 256-bit half carries one column through exactly the arithmetic of matmul_avx2.cc's tile: 8 lanes of 4-product
 // sums per block, scaled by the float d_w * d_x and added per 128-block span into an even-block and an odd-block
-// accumulator, lanes summed by horizontalSum. So Q8_0 results stay bit-identical to the AVX2 decode (which Q8_0
+// accumulator, summed by the same sumTileSpans. So Q8_0 results stay bit-identical to the AVX2 decode (which Q8_0
 // keeps, kernels.cc) at any batching. The lane sums are the same integers: vpdpbusd takes q_w + 128 as its unsigned
 // operand, starting from -128 * (the activations' 4-value sums).
 
@@ -431,11 +431,19 @@ MN_INLINE Q8PairBlock loadQ8Pair(const uint8_t* x0, const uint8_t* x1, size_t b)
   return pair;
 }
 
-// acc[r][p] += blocks first, first + 2, ... < end of W rows (R) . the column pairs (P)
-template <int R, int P>
+// acc[r][c] += blocks first, first + 2, ... < end of W rows (R) . columns (C), which run in pairs (P): a pair's
+// accumulators are joined into one vector for the pass and split again after it
+template <int R, int C, int P>
 MN_INLINE void q8PrefillPass(const uint8_t* w, size_t wRowBytes, size_t first, size_t end, const uint8_t* const* x0,
-                             const uint8_t* const* x1, __m512 (&acc)[R][P]) {
+                             const uint8_t* const* x1, __m256 (&columns)[R][C]) {
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512 acc[R][P];
+  for (int r = 0; r < R; r++) {
+    for (int p = 0; p < P; p++) {
+      const __m256 high = 2 * p + 1 < C ? columns[r][2 * p + 1] : columns[r][2 * p];
+      acc[r][p] = _mm512_insertf32x8(_mm512_castps256_ps512(columns[r][2 * p]), high, 1);
+    }
+  }
   for (size_t b = first; b < end; b += 2) {
     Q8PairBlock pairs[P];
     for (int p = 0; p < P; p++) pairs[p] = loadQ8Pair(x0[p], x1[p], b);
@@ -448,6 +456,11 @@ MN_INLINE void q8PrefillPass(const uint8_t* w, size_t wRowBytes, size_t first, s
         const __m512 sums = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(pairs[p].offset, levels, pairs[p].q));
         acc[r][p] = _mm512_fmadd_ps(sums, _mm512_mul_ps(wd, pairs[p].d), acc[r][p]);
       }
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    for (int c = 0; c < C; c++) {
+      columns[r][c] = c % 2 == 0 ? _mm512_castps512_ps256(acc[r][c / 2]) : _mm512_extractf32x8_ps(acc[r][c / 2], 1);
     }
   }
 }
@@ -463,25 +476,9 @@ void q8PrefillTile(const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uin
     x0[p] = x + 2 * p * actRowBytes;
     x1[p] = 2 * p + 1 < C ? x0[p] + actRowBytes : x0[p];
   }
-  float sum[R][C];
-  for (size_t b0 = 0; b0 < nBlocks; b0 += kQ8SpanBlocks) {
-    const size_t end = nBlocks - b0 < kQ8SpanBlocks ? nBlocks : b0 + kQ8SpanBlocks;
-    __m512 even[R][P], odd[R][P];
-    for (int r = 0; r < R; r++)
-      for (int p = 0; p < P; p++) even[r][p] = odd[r][p] = _mm512_setzero_ps();
-    q8PrefillPass<R, P>(w, wRowBytes, b0, end, x0, x1, even);
-    q8PrefillPass<R, P>(w, wRowBytes, b0 + 1, end, x0, x1, odd);
-    for (int r = 0; r < R; r++) {
-      for (int c = 0; c < C; c++) {
-        const __m512 both = _mm512_add_ps(even[r][c / 2], odd[r][c / 2]);
-        const __m256 half = c % 2 == 0 ? _mm512_castps512_ps256(both) : _mm512_extractf32x8_ps(both, 1);
-        const float partial = horizontalSum(half);
-        sum[r][c] = b0 == 0 ? partial : sum[r][c] + partial;
-      }
-    }
-  }
-  for (int r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) y[c * ldy + r] = sum[r][c];
+  sumTileSpans<R, C>(nBlocks, kQ8SpanBlocks, y, ldy, [&](size_t first, size_t end, __m256 (&acc)[R][C]) {
+    q8PrefillPass<R, C, P>(w, wRowBytes, first, end, x0, x1, acc);
+  });
 }
 
 template <int C>

@@ -209,7 +209,7 @@ template <KType T>
 MN_INLINE KWeights unpackWeights(const uint8_t* block) {
   KWeights u;
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  if (T == KType::Q4_K || T == KType::Q5_K) {
+  if (kLaneOrder<T>()) {
     // the 32 bytes of group g (quad-words 4g..4g+3) hold sub-block 2g in their low nibbles and 2g + 1 in their high
     // ones: vector k takes quad-word k of every group twice, low nibbles in the low half and high in the high half
     const uint8_t* qs = block + (T == KType::Q4_K ? offsetof(BlockQ4_K, qs) : offsetof(BlockQ5_K, qs));
@@ -368,8 +368,8 @@ void decodeK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size
 
 // ---- prefill: register tiles against activations packed per column tile and span ----
 
-// Register tile shape, measured per type (single-thread prefill x64, bench/kernels.sh): Q4_K 225 GFLOP/s at 4 x 4,
-// 252 at 2 x 6 (the unpacked row meets more columns); Q6_K 192 at 4 x 4, 181 at 2 x 6.
+// Register tile shape, measured per type (single-thread prefill x64, bench/kernels.sh, docs/kernels.md): 2 x 6 for
+// Q4_K (the unpacked row meets more columns; 4 x 4, 3 x 6, 2 x 8 and 3 x 4 lower), 4 x 4 for Q6_K (2 x 6 17% lower).
 template <KType T>
 constexpr size_t kPrefillRows() {
   return kHasMins<T>() ? 2 : 4;
