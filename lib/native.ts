@@ -45,7 +45,7 @@ export interface NativeAddon {
     attnScores(isa: IsaName | "active", q: Float32Array, k: Uint16Array | Float32Array, headDim: number, count: number, scale: number,
       out: Float32Array): void;
     attnAccumulate(isa: IsaName | "active", out: Float32Array, p: Float32Array, v: Uint16Array | Float32Array, headDim: number,
-      count: number): void;
+      count: number, heads: number): void;
     softmax(isa: IsaName | "active", x: Float32Array, n: number): void;
     siluMul(isa: IsaName | "active", gate: Float32Array, up: Float32Array, n: number): void;
     axpy(isa: IsaName | "active", y: Float32Array, a: number, x: Float32Array, n: number): void;

@@ -120,6 +120,45 @@ describe("20 kernels: norm, rope, attention, softmax, activations", () => {
       }
     });
 
+    it(`${isa} attention over the query heads of one KV head matches scalar and equals one head at a time bit for bit`,
+        () => {
+      // 1-4 heads go through one pass; 5-8 take a second block. Decode and prefill both rely on a head's result not
+      // depending on how many heads share its pass.
+      for (const heads of [2, 3, 4, 5, 8]) {
+        for (const headDim of [128, 80, 6]) {
+          for (const count of [1, 33]) {
+            const q = gaussians(heads * headDim, heads + headDim);
+            const keys = gaussians(count * headDim, headDim - heads);
+            const p = new Float32Array(heads * count);
+            for (let h = 0; h < heads; h++) p.set(softmax("scalar", gaussians(count, h + count)), h * count);
+            const start = gaussians(heads * headDim, count);
+            for (const cache of [keys, halves(keys)]) {
+              const label = `${isa} ${heads} heads ${cache instanceof Uint16Array ? "F16" : "F32"} headDim ${headDim} count ${count}`;
+              const scores = guarded(heads * count);
+              attnScores(isa, q, cache, headDim, count, 0.125, scores);
+              expectSentinels(scores, heads * count, `attnScores ${label}`);
+              expectClose(attnScores("scalar", q, cache, headDim, count, 0.125), scores, heads * count, DEFAULT_NMSE,
+                `attnScores ${label}`);
+              const out = guarded(heads * headDim, start);
+              attnAccumulate(isa, out, p, cache, headDim, count, heads);
+              expectSentinels(out, heads * headDim, `attnAccumulate ${label}`);
+              const expected = attnAccumulate("scalar", start.slice(), p, cache, headDim, count, heads);
+              expectClose(expected, out, heads * headDim, DEFAULT_NMSE, `attnAccumulate ${label}`);
+              for (let h = 0; h < heads; h++) {
+                const one = attnScores(isa, q.subarray(h * headDim, (h + 1) * headDim), cache, headDim, count, 0.125);
+                expect(Array.from(scores.subarray(h * count, (h + 1) * count)), `attnScores ${label} head ${h}`)
+                  .toEqual(Array.from(one));
+                const alone = attnAccumulate(isa, start.slice(h * headDim, (h + 1) * headDim),
+                  p.subarray(h * count, (h + 1) * count), cache, headDim, count);
+                expect(Array.from(out.subarray(h * headDim, (h + 1) * headDim)), `attnAccumulate ${label} head ${h}`)
+                  .toEqual(Array.from(alone));
+              }
+            }
+          }
+        }
+      }
+    });
+
     it(`${isa} attention accumulation matches scalar over F16 and F32 caches (NMSE <= ${DEFAULT_NMSE})`, () => {
       for (const headDim of [...HEAD_DIMS, 200]) {
         for (const count of [1, 7, 33, 129]) {
@@ -213,6 +252,12 @@ describe("20 kernels: norm, rope, attention, softmax, activations", () => {
     expect(() => attnScores("scalar", x, new Int16Array(16) as never, 8, 2, 1)).toThrow(/k must be a Uint16Array/);
     expect(() => attnAccumulate("scalar", x, new Float32Array(2), new Float32Array(15), 8,
         2)).toThrow(/v must hold exactly 16/);
+    expect(() => attnScores("scalar", new Float32Array(12), new Float32Array(16), 8, 2, 1)).toThrow(
+      /q must hold whole rows of headDim 8 values; got 12/);
+    expect(() => attnAccumulate("scalar", x, new Float32Array(4), new Float32Array(16), 8, 2,
+        2)).toThrow(/out must hold at least 16 values; got 8/);
+    expect(() => attnAccumulate("scalar", x, new Float32Array(2), new Float32Array(16), 8, 2,
+        0)).toThrow(/heads must be/);
     expect(() => softmax("scalar", x, 9)).toThrow(/n must be in \[1, 8\]/);
     expect(() => axpy("scalar", x, Number.POSITIVE_INFINITY, x)).toThrow(/a must be a finite number/);
   });

@@ -221,32 +221,48 @@ export function rope(isa: KernelIsa, x: Float32Array, nHeads: number, headDim: n
   return x;
 }
 
-/** out (count,) = scale * K (count, headDim) @ q (headDim,); K is an F16 (Uint16Array) or F32 cache. */
+/**
+ * out (heads, count) = scale * q (heads, headDim) @ K (count, headDim)ᵀ: the query heads that share one KV head, in
+ * one pass over its keys; heads = q.length / headDim. K is an F16 (Uint16Array) or F32 cache.
+ */
 export function attnScores(isa: KernelIsa, q: Float32Array, k: Uint16Array | Float32Array, headDim: number,
-    count: number,
-  scale: number, out?: Float32Array): Float32Array {
+  count: number, scale: number, out?: Float32Array): Float32Array {
   checkIsa(isa);
   checkInteger("headDim", headDim, 1);
   checkInteger("count", count, 0);
-  checkFloats("q", q, headDim, true);
+  const heads = checkHeads("q", q, headDim);
   checkCache("k", k, count * headDim);
   checkFinite("scale", scale);
-  const target = out === undefined ? new Float32Array(count) : checkFloats("out", out, count);
+  const target = out === undefined ? new Float32Array(heads * count) : checkFloats("out", out, heads * count);
   native().kernelTesting.attnScores(isa, q, k, headDim, count, scale, target);
   return target;
 }
 
-/** out (headDim,) += p (count,) @ V (count, headDim), in place; V is an F16 (Uint16Array) or F32 cache. */
+/**
+ * out (heads, headDim) += p (heads, count) @ V (count, headDim), in place: the query heads that share one KV head, in
+ * one pass over its values. V is an F16 (Uint16Array) or F32 cache.
+ */
 export function attnAccumulate(isa: KernelIsa, out: Float32Array, p: Float32Array, v: Uint16Array | Float32Array,
-  headDim: number, count: number): Float32Array {
+  headDim: number, count: number, heads = 1): Float32Array {
   checkIsa(isa);
   checkInteger("headDim", headDim, 1);
   checkInteger("count", count, 0);
-  checkFloats("out", out, headDim);
-  checkFloats("p", p, count, true);
+  checkInteger("heads", heads, 1);
+  checkFloats("out", out, heads * headDim);
+  checkFloats("p", p, heads * count, true);
   checkCache("v", v, count * headDim);
-  native().kernelTesting.attnAccumulate(isa, out, p, v, headDim, count);
+  native().kernelTesting.attnAccumulate(isa, out, p, v, headDim, count, heads);
   return out;
+}
+
+/** Rows of headDim in x (a Float32Array of one or more whole rows). */
+function checkHeads(name: string, x: unknown, headDim: number): number {
+  checkFloats(name, x, headDim);
+  const rows = (x as Float32Array).length / headDim;
+  if (!Number.isInteger(rows)) {
+    throw new RangeError(`${name} must hold whole rows of headDim ${headDim} values; got ${(x as Float32Array).length}`);
+  }
+  return rows;
 }
 
 function checkLength(x: Float32Array, n: number | undefined): number {

@@ -196,32 +196,35 @@ Napi::Value testRope(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// attnScores(isa, q: Float32Array, k: Uint16Array (F16) | Float32Array, headDim, count, scale, out: Float32Array)
+// attnScores(isa, q: Float32Array (heads, headDim), k: Uint16Array (F16) | Float32Array, headDim, count, scale,
+// out: Float32Array (heads, count)); lib/kernels/testing.ts checks the lengths
 Napi::Value testAttnScores(const Napi::CallbackInfo& info) {
   const KernelTable& k = tableArg(info);
   Napi::TypedArray cache = info[2].As<Napi::TypedArray>();
   GuardedCopy q = guarded(info[1].As<Napi::Float32Array>()), keys = guarded(cache);
   const size_t headDim = sizeArg(info, 3), count = sizeArg(info, 4);
+  const size_t heads = info[1].As<Napi::Float32Array>().ElementLength() / headDim;
   float* out = info[6].As<Napi::Float32Array>().Data();
   if (cache.TypedArrayType() == napi_uint16_array) {
-    k.attnScoresF16(q.as<float>(), keys.as<uint16_t>(), headDim, count, floatArg(info, 5), out);
+    k.attnScoresF16(q.as<float>(), heads, keys.as<uint16_t>(), headDim, count, floatArg(info, 5), out, count);
   } else {
-    k.attnScoresF32(q.as<float>(), keys.as<float>(), headDim, count, floatArg(info, 5), out);
+    k.attnScoresF32(q.as<float>(), heads, keys.as<float>(), headDim, count, floatArg(info, 5), out, count);
   }
   return info.Env().Undefined();
 }
 
-// attnAccumulate(isa, out: Float32Array in place, p: Float32Array, v: Uint16Array (F16) | Float32Array, headDim, count)
+// attnAccumulate(isa, out: Float32Array (heads, headDim) in place, p: Float32Array (heads, count),
+// v: Uint16Array (F16) | Float32Array, headDim, count, heads)
 Napi::Value testAttnAccumulate(const Napi::CallbackInfo& info) {
   const KernelTable& k = tableArg(info);
   Napi::TypedArray cache = info[3].As<Napi::TypedArray>();
   GuardedCopy p = guarded(info[2].As<Napi::Float32Array>()), values = guarded(cache);
   float* out = info[1].As<Napi::Float32Array>().Data();
-  const size_t headDim = sizeArg(info, 4), count = sizeArg(info, 5);
+  const size_t headDim = sizeArg(info, 4), count = sizeArg(info, 5), heads = sizeArg(info, 6);
   if (cache.TypedArrayType() == napi_uint16_array) {
-    k.attnAccumulateF16(out, p.as<float>(), values.as<uint16_t>(), headDim, count);
+    k.attnAccumulateF16(out, heads, p.as<float>(), count, values.as<uint16_t>(), headDim, count);
   } else {
-    k.attnAccumulateF32(out, p.as<float>(), values.as<float>(), headDim, count);
+    k.attnAccumulateF32(out, heads, p.as<float>(), count, values.as<float>(), headDim, count);
   }
   return info.Env().Undefined();
 }

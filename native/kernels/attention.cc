@@ -1,5 +1,6 @@
-// Scalar attention pieces over one head: scores against the K cache, softmax, weighted sum of the V cache
-// (REFERENCE.md "Forward pass": GQA, scale 1/sqrt(head_dim), causal; the caller picks rows and the kv head).
+// Scalar attention pieces over the query heads of one KV head: scores against the K cache, softmax, weighted sum of
+// the V cache (REFERENCE.md "Forward pass": GQA, scale 1/sqrt(head_dim), causal; the caller picks rows and the kv
+// head).
 #include <cmath>
 
 #include "common/half.h"
@@ -8,36 +9,55 @@
 namespace mn {
 namespace scalar {
 
-// scores (count,) = scale * K (count, headDim) @ q (headDim,), K an F16 cache
-void attnScoresF16(const float* q, const uint16_t* k, size_t headDim, size_t count, float scale, float* scores) {
-  for (size_t j = 0; j < count; j++, k += headDim) {
-    double dot = 0.0;
-    for (size_t i = 0; i < headDim; i++) dot += static_cast<double>(q[i] * fp16ToFloat(k[i]));
-    scores[j] = scale * static_cast<float>(dot);
+namespace {
+
+float toFloat(uint16_t half) { return fp16ToFloat(half); }
+float toFloat(float value) { return value; }
+
+// scores_h (count,) = scale * K (count, headDim) @ q_h (headDim,) for each of `heads` rows of q
+template <typename T>
+void attnScores(const float* q, size_t heads, const T* k, size_t headDim, size_t count, float scale, float* scores,
+                size_t scoresStride) {
+  for (size_t h = 0; h < heads; h++, q += headDim, scores += scoresStride) {
+    for (size_t j = 0; j < count; j++) {
+      double dot = 0.0;
+      for (size_t i = 0; i < headDim; i++) dot += static_cast<double>(q[i] * toFloat(k[j * headDim + i]));
+      scores[j] = scale * static_cast<float>(dot);
+    }
   }
 }
 
-// scores (count,) = scale * K (count, headDim) @ q (headDim,), K an F32 cache
-void attnScoresF32(const float* q, const float* k, size_t headDim, size_t count, float scale, float* scores) {
-  for (size_t j = 0; j < count; j++, k += headDim) {
-    double dot = 0.0;
-    for (size_t i = 0; i < headDim; i++) dot += static_cast<double>(q[i] * k[i]);
-    scores[j] = scale * static_cast<float>(dot);
+// out_h (headDim,) += p_h (count,) @ V (count, headDim) for each of `heads` rows of out
+template <typename T>
+void attnAccumulate(float* out, size_t heads, const float* p, size_t pStride, const T* v, size_t headDim,
+                    size_t count) {
+  for (size_t h = 0; h < heads; h++, out += headDim, p += pStride) {
+    for (size_t j = 0; j < count; j++) {
+      for (size_t i = 0; i < headDim; i++) out[i] += p[j] * toFloat(v[j * headDim + i]);
+    }
   }
 }
 
-// out (headDim,) += p (count,) @ V (count, headDim), V an F16 cache
-void attnAccumulateF16(float* out, const float* p, const uint16_t* v, size_t headDim, size_t count) {
-  for (size_t j = 0; j < count; j++, v += headDim) {
-    for (size_t i = 0; i < headDim; i++) out[i] += p[j] * fp16ToFloat(v[i]);
-  }
+}  // namespace
+
+void attnScoresF16(const float* q, size_t heads, const uint16_t* k, size_t headDim, size_t count, float scale,
+                   float* scores, size_t scoresStride) {
+  attnScores(q, heads, k, headDim, count, scale, scores, scoresStride);
 }
 
-// out (headDim,) += p (count,) @ V (count, headDim), V an F32 cache
-void attnAccumulateF32(float* out, const float* p, const float* v, size_t headDim, size_t count) {
-  for (size_t j = 0; j < count; j++, v += headDim) {
-    for (size_t i = 0; i < headDim; i++) out[i] += p[j] * v[i];
-  }
+void attnScoresF32(const float* q, size_t heads, const float* k, size_t headDim, size_t count, float scale,
+                   float* scores, size_t scoresStride) {
+  attnScores(q, heads, k, headDim, count, scale, scores, scoresStride);
+}
+
+void attnAccumulateF16(float* out, size_t heads, const float* p, size_t pStride, const uint16_t* v, size_t headDim,
+                       size_t count) {
+  attnAccumulate(out, heads, p, pStride, v, headDim, count);
+}
+
+void attnAccumulateF32(float* out, size_t heads, const float* p, size_t pStride, const float* v, size_t headDim,
+                       size_t count) {
+  attnAccumulate(out, heads, p, pStride, v, headDim, count);
 }
 
 // x (n,) <- exp(x - max) / sum, the sum in double as ggml_vec_soft_max_f32; -inf entries become 0

@@ -40,12 +40,19 @@ struct KernelTable {
   // pos * freqBase^(-2i/ropeDim).
   void (*rope)(float* x, size_t nHeads, size_t headDim, size_t ropeDim, int64_t pos, float freqBase);
 
-  // scores[j] = scale * q (headDim,) . k[j] (headDim,), j < count; k rows are headDim apart (F16 or F32 cache)
-  void (*attnScoresF16)(const float* q, const uint16_t* k, size_t headDim, size_t count, float scale, float* scores);
-  void (*attnScoresF32)(const float* q, const float* k, size_t headDim, size_t count, float scale, float* scores);
-  // out (headDim,) += sum_j p[j] * v[j] (headDim,), j < count
-  void (*attnAccumulateF16)(float* out, const float* p, const uint16_t* v, size_t headDim, size_t count);
-  void (*attnAccumulateF32)(float* out, const float* p, const float* v, size_t headDim, size_t count);
+  // For the query heads that share one KV head, which read its keys and values once for all of them (q and out hold
+  // `heads` rows of headDim; each head's sums run in the same order whatever `heads` is):
+  // scores[h * scoresStride + j] = scale * q_h (headDim,) . k[j] (headDim,), j < count; k rows are headDim apart
+  // (F16 or F32 cache)
+  void (*attnScoresF16)(const float* q, size_t heads, const uint16_t* k, size_t headDim, size_t count, float scale, float* scores,
+                        size_t scoresStride);
+  void (*attnScoresF32)(const float* q, size_t heads, const float* k, size_t headDim, size_t count, float scale, float* scores,
+                        size_t scoresStride);
+  // out_h (headDim,) += sum_j p[h * pStride + j] * v[j] (headDim,), j < count
+  void (*attnAccumulateF16)(float* out, size_t heads, const float* p, size_t pStride, const uint16_t* v, size_t headDim,
+                            size_t count);
+  void (*attnAccumulateF32)(float* out, size_t heads, const float* p, size_t pStride, const float* v, size_t headDim,
+                            size_t count);
 
   // x (n,) <- softmax(x), max-subtracted; returns nothing, all-(-inf) input is the caller's bug
   void (*softmax)(float* x, size_t n);

@@ -185,50 +185,55 @@ void Session::attentionBlock(size_t layer, size_t count) {
     }
   }
 
-  // Per (token, head): softmax(q·K / sqrt(d)) · V over positions (p - W, p], in at most two slot ranges.
+  // Per (token, KV head): for each of its query heads, softmax(q·K / sqrt(d)) · V over positions (p - W, p], in at
+  // most two slot ranges. The query heads of one KV head go through the kernels together, so its K and V rows are
+  // read and converted once for all of them; items are claimed dynamically because later tokens of a chunk attend
+  // further back.
   const float scale = 1.0f / std::sqrt(float(headDim));
   const size_t headsPerKv = hp_.nHeads / hp_.nHeadsKv;
-  const size_t items = count * hp_.nHeads;
-  // Work comes in groups of the query heads that share one KV head, so the K and V rows a group reads stay in
-  // cache between its heads; groups are claimed dynamically because later tokens of a chunk attend further back.
+  const size_t groupDim = headsPerKv * headDim;
+  const size_t items = count * hp_.nHeadsKv;
   work_.reset();
   pool_.parallel([&](unsigned t, unsigned) {
-    float* scores = scores_.data() + size_t(t) * nSlots_;
-    uint16_t* half = halfScratch_.data() + size_t(t) * std::max<size_t>(nSlots_, headDim);
+    float* scores = scores_.data() + size_t(t) * headsPerKv * nSlots_;
+    uint16_t* half = halfScratch_.data() + size_t(t) * std::max<size_t>(nSlots_, groupDim);
     size_t begin, end;
-    while (work_.claim(items, headsPerKv, &begin, &end)) for (size_t item = begin; item < end; item++) {
-      const size_t i = item / hp_.nHeads, h = item % hp_.nHeads, g = h / headsPerKv;
+    while (work_.claim(items, 1, &begin, &end)) {
+      const size_t i = begin / hp_.nHeadsKv, g = begin % hp_.nHeadsKv;
       const uint64_t pos = nPast_ + i;
       const uint64_t first = window_ > 0 && pos + 1 > window_ ? pos + 1 - window_ : 0;
       const size_t span = size_t(pos - first + 1);
       const size_t slot0 = size_t(first % nSlots_);
       const size_t n1 = std::min(span, nSlots_ - slot0), n2 = span - n1;
-      const float* q = q_.data() + i * qDim + h * headDim;
-      float* out = attnOut_.data() + i * qDim + h * headDim;
-      std::fill(out, out + headDim, 0.0f);
+      const float* q = q_.data() + i * qDim + g * groupDim;
+      float* out = attnOut_.data() + i * qDim + g * groupDim;
+      std::fill(out, out + groupDim, 0.0f);
       const size_t head = layerOffset + g * nSlots_ * headDim;
       if (kvType_ == KvType::F16) {
         // An F16 cache means F16 attention, as llama.cpp computes it: q and the softmax weights are rounded to
         // fp16 before they meet K and V. Matching it keeps quantized models' activations on the same side of
         // every rounding boundary, which is what holds the KL against llama.cpp down (measured 1e-3 -> 1e-4).
-        float* qRounded = qScratch_.data() + size_t(t) * headDim;
-        roundToFp16(k_, q, qRounded, half, headDim);
+        float* qRounded = qScratch_.data() + size_t(t) * groupDim;
+        roundToFp16(k_, q, qRounded, half, groupDim);
         const uint16_t* kHead = reinterpret_cast<const uint16_t*>(kCache_.data()) + head;
         const uint16_t* vHead = reinterpret_cast<const uint16_t*>(vCache_.data()) + head;
-        k_.attnScoresF16(qRounded, kHead + slot0 * headDim, headDim, n1, scale, scores);
-        if (n2 > 0) k_.attnScoresF16(qRounded, kHead, headDim, n2, scale, scores + n1);
-        k_.softmax(scores, span);
-        roundToFp16(k_, scores, scores, half, span);
-        k_.attnAccumulateF16(out, scores, vHead + slot0 * headDim, headDim, n1);
-        if (n2 > 0) k_.attnAccumulateF16(out, scores + n1, vHead, headDim, n2);
+        k_.attnScoresF16(qRounded, headsPerKv, kHead + slot0 * headDim, headDim, n1, scale, scores, nSlots_);
+        if (n2 > 0) k_.attnScoresF16(qRounded, headsPerKv, kHead, headDim, n2, scale, scores + n1, nSlots_);
+        for (size_t h = 0; h < headsPerKv; h++) {
+          float* headScores = scores + h * nSlots_;
+          k_.softmax(headScores, span);
+          roundToFp16(k_, headScores, headScores, half, span);
+        }
+        k_.attnAccumulateF16(out, headsPerKv, scores, nSlots_, vHead + slot0 * headDim, headDim, n1);
+        if (n2 > 0) k_.attnAccumulateF16(out, headsPerKv, scores + n1, nSlots_, vHead, headDim, n2);
       } else {
         const float* kHead = reinterpret_cast<const float*>(kCache_.data()) + head;
         const float* vHead = reinterpret_cast<const float*>(vCache_.data()) + head;
-        k_.attnScoresF32(q, kHead + slot0 * headDim, headDim, n1, scale, scores);
-        if (n2 > 0) k_.attnScoresF32(q, kHead, headDim, n2, scale, scores + n1);
-        k_.softmax(scores, span);
-        k_.attnAccumulateF32(out, scores, vHead + slot0 * headDim, headDim, n1);
-        if (n2 > 0) k_.attnAccumulateF32(out, scores + n1, vHead, headDim, n2);
+        k_.attnScoresF32(q, headsPerKv, kHead + slot0 * headDim, headDim, n1, scale, scores, nSlots_);
+        if (n2 > 0) k_.attnScoresF32(q, headsPerKv, kHead, headDim, n2, scale, scores + n1, nSlots_);
+        for (size_t h = 0; h < headsPerKv; h++) k_.softmax(scores + h * nSlots_, span);
+        k_.attnAccumulateF32(out, headsPerKv, scores, nSlots_, vHead + slot0 * headDim, headDim, n1);
+        if (n2 > 0) k_.attnAccumulateF32(out, headsPerKv, scores + n1, nSlots_, vHead, headDim, n2);
       }
     }
   });

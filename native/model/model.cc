@@ -98,9 +98,11 @@ Session::Session(Model& model, const SessionOptions& options)
   allocated &= attnOut_.allocate(B * qDim);
   allocated &= kNew_.allocate(B * kvDim);
   allocated &= vNew_.allocate(B * kvDim);
-  allocated &= scores_.allocate(size_t(pool_.threadCount()) * nSlots_);
-  allocated &= qScratch_.allocate(size_t(pool_.threadCount()) * hp_.headDim);
-  allocated &= halfScratch_.allocate(size_t(pool_.threadCount()) * std::max<size_t>(nSlots_, hp_.headDim));
+  const size_t headsPerKv = hp_.nHeads / hp_.nHeadsKv;
+  allocated &= scores_.allocate(size_t(pool_.threadCount()) * headsPerKv * nSlots_);
+  allocated &= qScratch_.allocate(size_t(pool_.threadCount()) * headsPerKv * hp_.headDim);
+  allocated &=
+      halfScratch_.allocate(size_t(pool_.threadCount()) * std::max<size_t>(nSlots_, headsPerKv * hp_.headDim));
 
   // Token-expert pairs of one chunk: setExpertsPerToken may lower k below the load-time value, never raise it.
   const size_t nExperts = hp_.nExperts;

@@ -150,9 +150,9 @@ class Session {
 
   // Scratch sized once for batchSize tokens; nothing is allocated per eval.
   Scratch<float> x_, xNorm_, q_, kNew_, vNew_, attnOut_, blockOut_;
-  Scratch<float> scores_;              // per thread: nSlots
-  Scratch<float> qScratch_;            // per thread: one head's query rounded to fp16
-  Scratch<uint16_t> halfScratch_;      // per thread: nSlots fp16 values on their way through roundToFp16
+  Scratch<float> scores_;              // per thread: nSlots for each query head of one KV head
+  Scratch<float> qScratch_;            // per thread: the queries of one KV head's heads, rounded to fp16
+  Scratch<uint16_t> halfScratch_;      // per thread: values on their way through roundToFp16
   Scratch<uint8_t> actBuffers_[4];     // quantized activations: 0 layer input, 1 attention output, 2 ffn hidden, 3 spare
   Scratch<float> routerLogits_;        // batch * nExperts
   Scratch<int32_t> selectedExperts_;   // batch * expertsUsed

@@ -125,90 +125,169 @@ void rope(float* x, size_t nHeads, size_t headDim, size_t ropeDim, int64_t pos, 
   }
 }
 
-// q (headDim,) . k (headDim,), F16 or F32 k
-template <bool kHalf, typename T>
-float dotHead(const float* q, const T* k, size_t headDim) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+// Query heads handled per pass over the keys and values; more share one KV head in blocks of this many.
+constexpr size_t kHeadBlock = 4;
+
+// dots[h] = q_h (headDim,) . k (headDim,) for the H rows of q, F16 or F32 k converted once for all of them; each
+// head sums in two lane-wise chains over 16 values at a time, then across lanes, whatever H is.
+template <int H, bool kHalf, typename T>
+MN_INLINE void dotHeads(const float* q, const T* k, size_t headDim, float* dots) {
+  __m256 acc0[H], acc1[H];
+#pragma GCC unroll 32
+  for (int h = 0; h < H; h++) acc0[h] = acc1[h] = _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 16 <= headDim; i += 16) {
-    if (kHalf) {
-      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), loadHalfs(reinterpret_cast<const uint16_t*>(k) + i), acc0);
-      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), loadHalfs(reinterpret_cast<const uint16_t*>(k) + i + 8), acc1);
-    } else {
-      acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(reinterpret_cast<const float*>(k) + i), acc0);
-      acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(reinterpret_cast<const float*>(k) + i + 8),
-          acc1);
+    const __m256 k0 = kHalf ? loadHalfs(reinterpret_cast<const uint16_t*>(k) + i)
+                            : _mm256_loadu_ps(reinterpret_cast<const float*>(k) + i);
+    const __m256 k1 = kHalf ? loadHalfs(reinterpret_cast<const uint16_t*>(k) + i + 8)
+                            : _mm256_loadu_ps(reinterpret_cast<const float*>(k) + i + 8);
+#pragma GCC unroll 32
+    for (int h = 0; h < H; h++) {
+      acc0[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * headDim + i), k0, acc0[h]);
+      acc1[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * headDim + i + 8), k1, acc1[h]);
     }
   }
   for (; i < headDim; i += 8) {
     const size_t count = headDim - i < 8 ? headDim - i : 8;
     const __m256 kv = kHalf ? loadHalfsPartial(reinterpret_cast<const uint16_t*>(k) + i, count)
                             : loadPartial(reinterpret_cast<const float*>(k) + i, count, 0.0f);
-    acc0 = _mm256_fmadd_ps(loadPartial(q + i, count, 0.0f), kv, acc0);
+#pragma GCC unroll 32
+    for (int h = 0; h < H; h++) acc0[h] = _mm256_fmadd_ps(loadPartial(q + h * headDim + i, count, 0.0f), kv, acc0[h]);
   }
-  return horizontalSum(_mm256_add_ps(acc0, acc1));
+#pragma GCC unroll 32
+  for (int h = 0; h < H; h++) dots[h] = horizontalSum(_mm256_add_ps(acc0[h], acc1[h]));
 }
 
-// scores (count,) = scale * K (count, headDim) @ q (headDim,)
-void attnScoresF16(const float* q, const uint16_t* k, size_t headDim, size_t count, float scale, float* scores) {
-  for (size_t j = 0; j < count; j++) scores[j] = scale * dotHead<true>(q, k + j * headDim, headDim);
+template <int H, bool kHalf, typename T>
+void scoreHeads(const float* q, const T* k, size_t headDim, size_t count, float scale, float* scores,
+                size_t scoresStride) {
+  for (size_t j = 0; j < count; j++) {
+    float dots[H];
+    dotHeads<H, kHalf>(q, k + j * headDim, headDim, dots);
+#pragma GCC unroll 32
+    for (int h = 0; h < H; h++) scores[h * scoresStride + j] = scale * dots[h];
+  }
 }
 
-void attnScoresF32(const float* q, const float* k, size_t headDim, size_t count, float scale, float* scores) {
-  for (size_t j = 0; j < count; j++) scores[j] = scale * dotHead<false>(q, k + j * headDim, headDim);
+// scores_h (count,) = scale * K (count, headDim) @ q_h (headDim,) for each of `heads` rows of q
+template <bool kHalf, typename T>
+void attnScores(const float* q, size_t heads, const T* k, size_t headDim, size_t count, float scale, float* scores,
+                size_t scoresStride) {
+  for (size_t h0 = 0; h0 < heads; h0 += kHeadBlock) {
+    const float* qBlock = q + h0 * headDim;
+    float* out = scores + h0 * scoresStride;
+    switch (heads - h0 < kHeadBlock ? heads - h0 : kHeadBlock) {
+      case 4: scoreHeads<4, kHalf>(qBlock, k, headDim, count, scale, out, scoresStride); break;
+      case 3: scoreHeads<3, kHalf>(qBlock, k, headDim, count, scale, out, scoresStride); break;
+      case 2: scoreHeads<2, kHalf>(qBlock, k, headDim, count, scale, out, scoresStride); break;
+      default: scoreHeads<1, kHalf>(qBlock, k, headDim, count, scale, out, scoresStride); break;
+    }
+  }
 }
 
-// out[i0 .. i0 + 8V) += p (count,) @ V[:, i0 ..] with V full vectors in registers
-template <int V, bool kHalf, typename T>
-void accumulateChunk(float* out, const float* p, const T* v, size_t headDim, size_t count) {
-  __m256 acc[V];
-  for (int t = 0; t < V; t++) acc[t] = _mm256_loadu_ps(out + 8 * t);
+void attnScoresF16(const float* q, size_t heads, const uint16_t* k, size_t headDim, size_t count, float scale,
+                   float* scores, size_t scoresStride) {
+  attnScores<true>(q, heads, k, headDim, count, scale, scores, scoresStride);
+}
+
+void attnScoresF32(const float* q, size_t heads, const float* k, size_t headDim, size_t count, float scale,
+                   float* scores, size_t scoresStride) {
+  attnScores<false>(q, heads, k, headDim, count, scale, scores, scoresStride);
+}
+
+// Vectors of 8 columns per pass for H heads: H * V accumulators, one value vector and the weights fit 16 registers.
+template <int H>
+constexpr int kVectorsPerPass = H == 1 ? 8 : H == 2 ? 4 : 2;
+
+// out_h[i0 .. i0 + 8V) += p_h (count,) @ V[:, i0 ..] for the H rows of out (headDim apart), V full vectors in
+// registers; each value vector is converted once for all heads
+template <int V, int H, bool kHalf, typename T>
+void accumulateChunk(float* out, const float* p, size_t pStride, const T* v, size_t headDim, size_t count) {
+  // The loops over heads and vectors are unrolled by pragma: left to itself, GCC keeps acc in registers but also
+  // stores every accumulator to the stack after each FMA, and those stores set the pace.
+  __m256 acc[H * V];
+#pragma GCC unroll 32
+  for (int h = 0; h < H; h++) {
+#pragma GCC unroll 32
+    for (int t = 0; t < V; t++) acc[h * V + t] = _mm256_loadu_ps(out + h * headDim + 8 * t);
+  }
   for (size_t j = 0; j < count; j++, v += headDim) {
-    const __m256 weight = _mm256_set1_ps(p[j]);
+    __m256 weight[H];
+#pragma GCC unroll 32
+    for (int h = 0; h < H; h++) weight[h] = _mm256_set1_ps(p[h * pStride + j]);
+#pragma GCC unroll 32
     for (int t = 0; t < V; t++) {
       const __m256 values = kHalf ? loadHalfs(reinterpret_cast<const uint16_t*>(v) + 8 * t)
                                   : _mm256_loadu_ps(reinterpret_cast<const float*>(v) + 8 * t);
-      acc[t] = _mm256_fmadd_ps(weight, values, acc[t]);
+#pragma GCC unroll 32
+      for (int h = 0; h < H; h++) acc[h * V + t] = _mm256_fmadd_ps(weight[h], values, acc[h * V + t]);
     }
   }
-  for (int t = 0; t < V; t++) _mm256_storeu_ps(out + 8 * t, acc[t]);
+#pragma GCC unroll 32
+  for (int h = 0; h < H; h++) {
+#pragma GCC unroll 32
+    for (int t = 0; t < V; t++) _mm256_storeu_ps(out + h * headDim + 8 * t, acc[h * V + t]);
+  }
 }
 
-// out (headDim,) += p (count,) @ V (count, headDim): 64 columns per pass, a scalar loop for the last < 8
-template <bool kHalf, typename T>
-void attnAccumulate(float* out, const float* p, const T* v, size_t headDim, size_t count) {
-  size_t i0 = 0;
-  for (; i0 + 64 <= headDim; i0 += 64) accumulateChunk<8, kHalf>(out + i0, p, v + i0, headDim, count);
-  switch ((headDim - i0) / 8) {
-    case 7: accumulateChunk<7, kHalf>(out + i0, p, v + i0, headDim, count); break;
-    case 6: accumulateChunk<6, kHalf>(out + i0, p, v + i0, headDim, count); break;
-    case 5: accumulateChunk<5, kHalf>(out + i0, p, v + i0, headDim, count); break;
-    case 4: accumulateChunk<4, kHalf>(out + i0, p, v + i0, headDim, count); break;
-    case 3: accumulateChunk<3, kHalf>(out + i0, p, v + i0, headDim, count); break;
-    case 2: accumulateChunk<2, kHalf>(out + i0, p, v + i0, headDim, count); break;
-    case 1: accumulateChunk<1, kHalf>(out + i0, p, v + i0, headDim, count); break;
-    default: break;
+// accumulateChunk over `vectors` (<= V) full vectors of columns
+template <int V, int H, bool kHalf, typename T>
+void accumulateVectors(size_t vectors, float* out, const float* p, size_t pStride, const T* v, size_t headDim,
+                       size_t count) {
+  if constexpr (V > 1) {
+    if (vectors < V) return accumulateVectors<V - 1, H, kHalf>(vectors, out, p, pStride, v, headDim, count);
   }
-  i0 += (headDim - i0) / 8 * 8;
-  if (i0 < headDim) {
-    const size_t width = headDim - i0;
-    __m256 acc = loadPartial(out + i0, width, 0.0f);
+  accumulateChunk<V, H, kHalf>(out, p, pStride, v, headDim, count);
+}
+
+// out_h (headDim,) += p_h (count,) @ V (count, headDim) for the H rows of out: 8 * kVectorsPerPass<H> columns per
+// pass, a masked loop for the last < 8
+template <int H, bool kHalf, typename T>
+void accumulateHeads(float* out, const float* p, size_t pStride, const T* v, size_t headDim, size_t count) {
+  constexpr size_t kColumns = 8 * kVectorsPerPass<H>;
+  const size_t full = headDim / 8 * 8;
+  for (size_t i0 = 0; i0 < full; i0 += kColumns) {
+    const size_t vectors = (full - i0 < kColumns ? full - i0 : kColumns) / 8;
+    accumulateVectors<kVectorsPerPass<H>, H, kHalf>(vectors, out + i0, p, pStride, v + i0, headDim, count);
+  }
+  if (full == headDim) return;
+  const size_t width = headDim - full;
+#pragma GCC unroll 32
+  for (int h = 0; h < H; h++) {
+    __m256 acc = loadPartial(out + h * headDim + full, width, 0.0f);
     for (size_t j = 0; j < count; j++) {
-      const T* row = v + j * headDim + i0;
+      const T* row = v + j * headDim + full;
       const __m256 values = kHalf ? loadHalfsPartial(reinterpret_cast<const uint16_t*>(row), width)
                                   : loadPartial(reinterpret_cast<const float*>(row), width, 0.0f);
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), values, acc);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(p[h * pStride + j]), values, acc);
     }
-    storePartial(out + i0, acc, width);
+    storePartial(out + h * headDim + full, acc, width);
   }
 }
 
-void attnAccumulateF16(float* out, const float* p, const uint16_t* v, size_t headDim, size_t count) {
-  attnAccumulate<true>(out, p, v, headDim, count);
+template <bool kHalf, typename T>
+void attnAccumulate(float* out, size_t heads, const float* p, size_t pStride, const T* v, size_t headDim,
+                    size_t count) {
+  for (size_t h0 = 0; h0 < heads; h0 += kHeadBlock) {
+    float* outBlock = out + h0 * headDim;
+    const float* pBlock = p + h0 * pStride;
+    switch (heads - h0 < kHeadBlock ? heads - h0 : kHeadBlock) {
+      case 4: accumulateHeads<4, kHalf>(outBlock, pBlock, pStride, v, headDim, count); break;
+      case 3: accumulateHeads<3, kHalf>(outBlock, pBlock, pStride, v, headDim, count); break;
+      case 2: accumulateHeads<2, kHalf>(outBlock, pBlock, pStride, v, headDim, count); break;
+      default: accumulateHeads<1, kHalf>(outBlock, pBlock, pStride, v, headDim, count); break;
+    }
+  }
 }
 
-void attnAccumulateF32(float* out, const float* p, const float* v, size_t headDim, size_t count) {
-  attnAccumulate<false>(out, p, v, headDim, count);
+void attnAccumulateF16(float* out, size_t heads, const float* p, size_t pStride, const uint16_t* v, size_t headDim,
+                       size_t count) {
+  attnAccumulate<true>(out, heads, p, pStride, v, headDim, count);
+}
+
+void attnAccumulateF32(float* out, size_t heads, const float* p, size_t pStride, const float* v, size_t headDim,
+                       size_t count) {
+  attnAccumulate<false>(out, heads, p, pStride, v, headDim, count);
 }
 
 // x (n,) <- exp(x - max) / sum

@@ -98,84 +98,160 @@ void rope(float* x, size_t nHeads, size_t headDim, size_t ropeDim, int64_t pos, 
 __m512 loadHalfs(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 __m512 loadHalfsMasked(const uint16_t* p, __mmask16 mask) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p)); }
 
-// q (headDim,) . k (headDim,), F16 or F32 k
-template <bool kHalf, typename T>
-float dotHead(const float* q, const T* k, size_t headDim) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+// Query heads handled per pass over the keys and values; more share one KV head in blocks of this many.
+constexpr size_t kHeadBlock = 4;
+
+// dots[h] = q_h (headDim,) . k (headDim,) for the H rows of q, F16 or F32 k converted once for all of them; each
+// head sums in two lane-wise chains over 32 values at a time, then across lanes, whatever H is.
+template <int H, bool kHalf, typename T>
+MN_INLINE void dotHeads(const float* q, const T* k, size_t headDim, float* dots) {
+  __m512 acc0[H], acc1[H];
+#pragma GCC unroll 32
+  for (int h = 0; h < H; h++) acc0[h] = acc1[h] = _mm512_setzero_ps();
   size_t i = 0;
   for (; i + 32 <= headDim; i += 32) {
-    if (kHalf) {
-      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), loadHalfs(reinterpret_cast<const uint16_t*>(k) + i), acc0);
-      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), loadHalfs(reinterpret_cast<const uint16_t*>(k) + i + 16),
-          acc1);
-    } else {
-      acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(reinterpret_cast<const float*>(k) + i), acc0);
-      acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), _mm512_loadu_ps(reinterpret_cast<const float*>(k) + i + 16),
-          acc1);
+    const __m512 k0 = kHalf ? loadHalfs(reinterpret_cast<const uint16_t*>(k) + i)
+                            : _mm512_loadu_ps(reinterpret_cast<const float*>(k) + i);
+    const __m512 k1 = kHalf ? loadHalfs(reinterpret_cast<const uint16_t*>(k) + i + 16)
+                            : _mm512_loadu_ps(reinterpret_cast<const float*>(k) + i + 16);
+#pragma GCC unroll 32
+    for (int h = 0; h < H; h++) {
+      acc0[h] = _mm512_fmadd_ps(_mm512_loadu_ps(q + h * headDim + i), k0, acc0[h]);
+      acc1[h] = _mm512_fmadd_ps(_mm512_loadu_ps(q + h * headDim + i + 16), k1, acc1[h]);
     }
   }
   for (; i < headDim; i += 16) {
     const __mmask16 mask = headDim - i >= 16 ? 0xFFFF : tailMask(headDim - i);
     const __m512 kv = kHalf ? loadHalfsMasked(reinterpret_cast<const uint16_t*>(k) + i, mask)
                             : _mm512_maskz_loadu_ps(mask, reinterpret_cast<const float*>(k) + i);
-    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, q + i), kv, acc0);
+#pragma GCC unroll 32
+    for (int h = 0; h < H; h++) acc0[h] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, q + h * headDim + i), kv, acc0[h]);
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+#pragma GCC unroll 32
+  for (int h = 0; h < H; h++) dots[h] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[h], acc1[h]));
 }
 
-// scores (count,) = scale * K (count, headDim) @ q (headDim,)
-void attnScoresF16(const float* q, const uint16_t* k, size_t headDim, size_t count, float scale, float* scores) {
-  for (size_t j = 0; j < count; j++) scores[j] = scale * dotHead<true>(q, k + j * headDim, headDim);
+template <int H, bool kHalf, typename T>
+void scoreHeads(const float* q, const T* k, size_t headDim, size_t count, float scale, float* scores,
+                size_t scoresStride) {
+  for (size_t j = 0; j < count; j++) {
+    float dots[H];
+    dotHeads<H, kHalf>(q, k + j * headDim, headDim, dots);
+#pragma GCC unroll 32
+    for (int h = 0; h < H; h++) scores[h * scoresStride + j] = scale * dots[h];
+  }
 }
 
-void attnScoresF32(const float* q, const float* k, size_t headDim, size_t count, float scale, float* scores) {
-  for (size_t j = 0; j < count; j++) scores[j] = scale * dotHead<false>(q, k + j * headDim, headDim);
+// scores_h (count,) = scale * K (count, headDim) @ q_h (headDim,) for each of `heads` rows of q
+template <bool kHalf, typename T>
+void attnScores(const float* q, size_t heads, const T* k, size_t headDim, size_t count, float scale, float* scores,
+                size_t scoresStride) {
+  for (size_t h0 = 0; h0 < heads; h0 += kHeadBlock) {
+    const float* qBlock = q + h0 * headDim;
+    float* out = scores + h0 * scoresStride;
+    switch (heads - h0 < kHeadBlock ? heads - h0 : kHeadBlock) {
+      case 4: scoreHeads<4, kHalf>(qBlock, k, headDim, count, scale, out, scoresStride); break;
+      case 3: scoreHeads<3, kHalf>(qBlock, k, headDim, count, scale, out, scoresStride); break;
+      case 2: scoreHeads<2, kHalf>(qBlock, k, headDim, count, scale, out, scoresStride); break;
+      default: scoreHeads<1, kHalf>(qBlock, k, headDim, count, scale, out, scoresStride); break;
+    }
+  }
 }
 
-// out[i0 .. i0 + 16V) += p (count,) @ V[:, i0 ..], V accumulators in registers; the last vector masked by `last`
-template <int V, bool kHalf, typename T>
-void accumulateChunk(float* out, const float* p, const T* v, size_t headDim, size_t count, __mmask16 last) {
-  __m512 acc[V];
-  for (int t = 0; t < V; t++) acc[t] = _mm512_maskz_loadu_ps(t == V - 1 ? last : 0xFFFF, out + 16 * t);
+void attnScoresF16(const float* q, size_t heads, const uint16_t* k, size_t headDim, size_t count, float scale,
+                   float* scores, size_t scoresStride) {
+  attnScores<true>(q, heads, k, headDim, count, scale, scores, scoresStride);
+}
+
+void attnScoresF32(const float* q, size_t heads, const float* k, size_t headDim, size_t count, float scale,
+                   float* scores, size_t scoresStride) {
+  attnScores<false>(q, heads, k, headDim, count, scale, scores, scoresStride);
+}
+
+// Vectors of 16 columns per pass for H heads: H * V accumulators, V values and the weights fit 32 registers.
+template <int H>
+constexpr int kVectorsPerPass = H <= 3 ? 8 : 4;
+
+// out_h[i0 .. i0 + 16V) += p_h (count,) @ V[:, i0 ..] for the H rows of out (headDim apart), accumulators in
+// registers; each value vector is converted once for all heads; the last vector is masked by `last`
+template <int V, int H, bool kHalf, typename T>
+void accumulateChunk(float* out, const float* p, size_t pStride, const T* v, size_t headDim, size_t count,
+                     __mmask16 last) {
+  // The loops over heads and vectors are unrolled by pragma: left to itself, GCC keeps acc in registers but also
+  // stores every accumulator to the stack after each FMA, and those stores set the pace.
+  __m512 acc[H * V];
+#pragma GCC unroll 32
+  for (int h = 0; h < H; h++) {
+#pragma GCC unroll 32
+    for (int t = 0; t < V; t++) acc[h * V + t] = _mm512_maskz_loadu_ps(t == V - 1 ? last : 0xFFFF, out + h * headDim + 16 * t);
+  }
   for (size_t j = 0; j < count; j++, v += headDim) {
-    const __m512 weight = _mm512_set1_ps(p[j]);
+    __m512 weight[H];
+#pragma GCC unroll 32
+    for (int h = 0; h < H; h++) weight[h] = _mm512_set1_ps(p[h * pStride + j]);
+#pragma GCC unroll 32
     for (int t = 0; t < V; t++) {
       const __mmask16 mask = t == V - 1 ? last : 0xFFFF;
       const __m512 values = kHalf ? loadHalfsMasked(reinterpret_cast<const uint16_t*>(v) + 16 * t, mask)
                                   : _mm512_maskz_loadu_ps(mask, reinterpret_cast<const float*>(v) + 16 * t);
-      acc[t] = _mm512_fmadd_ps(weight, values, acc[t]);
+#pragma GCC unroll 32
+      for (int h = 0; h < H; h++) acc[h * V + t] = _mm512_fmadd_ps(weight[h], values, acc[h * V + t]);
     }
   }
-  for (int t = 0; t < V; t++) _mm512_mask_storeu_ps(out + 16 * t, t == V - 1 ? last : 0xFFFF, acc[t]);
+#pragma GCC unroll 32
+  for (int h = 0; h < H; h++) {
+#pragma GCC unroll 32
+    for (int t = 0; t < V; t++) {
+      _mm512_mask_storeu_ps(out + h * headDim + 16 * t, t == V - 1 ? last : 0xFFFF, acc[h * V + t]);
+    }
+  }
 }
 
-// out (headDim,) += p (count,) @ V (count, headDim), 128 columns of V per pass
-template <bool kHalf, typename T>
-void attnAccumulate(float* out, const float* p, const T* v, size_t headDim, size_t count) {
-  for (size_t i0 = 0; i0 < headDim; i0 += 128) {
-    const size_t width = headDim - i0 < 128 ? headDim - i0 : 128;
+// accumulateChunk over `vectors` (<= V) vectors of columns
+template <int V, int H, bool kHalf, typename T>
+void accumulateVectors(size_t vectors, float* out, const float* p, size_t pStride, const T* v, size_t headDim,
+                       size_t count, __mmask16 last) {
+  if constexpr (V > 1) {
+    if (vectors < V) return accumulateVectors<V - 1, H, kHalf>(vectors, out, p, pStride, v, headDim, count, last);
+  }
+  accumulateChunk<V, H, kHalf>(out, p, pStride, v, headDim, count, last);
+}
+
+// out_h (headDim,) += p_h (count,) @ V (count, headDim) for the H rows of out, 16 * kVectorsPerPass<H> columns a pass
+template <int H, bool kHalf, typename T>
+void accumulateHeads(float* out, const float* p, size_t pStride, const T* v, size_t headDim, size_t count) {
+  constexpr size_t kColumns = 16 * kVectorsPerPass<H>;
+  for (size_t i0 = 0; i0 < headDim; i0 += kColumns) {
+    const size_t width = headDim - i0 < kColumns ? headDim - i0 : kColumns;
     const __mmask16 last = width % 16 == 0 ? 0xFFFF : tailMask(width % 16);
-    float* o = out + i0;
-    const T* vc = v + i0;
-    switch ((width + 15) / 16) {
-      case 8: accumulateChunk<8, kHalf>(o, p, vc, headDim, count, last); break;
-      case 7: accumulateChunk<7, kHalf>(o, p, vc, headDim, count, last); break;
-      case 6: accumulateChunk<6, kHalf>(o, p, vc, headDim, count, last); break;
-      case 5: accumulateChunk<5, kHalf>(o, p, vc, headDim, count, last); break;
-      case 4: accumulateChunk<4, kHalf>(o, p, vc, headDim, count, last); break;
-      case 3: accumulateChunk<3, kHalf>(o, p, vc, headDim, count, last); break;
-      case 2: accumulateChunk<2, kHalf>(o, p, vc, headDim, count, last); break;
-      default: accumulateChunk<1, kHalf>(o, p, vc, headDim, count, last); break;
+    accumulateVectors<kVectorsPerPass<H>, H, kHalf>((width + 15) / 16, out + i0, p, pStride, v + i0, headDim, count,
+                                                    last);
+  }
+}
+
+template <bool kHalf, typename T>
+void attnAccumulate(float* out, size_t heads, const float* p, size_t pStride, const T* v, size_t headDim,
+                    size_t count) {
+  for (size_t h0 = 0; h0 < heads; h0 += kHeadBlock) {
+    float* outBlock = out + h0 * headDim;
+    const float* pBlock = p + h0 * pStride;
+    switch (heads - h0 < kHeadBlock ? heads - h0 : kHeadBlock) {
+      case 4: accumulateHeads<4, kHalf>(outBlock, pBlock, pStride, v, headDim, count); break;
+      case 3: accumulateHeads<3, kHalf>(outBlock, pBlock, pStride, v, headDim, count); break;
+      case 2: accumulateHeads<2, kHalf>(outBlock, pBlock, pStride, v, headDim, count); break;
+      default: accumulateHeads<1, kHalf>(outBlock, pBlock, pStride, v, headDim, count); break;
     }
   }
 }
 
-void attnAccumulateF16(float* out, const float* p, const uint16_t* v, size_t headDim, size_t count) {
-  attnAccumulate<true>(out, p, v, headDim, count);
+void attnAccumulateF16(float* out, size_t heads, const float* p, size_t pStride, const uint16_t* v, size_t headDim,
+                       size_t count) {
+  attnAccumulate<true>(out, heads, p, pStride, v, headDim, count);
 }
 
-void attnAccumulateF32(float* out, const float* p, const float* v, size_t headDim, size_t count) {
-  attnAccumulate<false>(out, p, v, headDim, count);
+void attnAccumulateF32(float* out, size_t heads, const float* p, size_t pStride, const float* v, size_t headDim,
+                       size_t count) {
+  attnAccumulate<false>(out, heads, p, pStride, v, headDim, count);
 }
 
 // x (n,) <- exp(x - max) / sum

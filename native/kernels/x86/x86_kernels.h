@@ -26,10 +26,14 @@ struct MatmulKernels {
 struct OpsKernels {
   void (*rmsNorm)(float* out, const float* x, const float* weight, size_t n, float eps);
   void (*rope)(float* x, size_t nHeads, size_t headDim, size_t ropeDim, int64_t pos, float freqBase);
-  void (*attnScoresF16)(const float* q, const uint16_t* k, size_t headDim, size_t count, float scale, float* scores);
-  void (*attnScoresF32)(const float* q, const float* k, size_t headDim, size_t count, float scale, float* scores);
-  void (*attnAccumulateF16)(float* out, const float* p, const uint16_t* v, size_t headDim, size_t count);
-  void (*attnAccumulateF32)(float* out, const float* p, const float* v, size_t headDim, size_t count);
+  void (*attnScoresF16)(const float* q, size_t heads, const uint16_t* k, size_t headDim, size_t count, float scale, float* scores,
+                        size_t scoresStride);
+  void (*attnScoresF32)(const float* q, size_t heads, const float* k, size_t headDim, size_t count, float scale, float* scores,
+                        size_t scoresStride);
+  void (*attnAccumulateF16)(float* out, size_t heads, const float* p, size_t pStride, const uint16_t* v, size_t headDim,
+                            size_t count);
+  void (*attnAccumulateF32)(float* out, size_t heads, const float* p, size_t pStride, const float* v, size_t headDim,
+                            size_t count);
   void (*softmax)(float* x, size_t n);
   void (*siluMul)(float* gate, const float* up, size_t n);
   void (*axpy)(float* y, float a, const float* x, size_t n);
