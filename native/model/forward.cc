@@ -29,17 +29,22 @@ struct MatmulJob {
 
 constexpr size_t kMaxJobs = 3 + 2 * kMaxExperts;
 
-// Splits every job's output rows across the pool in dynamically claimed chunks.
+// Splits every job's output rows across the pool in dynamically claimed chunks that shrink towards the end (a
+// decode matmul is a few hundred microseconds, and a thread left waiting for the other's last chunk cost 2% of it).
 void runMatmuls(ThreadPool& pool, WorkCounter& work, const KernelTable& k, const MatmulJob* jobs, size_t jobCount) {
-  size_t totalRows = 0;
-  for (size_t j = 0; j < jobCount; j++) totalRows += jobs[j].rows;
+  size_t totalRows = 0, maxCols = 0;
+  for (size_t j = 0; j < jobCount; j++) {
+    totalRows += jobs[j].rows;
+    maxCols = std::max(maxCols, jobs[j].nCols);
+  }
   if (totalRows == 0) return;
-  const size_t perThread = totalRows / (size_t(pool.threadCount()) * 8);
-  const size_t grain = std::min<size_t>(512, std::max<size_t>(16, (perThread + 15) / 16 * 16));
+  const size_t parts = 2 * size_t(pool.threadCount());
+  // Prefill tiles pack their activations once per call, which a 64-row chunk amortizes and a 16-row one does not.
+  const size_t grain = maxCols > 1 ? 64 : 16;
   work.reset();
   pool.parallel([&](unsigned, unsigned) {
     size_t begin, end;
-    while (work.claim(totalRows, grain, &begin, &end)) {
+    while (work.claimGuided(totalRows, grain, parts, &begin, &end)) {
       size_t base = 0;
       for (size_t j = 0; j < jobCount && begin < end; base += jobs[j].rows, j++) {
         const MatmulJob& job = jobs[j];

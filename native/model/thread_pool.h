@@ -3,6 +3,7 @@
 // several regions per layer) and then sleep, so an idle model costs no CPU.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -60,6 +61,21 @@ class WorkCounter {
     *begin = start;
     *end = start + grain < total ? start + grain : total;
     return true;
+  }
+  // Claims 1/parts of what is left, rounded up to a multiple of `grain`: large chunks first and small ones at the
+  // end, so that threads finish together however the machine delays one of them.
+  bool claimGuided(size_t total, size_t grain, size_t parts, size_t* begin, size_t* end) {
+    size_t start = next_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (start >= total) return false;
+      const size_t share = std::max(grain, ((total - start) / parts + grain - 1) / grain * grain);
+      const size_t stop = std::min(total, start + share);
+      if (next_.compare_exchange_weak(start, stop, std::memory_order_relaxed)) {
+        *begin = start;
+        *end = stop;
+        return true;
+      }
+    }
   }
 
  private:
