@@ -98,9 +98,6 @@ void rope(float* x, size_t nHeads, size_t headDim, size_t ropeDim, int64_t pos, 
 __m512 loadHalfs(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 __m512 loadHalfsMasked(const uint16_t* p, __mmask16 mask) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p)); }
 
-// Query heads handled per pass over the keys and values; more share one KV head in blocks of this many.
-constexpr size_t kHeadBlock = 4;
-
 // dots[h] = q_h (headDim,) . k (headDim,) for the H rows of q, F16 or F32 k converted once for all of them; each
 // head sums in two lane-wise chains over 32 values at a time, then across lanes, whatever H is.
 template <int H, bool kHalf, typename T>
@@ -146,16 +143,10 @@ void scoreHeads(const float* q, const T* k, size_t headDim, size_t count, float 
 template <bool kHalf, typename T>
 void attnScores(const float* q, size_t heads, const T* k, size_t headDim, size_t count, float scale, float* scores,
                 size_t scoresStride) {
-  for (size_t h0 = 0; h0 < heads; h0 += kHeadBlock) {
-    const float* qBlock = q + h0 * headDim;
-    float* out = scores + h0 * scoresStride;
-    switch (heads - h0 < kHeadBlock ? heads - h0 : kHeadBlock) {
-      case 4: scoreHeads<4, kHalf>(qBlock, k, headDim, count, scale, out, scoresStride); break;
-      case 3: scoreHeads<3, kHalf>(qBlock, k, headDim, count, scale, out, scoresStride); break;
-      case 2: scoreHeads<2, kHalf>(qBlock, k, headDim, count, scale, out, scoresStride); break;
-      default: scoreHeads<1, kHalf>(qBlock, k, headDim, count, scale, out, scoresStride); break;
-    }
-  }
+  forHeadBlocks(heads, [&](auto block, size_t h0) {
+    scoreHeads<decltype(block)::value, kHalf>(q + h0 * headDim, k, headDim, count, scale, scores + h0 * scoresStride,
+                                              scoresStride);
+  });
 }
 
 void attnScoresF16(const float* q, size_t heads, const uint16_t* k, size_t headDim, size_t count, float scale,
@@ -232,16 +223,9 @@ void accumulateHeads(float* out, const float* p, size_t pStride, const T* v, siz
 template <bool kHalf, typename T>
 void attnAccumulate(float* out, size_t heads, const float* p, size_t pStride, const T* v, size_t headDim,
                     size_t count) {
-  for (size_t h0 = 0; h0 < heads; h0 += kHeadBlock) {
-    float* outBlock = out + h0 * headDim;
-    const float* pBlock = p + h0 * pStride;
-    switch (heads - h0 < kHeadBlock ? heads - h0 : kHeadBlock) {
-      case 4: accumulateHeads<4, kHalf>(outBlock, pBlock, pStride, v, headDim, count); break;
-      case 3: accumulateHeads<3, kHalf>(outBlock, pBlock, pStride, v, headDim, count); break;
-      case 2: accumulateHeads<2, kHalf>(outBlock, pBlock, pStride, v, headDim, count); break;
-      default: accumulateHeads<1, kHalf>(outBlock, pBlock, pStride, v, headDim, count); break;
-    }
-  }
+  forHeadBlocks(heads, [&](auto block, size_t h0) {
+    accumulateHeads<decltype(block)::value, kHalf>(out + h0 * headDim, p + h0 * pStride, pStride, v, headDim, count);
+  });
 }
 
 void attnAccumulateF16(float* out, size_t heads, const float* p, size_t pStride, const uint16_t* v, size_t headDim,
