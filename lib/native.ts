@@ -1,5 +1,5 @@
 /**
- * Loads the addon through node-gyp-build (prebuilds/ first, then build/) and declares what it exports.
+ * Loads the addon through node-gyp-build (a local build/Release first, then prebuilds/) and declares what it exports.
  * Nothing outside lib/ should import the addon directly.
  * @internal
  * @module
@@ -49,6 +49,7 @@ export interface NativeAddon {
     softmax(isa: IsaName | "active", x: Float32Array, n: number): void;
     siluMul(isa: IsaName | "active", gate: Float32Array, up: Float32Array, n: number): void;
     axpy(isa: IsaName | "active", y: Float32Array, a: number, x: Float32Array, n: number): void;
+    sumWords(isa: IsaName | "active", words: BigUint64Array, n: number): bigint;
     activationRowBytes(format: number, n: number): number;
     activationFormatFor(type: number): number;
     isMatmulSupported(type: number): boolean;

@@ -11,6 +11,7 @@ import {
   rope,
   siluMul,
   softmax,
+  sumWords,
 } from "../lib/kernels/testing.js";
 import { expectClose, expectSentinels, FAST_ISAS, fromHalf, gaussians, guarded, nmse,
     toHalf } from "./helpers/kernels.js";
@@ -20,11 +21,28 @@ const SOFTMAX_NMSE = 1e-6;
 const LENGTHS = [1, 7, 15, 16, 17, 33, 100, 129, 4096, 14336 + 3];
 const HEAD_DIMS = [64, 96, 128, 80, 6];
 
+/** Words near 2^64, so their sums wrap many times. */
+function wideWords(count: number): BigUint64Array {
+  return BigUint64Array.from({ length: count }, (_, i) => BigInt.asUintN(64, BigInt(i + 1) * 0x9e3779b97f4a7c15n));
+}
+
+function wrappingSum(words: BigUint64Array, n: number): bigint {
+  let sum = 0n;
+  for (let i = 0; i < n; i++) sum += words[i];
+  return BigInt.asUintN(64, sum);
+}
+
 function halves(values: Float32Array): Uint16Array {
   return Uint16Array.from(values, (v) => toHalf(v));
 }
 
 describe("20 kernels: norm, rope, attention, softmax, activations", () => {
+  it("scalar sumWords is the wrapping 64-bit sum of the first n words", () => {
+    const words = wideWords(1000);
+    for (const n of [0, 1, 7, 8, 9, 1000]) expect(sumWords("scalar", words, n)).toBe(wrappingSum(words, n));
+    expect(() => sumWords("scalar", words, 1001)).toThrow(/n must be in \[0, 1000\]; got 1001/);
+  });
+
   it("scalar rmsNorm is x / sqrt(mean(x^2) + eps) * weight", () => {
     const x = gaussians(333, 1);
     const weight = gaussians(333, 2);
@@ -217,6 +235,13 @@ describe("20 kernels: norm, rope, attention, softmax, activations", () => {
           expectSentinels(y, n, `${isa} axpy n=${n}`);
           expectClose(yScalar, y, n, DEFAULT_NMSE, `${isa} axpy ${label} n=${n}`);
         }
+      }
+    });
+
+    it(`${isa} sumWords is the wrapping 64-bit sum at every length 0..40 and 4099, reading no word past n`, () => {
+      const words = wideWords(4099);
+      for (const n of [...Array.from({ length: 41 }, (_, i) => i), 4099]) {
+        expect(sumWords(isa, words, n)).toBe(wrappingSum(words, n));
       }
     });
 

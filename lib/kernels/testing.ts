@@ -297,3 +297,15 @@ export function axpy(isa: KernelIsa, y: Float32Array, a: number, x: Float32Array
   native().kernelTesting.axpy(isa, y, a, x, length);
   return y;
 }
+
+/**
+ * The wrapping (mod 2^64) sum of the first n (default all) words: the plain memory read the decode roofline's
+ * bandwidth is measured with.
+ */
+export function sumWords(isa: KernelIsa, words: BigUint64Array, n?: number): bigint {
+  checkIsa(isa);
+  if (!(words instanceof BigUint64Array)) throw new TypeError("words must be a BigUint64Array");
+  const length = n === undefined ? words.length : checkInteger("n", n, 0, words.length);
+  // Only the n words are copied next to the guard page, so a kernel reading past them faults.
+  return native().kernelTesting.sumWords(isa, words.subarray(0, length), length);
+}

@@ -251,6 +251,13 @@ Napi::Value testAxpy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// sumWords(isa, words: BigUint64Array, n) -> bigint
+Napi::Value testSumWords(const Napi::CallbackInfo& info) {
+  const KernelTable& k = tableArg(info);
+  GuardedCopy words = guarded(info[1].As<Napi::TypedArray>());
+  return Napi::BigInt::New(info.Env(), k.sumWords(words.as<uint64_t>(), sizeArg(info, 2)));
+}
+
 // activationRowBytes(format, n), activationFormatFor(type), isMatmulSupported(type)
 Napi::Value testActivationRowBytes(const Napi::CallbackInfo& info) {
   const ActFormat format = static_cast<ActFormat>(info[0].As<Napi::Number>().Uint32Value());
@@ -284,6 +291,7 @@ void registerKernelsBinding(Napi::Env env, Napi::Object exports) {
   testing.Set("softmax", Napi::Function::New(env, testSoftmax));
   testing.Set("siluMul", Napi::Function::New(env, testSiluMul));
   testing.Set("axpy", Napi::Function::New(env, testAxpy));
+  testing.Set("sumWords", Napi::Function::New(env, testSumWords));
   testing.Set("activationRowBytes", Napi::Function::New(env, testActivationRowBytes));
   testing.Set("activationFormatFor", Napi::Function::New(env, testActivationFormatFor));
   testing.Set("isMatmulSupported", Napi::Function::New(env, testIsMatmulSupported));

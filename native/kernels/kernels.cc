@@ -27,6 +27,7 @@ KernelTable scalarTable() {
   table.softmax = scalar::softmax;
   table.siluMul = scalar::siluMul;
   table.axpy = scalar::axpy;
+  table.sumWords = scalar::sumWords;
   table.dequantizeRow = scalar::dequantizeRow;
   return table;
 }
@@ -47,6 +48,7 @@ KernelTable x86Table(Isa isa, const x86::MatmulKernels& matmul, const x86::OpsKe
   table.softmax = ops.softmax;
   table.siluMul = ops.siluMul;
   table.axpy = ops.axpy;
+  table.sumWords = ops.sumWords;
   return table;
 }
 

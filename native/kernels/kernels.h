@@ -60,6 +60,9 @@ struct KernelTable {
   void (*siluMul)(float* gate, const float* up, size_t n);
   // y (n,) += a * x (n,)
   void (*axpy)(float* y, float a, const float* x, size_t n);
+  // The wrapping sum of count 64-bit words: a plain read of memory in this ISA's widest loads, with which the
+  // decode roofline's read bandwidth is measured (bandwidth.cc).
+  uint64_t (*sumWords)(const uint64_t* words, size_t count);
 
   // One row of n values of `type` -> floats (token embedding lookup, tests, the TS reference).
   void (*dequantizeRow)(GgmlType type, const uint8_t* row, float* out, size_t n);

@@ -1,6 +1,6 @@
 // The scalar reference kernels, one file per family (quants.cc, matmul.cc, norm.cc, rope.cc, attention.cc,
-// activation.cc). kernels.cc puts them in the scalar KernelTable; the SIMD tables call them for the formats they
-// do not speed up. Declarations only: nothing here may be inlined into ISA-specific code.
+// activation.cc, bandwidth.cc). kernels.cc puts them in the scalar KernelTable; the SIMD tables call them for the
+// formats they do not speed up. Declarations only: nothing here may be inlined into ISA-specific code.
 #pragma once
 
 #include <cstddef>
@@ -28,6 +28,7 @@ void attnAccumulateF32(float* out, size_t heads, const float* p, size_t pStride,
 void softmax(float* x, size_t n);
 void siluMul(float* gate, const float* up, size_t n);
 void axpy(float* y, float a, const float* x, size_t n);
+uint64_t sumWords(const uint64_t* words, size_t count);  // bandwidth.cc
 
 // cos and sin of pos * freqBase^(-2i/ropeDim) for i < ropeDim/2, angle in double (REFERENCE.md "Forward pass").
 void ropeAngles(int64_t pos, float freqBase, size_t ropeDim, size_t begin, size_t end, float* cosOut, float* sinOut);

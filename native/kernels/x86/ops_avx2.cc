@@ -321,6 +321,21 @@ void axpy(float* y, float a, const float* x, size_t n) {
   for (; i < n; i++) y[i] += a * x[i];
 }
 
+// The wrapping sum of count 64-bit words in 256-bit loads, two cache lines per step
+uint64_t sumWords(const uint64_t* words, size_t count) {
+  __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+  size_t i = 0;
+  for (; i + 16 <= count; i += 16) {
+    for (int k = 0; k < 4; k++) {
+      acc[k] = _mm256_add_epi64(acc[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + i + 4 * k)));
+    }
+  }
+  alignas(32) uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes),
+                     _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3])));
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3] + scalar::sumWords(words + i, count - i);
+}
+
 }  // namespace
 }  // namespace x86
 }  // namespace mn
@@ -334,7 +349,7 @@ void axpy(float* y, float a, const float* x, size_t n) {
 namespace mn {
 namespace x86 {
 extern const OpsKernels kOpsAvx2 = {rmsNorm, rope, attnScoresF16, attnScoresF32, attnAccumulateF16,
-                                    attnAccumulateF32, softmax, siluMul, axpy};
+                                    attnAccumulateF32, softmax, siluMul, axpy, sumWords};
 }  // namespace x86
 }  // namespace mn
 

@@ -296,6 +296,18 @@ void axpy(float* y, float a, const float* x, size_t n) {
   }
 }
 
+// The wrapping sum of count 64-bit words in 512-bit loads, four cache lines per step (two per step read 10% slower
+// on the Zen 5 VM, 2 threads; four match the AVX2 loop's four 256-bit loads per step)
+uint64_t sumWords(const uint64_t* words, size_t count) {
+  __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+  size_t i = 0;
+  for (; i + 32 <= count; i += 32) {
+    for (int k = 0; k < 4; k++) acc[k] = _mm512_add_epi64(acc[k], _mm512_loadu_si512(words + i + 8 * k));
+  }
+  const __m512i sum = _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]));
+  return static_cast<uint64_t>(_mm512_reduce_add_epi64(sum)) + scalar::sumWords(words + i, count - i);
+}
+
 }  // namespace
 }  // namespace x86
 }  // namespace mn
@@ -309,7 +321,7 @@ void axpy(float* y, float a, const float* x, size_t n) {
 namespace mn {
 namespace x86 {
 extern const OpsKernels kOpsAvx512 = {rmsNorm, rope, attnScoresF16, attnScoresF32, attnAccumulateF16,
-                                      attnAccumulateF32, softmax, siluMul, axpy};
+                                      attnAccumulateF32, softmax, siluMul, axpy, sumWords};
 }  // namespace x86
 }  // namespace mn
 

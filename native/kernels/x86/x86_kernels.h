@@ -37,6 +37,7 @@ struct OpsKernels {
   void (*softmax)(float* x, size_t n);
   void (*siluMul)(float* gate, const float* up, size_t n);
   void (*axpy)(float* y, float a, const float* x, size_t n);
+  uint64_t (*sumWords)(const uint64_t* words, size_t count);
 };
 
 // quant_types_*.cc: matmul and row dequantization for Q4_1, Q5_0, Q5_1 and the K-quants (Q2_K .. Q6_K).
