@@ -22,6 +22,7 @@
 #include <immintrin.h>
 
 #include "kernels/x86/simd_common.h"
+#include "kernels/x86/attention_heads.h"
 
 namespace mn {
 namespace x86 {
@@ -155,37 +156,6 @@ MN_INLINE void dotHeads(const float* q, const T* k, size_t headDim, float* dots)
   for (int h = 0; h < H; h++) dots[h] = horizontalSum(_mm256_add_ps(acc0[h], acc1[h]));
 }
 
-template <int H, bool kHalf, typename T>
-void scoreHeads(const float* q, const T* k, size_t headDim, size_t count, float scale, float* scores,
-                size_t scoresStride) {
-  for (size_t j = 0; j < count; j++) {
-    float dots[H];
-    dotHeads<H, kHalf>(q, k + j * headDim, headDim, dots);
-#pragma GCC unroll 32
-    for (int h = 0; h < H; h++) scores[h * scoresStride + j] = scale * dots[h];
-  }
-}
-
-// scores_h (count,) = scale * K (count, headDim) @ q_h (headDim,) for each of `heads` rows of q
-template <bool kHalf, typename T>
-void attnScores(const float* q, size_t heads, const T* k, size_t headDim, size_t count, float scale, float* scores,
-                size_t scoresStride) {
-  forHeadBlocks(heads, [&](auto block, size_t h0) {
-    scoreHeads<decltype(block)::value, kHalf>(q + h0 * headDim, k, headDim, count, scale, scores + h0 * scoresStride,
-                                              scoresStride);
-  });
-}
-
-void attnScoresF16(const float* q, size_t heads, const uint16_t* k, size_t headDim, size_t count, float scale,
-                   float* scores, size_t scoresStride) {
-  attnScores<true>(q, heads, k, headDim, count, scale, scores, scoresStride);
-}
-
-void attnScoresF32(const float* q, size_t heads, const float* k, size_t headDim, size_t count, float scale,
-                   float* scores, size_t scoresStride) {
-  attnScores<false>(q, heads, k, headDim, count, scale, scores, scoresStride);
-}
-
 // Vectors of 8 columns per pass for H heads: H * V accumulators, one value vector and the weights fit 16 registers.
 template <int H>
 constexpr int kVectorsPerPass = H == 1 ? 8 : H == 2 ? 4 : 2;
@@ -254,24 +224,6 @@ void accumulateHeads(float* out, const float* p, size_t pStride, const T* v, siz
     }
     storePartial(out + h * headDim + full, acc, width);
   }
-}
-
-template <bool kHalf, typename T>
-void attnAccumulate(float* out, size_t heads, const float* p, size_t pStride, const T* v, size_t headDim,
-                    size_t count) {
-  forHeadBlocks(heads, [&](auto block, size_t h0) {
-    accumulateHeads<decltype(block)::value, kHalf>(out + h0 * headDim, p + h0 * pStride, pStride, v, headDim, count);
-  });
-}
-
-void attnAccumulateF16(float* out, size_t heads, const float* p, size_t pStride, const uint16_t* v, size_t headDim,
-                       size_t count) {
-  attnAccumulate<true>(out, heads, p, pStride, v, headDim, count);
-}
-
-void attnAccumulateF32(float* out, size_t heads, const float* p, size_t pStride, const float* v, size_t headDim,
-                       size_t count) {
-  attnAccumulate<false>(out, heads, p, pStride, v, headDim, count);
 }
 
 // x (n,) <- exp(x - max) / sum

@@ -6,7 +6,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 
 #if defined(_MSC_VER)
 #define MN_INLINE __forceinline
@@ -73,22 +72,6 @@ MN_INLINE void sumTileSpans(size_t nBlocks, size_t span, float* y, size_t ldy, P
   }
   for (int r = 0; r < R; r++)
     for (int c = 0; c < C; c++) y[c * ldy + r] = sum[r][c];
-}
-
-// Attention kernels take the query heads that share one KV head in blocks of up to kHeadBlock, each block one pass
-// over the keys or values: fn(std::integral_constant<int, H>(), h0) runs the block of H heads from head h0.
-constexpr size_t kHeadBlock = 4;
-
-template <typename Fn>
-MN_INLINE void forHeadBlocks(size_t heads, Fn&& fn) {
-  for (size_t h0 = 0; h0 < heads; h0 += kHeadBlock) {
-    switch (heads - h0 < kHeadBlock ? heads - h0 : kHeadBlock) {
-      case 4: fn(std::integral_constant<int, 4>(), h0); break;
-      case 3: fn(std::integral_constant<int, 3>(), h0); break;
-      case 2: fn(std::integral_constant<int, 2>(), h0); break;
-      default: fn(std::integral_constant<int, 1>(), h0); break;
-    }
-  }
 }
 
 }  // namespace
