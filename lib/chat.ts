@@ -11,7 +11,7 @@ import type { JsonSchema, JsonSchemaToType } from "./grammar/types.js";
 import { SAMPLING_OPTION_NAMES, resolveSamplingOptions, type SamplingOptions } from "./sampling/index.js";
 import type { GenerateOptions, GeneratedToken, RoutingStats, Session } from "./session.js";
 import type { Tokenizer } from "./tokenizer/tokenizer.js";
-import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal, checkString } from "./validate.js";
+import { checkBoolean, checkChoice, checkFunction, checkInteger, checkOptions, checkSignal, checkString } from "./validate.js";
 
 /**
  * What a chat does when a turn (prompt plus `maxTokens`) does not fit in its context.
@@ -234,11 +234,9 @@ export class Chat implements Disposable {
     const o = checkOptions<ChatOptions>("options", options, CHAT_OPTION_KEYS);
     const systemPrompt = o.systemPrompt === undefined ? undefined : checkString("options.systemPrompt", o.systemPrompt);
     const template = o.template === undefined ? undefined : checkString("options.template", o.template, { allowEmpty: false });
-    if (o.contextShift !== undefined && o.contextShift !== "error" && o.contextShift !== "drop-oldest-turns") {
-      throw new RangeError(`options.contextShift must be "error" or "drop-oldest-turns"; got ${JSON.stringify(o.contextShift)}`);
-    }
     this.host = host;
-    this.contextShift = o.contextShift ?? "drop-oldest-turns";
+    this.contextShift =
+      o.contextShift === undefined ? "drop-oldest-turns" : checkChoice("options.contextShift", o.contextShift, ["error", "drop-oldest-turns"] as const);
     this.safePrompt = o.safePrompt === undefined ? false : checkBoolean("options.safePrompt", o.safePrompt);
     this.experts = o.expertsPerToken === undefined ? host.expertsPerToken : checkExperts(host, "options.expertsPerToken", o.expertsPerToken);
     this.formatter = host.formatter(template);

@@ -14,7 +14,7 @@ import { GgufValueType } from "./gguf/types.js";
 import { native, type NativeModelHandle } from "./native.js";
 import { SESSION_OPTION_KEYS, Session, type SessionHost, type SessionOptions } from "./session.js";
 import { Tokenizer } from "./tokenizer/tokenizer.js";
-import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal } from "./validate.js";
+import { checkBoolean, checkChoice, checkFunction, checkInteger, checkOptions, checkSignal } from "./validate.js";
 
 /**
  * Options of {@link Mixtral.load}.
@@ -26,6 +26,17 @@ import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal } 
 export interface LoadOptions {
   /** Compute threads. Default: the number of physical cores. */
   threads?: number;
+  /**
+   * Where the weights live while the model runs.
+   * - `"mapped"` (default): used in place from the file's memory map. Loading is instant, pages are read from disk
+   *   as they are first needed, and processes that load the same file share them.
+   * - `"copied"`: read into this process's memory at load, in 2 MiB pages where the system grants them. Loading
+   *   reads the whole file and RAM must hold all of it; in exchange decode streams the weights faster (about 10%
+   *   on the benchmark machine: docs/performance.md, "Where the weights live"), and the file may be replaced or
+   *   deleted while the model runs. Rejects with `OUT_OF_MEMORY` when the file is larger than the memory
+   *   available.
+   */
+  weights?: "mapped" | "copied";
   /**
    * Attention window W (position i sees (i−W, i]); `null` for full attention. Default: the file's
    * `llama.attention.sliding_window`, or full attention when it has none.
@@ -41,7 +52,7 @@ export interface LoadOptions {
   signal?: AbortSignal;
 }
 
-const LOAD_OPTION_KEYS = ["threads", "slidingWindow", "expertsPerToken", "verifyTensorData", "onProgress", "signal"] as const;
+const LOAD_OPTION_KEYS = ["threads", "weights", "slidingWindow", "expertsPerToken", "verifyTensorData", "onProgress", "signal"] as const;
 
 /**
  * Physical cores on Linux (distinct core ids per package); elsewhere the logical CPU count.
@@ -66,7 +77,8 @@ export function physicalCoreCount(): number {
 }
 
 /**
- * A Mixtral (or dense Mistral / Llama) model loaded from a GGUF file. Weights stay in the file's memory map.
+ * A Mixtral (or dense Mistral / Llama) model loaded from a GGUF file. The weights stay in the file's memory map or
+ * are read into memory at load (see {@link LoadOptions.weights}).
  * @example
  * ```ts
  * import { Mixtral } from "mixtral-native";
@@ -83,6 +95,8 @@ export class Mixtral implements AsyncDisposable {
   readonly tokenizer: Tokenizer;
   /** Compute threads in use. */
   readonly threads: number;
+  /** Where the weights live ({@link LoadOptions.weights}). */
+  readonly weights: "mapped" | "copied";
   /** The file's `tokenizer.chat_template` (Jinja), or null when it has none (chats then use the built-in format). */
   readonly chatTemplate: string | null;
   private handle: NativeModelHandle | undefined;
@@ -92,17 +106,19 @@ export class Mixtral implements AsyncDisposable {
 
   private constructor(handle: NativeModelHandle, info: ModelInfo, tokenizer: Tokenizer, threads: number, chatTemplate: string | null) {
     this.handle = handle;
+    this.weights = handle.weights();
     this.info = info;
     this.tokenizer = tokenizer;
     this.threads = threads;
     this.chatTemplate = chatTemplate;
   }
 
-  /** Maps and validates the file off the main thread. Throws GgufError for a file it cannot run. */
+  /** Maps (or reads) and validates the file off the main thread. Throws GgufError for a file it cannot run. */
   static async load(path: string, options?: LoadOptions): Promise<Mixtral> {
     checkPath(path);
     const o = checkOptions<LoadOptions>("options", options, LOAD_OPTION_KEYS);
     const threads = o.threads === undefined ? physicalCoreCount() : checkInteger("options.threads", o.threads, 1, 1024);
+    const weights = o.weights === undefined ? "mapped" : checkChoice("options.weights", o.weights, ["mapped", "copied"] as const);
     let slidingWindow = -1;
     if (o.slidingWindow === null) slidingWindow = 0;
     else if (o.slidingWindow !== undefined) slidingWindow = checkInteger("options.slidingWindow", o.slidingWindow, 1, 2 ** 31 - 1);
@@ -115,7 +131,7 @@ export class Mixtral implements AsyncDisposable {
     onProgress?.(0);
     // The engine maps and validates the file while the tokenizer reads its metadata: both run on the thread pool.
     const [loaded, read] = await Promise.allSettled([
-      withNativeErrors(() => native().loadModel(path, { threads, slidingWindow, expertsPerToken, verifyTensorData })),
+      withNativeErrors(() => native().loadModel(path, { threads, weights, slidingWindow, expertsPerToken, verifyTensorData })),
       readGguf(path),
     ]);
     if (loaded.status === "rejected") throw loaded.reason;
@@ -156,8 +172,7 @@ export class Mixtral implements AsyncDisposable {
     const { contextLength, nVocab, slidingWindow } = this.info;
     const contextSize = o.contextSize === undefined ? Math.min(contextLength, 4096) : checkInteger("options.contextSize", o.contextSize, 1, contextLength);
     const batchSize = o.batchSize === undefined ? 512 : checkInteger("options.batchSize", o.batchSize, 1, 65536);
-    const kvType = o.kvCacheType ?? "f16";
-    if (kvType !== "f16" && kvType !== "f32") throw new RangeError(`options.kvCacheType must be "f16" or "f32"; got ${JSON.stringify(kvType)}`);
+    const kvType = o.kvCacheType === undefined ? "f16" : checkChoice("options.kvCacheType", o.kvCacheType, ["f16", "f32"] as const);
     let expertsPerToken: number | undefined;
     if (o.expertsPerToken !== undefined) {
       if (this.info.nExperts === 0) throw new RangeError("options.expertsPerToken cannot be set: the model is dense (it has no experts)");

@@ -79,6 +79,7 @@ export interface NativeAddon {
 
 export interface NativeModelOptions {
   threads: number;
+  weights: "mapped" | "copied";
   /** -1: the file's; 0: none; > 0: window */
   slidingWindow: number;
   /** 0: the file's */
@@ -88,6 +89,7 @@ export interface NativeModelOptions {
 
 export interface NativeModelHandle {
   info(): NativeModelInfo;
+  weights(): "mapped" | "copied";
   dispose(): void;
 }
 

@@ -77,6 +77,15 @@ export function checkString(name: string, value: unknown, { allowEmpty = true } 
   return value;
 }
 
+/** One of `choices` (strings). */
+export function checkChoice<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
+  if (typeof value === "string" && (choices as readonly string[]).includes(value)) return value as T;
+  const listed = choices.map((c) => JSON.stringify(c));
+  const expected = listed.length > 1 ? `${listed.slice(0, -1).join(", ")} or ${listed[listed.length - 1]}` : listed[0];
+  const message = `${name} must be ${expected}; got ${show(value)}`;
+  throw typeof value === "string" ? new RangeError(message) : new TypeError(message);
+}
+
 export function checkBoolean(name: string, value: unknown): boolean {
   if (typeof value !== "boolean") throw new TypeError(`${name} must be a boolean; got ${show(value)}`);
   return value;

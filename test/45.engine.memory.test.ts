@@ -1,12 +1,15 @@
 // Memory (issue 4, item 6): weights stay in the file's memory map (loading copies none and reads only what the
-// tokens route to), and a decode step allocates nothing.
+// tokens route to), and a decode step allocates nothing. With `weights: "copied"` (issue 6's faster decode) they
+// are read into memory once at load instead.
 import { execFileSync } from "node:child_process";
-import { mkdir, readFile, stat } from "node:fs/promises";
+import { copyFile, mkdir, open, readFile, rm, stat, truncate } from "node:fs/promises";
+import { totalmem } from "node:os";
 import { join } from "node:path";
 
 import { beforeAll, describe, expect, it } from "vitest";
 
 import { GgmlType } from "../lib/gguf/types.js";
+import { MixtralError } from "../lib/errors.js";
 import { Mixtral } from "../lib/model.js";
 import { cachedTestModel } from "../lib/testing/test-model.js";
 
@@ -83,6 +86,74 @@ describe("45 engine: weights are mapped, not copied, and decoding allocates noth
       expect(result.decodeTokens).toBe(300);
       expect(result.decode).toBe(0);
       expect(result.prefill).toBe(0);
+    }
+  });
+});
+
+describe("45 engine: weights: \"copied\" reads the file into memory once", () => {
+  const TOKENS = [1, 415, 2936, 9060, 285, 1142, 28705, 28770];
+
+  /** The logits after each of TOKENS, fed one eval at a time. */
+  async function logitsOf(model: Mixtral): Promise<Float32Array[]> {
+    const session = model.createSession({ contextSize: 32 });
+    const out: Float32Array[] = [];
+    for (const token of TOKENS) out.push((await session.eval([token])).slice());
+    session.dispose();
+    return out;
+  }
+
+  it("a copied model reads the whole file at load and computes the same logits as the mapped one, bit for bit", async () => {
+    const path = await cachedTestModel({ ...SMALL, type: GgmlType.Q4_0 });
+    const mapped = await Mixtral.load(path, { threads: 2 });
+    const readBefore = await bytesRead();
+    const copied = await Mixtral.load(path, { threads: 2, weights: "copied" });
+    const read = (await bytesRead()) - readBefore;
+    try {
+      expect(mapped.weights).toBe("mapped");
+      expect(copied.weights).toBe("copied");
+      expect(read).toBeGreaterThanOrEqual((await stat(path)).size);
+      const [a, b] = [await logitsOf(mapped), await logitsOf(copied)];
+      for (let i = 0; i < TOKENS.length; i++) expect(Buffer.from(b[i].buffer).equals(Buffer.from(a[i].buffer)), `token ${i}`).toBe(true);
+    } finally {
+      await Promise.all([mapped.dispose(), copied.dispose()]);
+    }
+  });
+
+  it("a copied model keeps computing after its file is truncated and deleted", async () => {
+    await mkdir(dir, { recursive: true });
+    const source = await cachedTestModel({ ...SMALL, type: GgmlType.Q4_0 });
+    const path = join(dir, "copied-then-deleted.gguf");
+    await copyFile(source, path);
+    const reference = await Mixtral.load(source, { threads: 1 });
+    const copied = await Mixtral.load(path, { threads: 1, weights: "copied" });
+    try {
+      await truncate(path, 0); // a mapped model would take SIGBUS on its next page fault
+      await rm(path);
+      const [a, b] = [await logitsOf(reference), await logitsOf(copied)];
+      for (let i = 0; i < TOKENS.length; i++) expect(Buffer.from(b[i].buffer).equals(Buffer.from(a[i].buffer)), `token ${i}`).toBe(true);
+    } finally {
+      await Promise.all([reference.dispose(), copied.dispose()]);
+    }
+  });
+
+  it("copying a file larger than the memory available rejects with OUT_OF_MEMORY naming options.weights, before reading it", async () => {
+    await mkdir(dir, { recursive: true });
+    const path = join(dir, "larger-than-memory.gguf");
+    const handle = await open(path, "w");
+    try {
+      await handle.truncate(2 * totalmem()); // sparse: no disk space used
+    } finally {
+      await handle.close();
+    }
+    try {
+      const readBefore = await bytesRead();
+      const error = await Mixtral.load(path, { weights: "copied" }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MixtralError);
+      expect((error as MixtralError).code).toBe("OUT_OF_MEMORY");
+      expect((error as MixtralError).message).toMatch(/^options\.weights is "copied", but the file's \d+ bytes exceed the \d+ bytes of memory available/);
+      expect((await bytesRead()) - readBefore).toBeLessThan(1e6);
+    } finally {
+      await rm(path);
     }
   });
 });

@@ -25,7 +25,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "NativeModel",
-                       {InstanceMethod<&ModelWrap::info>("info"), InstanceMethod<&ModelWrap::dispose>("dispose")});
+                       {InstanceMethod<&ModelWrap::info>("info"), InstanceMethod<&ModelWrap::weights>("weights"),
+                        InstanceMethod<&ModelWrap::dispose>("dispose")});
   }
 
   // new NativeModel(External<Model>): only loadModel() constructs it.
@@ -41,6 +42,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value info(const Napi::CallbackInfo& info) {
     if (!model_) throw toJsError(info.Env(), makeError("DISPOSED", "the model has been disposed"));
     return modelInfoToJs(info.Env(), model_->file(), model_->hparams());
+  }
+
+  Napi::Value weights(const Napi::CallbackInfo& info) {
+    if (!model_) throw toJsError(info.Env(), makeError("DISPOSED", "the model has been disposed"));
+    return Napi::String::New(info.Env(), model_->weightMemory() == WeightMemory::Copied ? "copied" : "mapped");
   }
 
   Napi::Value dispose(const Napi::CallbackInfo& info) {
@@ -73,12 +79,13 @@ class LoadWorker : public PromiseWorker {
   std::unique_ptr<Model> model_;
 };
 
-// loadModel(path, { threads, slidingWindow, expertsPerToken, verifyTensorData }) -> Promise<NativeModel>
+// loadModel(path, { threads, weights, slidingWindow, expertsPerToken, verifyTensorData }) -> Promise<NativeModel>
 Napi::Value loadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = info[1].As<Napi::Object>();
   ModelOptions options;
   options.threads = o.Get("threads").As<Napi::Number>().Uint32Value();
+  options.weights = o.Get("weights").As<Napi::String>().Utf8Value() == "copied" ? WeightMemory::Copied : WeightMemory::Mapped;
   options.slidingWindow = o.Get("slidingWindow").As<Napi::Number>().Int64Value();
   options.expertsPerToken = o.Get("expertsPerToken").As<Napi::Number>().Uint32Value();
   options.verifyTensorData = o.Get("verifyTensorData").As<Napi::Boolean>().Value();

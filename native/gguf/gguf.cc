@@ -359,6 +359,48 @@ const char* ggufValueTypeName(GgufValueType type) {
 
 // ============================================================================================== open / parse
 
+namespace {
+
+// Reads the size-byte file behind fd into a fresh anonymous region (*out, *length bytes: size rounded up to 2 MiB,
+// 2 MiB-aligned so the kernel can back it with huge pages), read-only once filled. Nothing is left allocated on
+// failure.
+Error readIntoMemory(int fd, const std::string& path, size_t size, uint8_t** out, size_t* length) {
+  constexpr size_t kHugePage = size_t(2) << 20;
+  const size_t bytes = (size + kHugePage - 1) / kHugePage * kHugePage;
+  void* region = bytes >= size ? mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                               : MAP_FAILED;
+  if (region == MAP_FAILED) {
+    return makeError("GGUF_OPEN_FAILED", cat(path, ": cannot allocate ", size, " bytes to read the file into: ",
+                                             std::generic_category().message(bytes >= size ? errno : ENOMEM)));
+  }
+  // Trim the over-allocation so the copy starts and ends on 2 MiB boundaries.
+  uint8_t* const start = static_cast<uint8_t*>(region);
+  uint8_t* const base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(start) + kHugePage - 1) & ~uintptr_t(kHugePage - 1));
+  if (base > start) munmap(start, size_t(base - start));
+  if (start + kHugePage > base) munmap(base + bytes, size_t(start + kHugePage - base));
+#ifdef MADV_HUGEPAGE
+  madvise(base, bytes, MADV_HUGEPAGE);
+#endif
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = pread(fd, base + done, std::min<size_t>(size - done, size_t(1) << 30), static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string reason = n < 0 ? std::generic_category().message(errno)
+                                       : cat("the file ended at byte ", done, " of the ", size, " it had when opened");
+      munmap(base, bytes);
+      return makeError("GGUF_OPEN_FAILED", cat(path, ": cannot read: ", reason));
+    }
+    done += static_cast<size_t>(n);
+  }
+  mprotect(base, bytes, PROT_READ);
+  *out = base;
+  *length = bytes;
+  return Error::none();
+}
+
+}  // namespace
+
 Error GgufFile::open(const std::string& path, const GgufReadOptions& options, std::unique_ptr<GgufFile>* out) {
   const auto openFailed = [&](const char* action, int error) {
     return makeError("GGUF_OPEN_FAILED",
@@ -383,22 +425,33 @@ Error GgufFile::open(const std::string& path, const GgufReadOptions& options, st
       close(fd);
       return makeError("GGUF_OPEN_FAILED", cat(path, ": file of ", file->size_, " bytes does not fit the address space"));
     }
-    void* mapping = mmap(nullptr, static_cast<size_t>(file->size_), PROT_READ, MAP_PRIVATE, fd, 0);
-    if (mapping == MAP_FAILED) {
-      const int error = errno;
-      close(fd);
-      return openFailed("mmap", error);
-    }
+    const size_t size = static_cast<size_t>(file->size_);
+    if (options.copyToMemory) {
+      uint8_t* copy = nullptr;
+      if (Error error = readIntoMemory(fd, path, size, &copy, &file->ownedBytes_); !error.ok()) {
+        close(fd);
+        return error;
+      }
+      file->data_ = copy;
+      file->copied_ = true;
+    } else {
+      void* mapping = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (mapping == MAP_FAILED) {
+        const int error = errno;
+        close(fd);
+        return openFailed("mmap", error);
+      }
 #ifdef MADV_HUGEPAGE
-    // Pages read in through this mapping land in 2 MiB page-cache folios instead of scattered 4 KiB pages: decode
-    // streams the weights faster from physically contiguous memory (docs/performance.md, "Page-cache folios").
-    // Only a hint; pages already cached keep their size, and a kernel without file THP ignores it.
-    madvise(mapping, static_cast<size_t>(file->size_), MADV_HUGEPAGE);
+      // Pages read in through this mapping land in 2 MiB page-cache folios instead of scattered 4 KiB pages: decode
+      // streams the weights faster from physically contiguous memory (docs/performance.md, "Page-cache folios").
+      // Only a hint; pages already cached keep their size, and a kernel without file THP ignores it.
+      madvise(mapping, size, MADV_HUGEPAGE);
 #endif
-    file->data_ = static_cast<const uint8_t*>(mapping);
-    file->mapped_ = true;
+      file->data_ = static_cast<const uint8_t*>(mapping);
+      file->ownedBytes_ = size;
+    }
   }
-  close(fd);  // the mapping keeps the file open
+  close(fd);  // a mapping keeps the file open
   Error error = file->parseAll(options);
   if (!error.ok()) {
     error.message = cat(path, ": ", error.message);
@@ -419,7 +472,7 @@ Error GgufFile::parse(const uint8_t* data, size_t size, const GgufReadOptions& o
 }
 
 GgufFile::~GgufFile() {
-  if (mapped_) munmap(const_cast<uint8_t*>(data_), static_cast<size_t>(size_));
+  if (ownedBytes_ > 0) munmap(const_cast<uint8_t*>(data_), ownedBytes_);
 }
 
 Error GgufFile::parseAll(const GgufReadOptions& options) {

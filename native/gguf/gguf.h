@@ -58,12 +58,17 @@ struct GgufTensorInfo {
 
 struct GgufReadOptions {
   bool verifyTensorData = false;  // scan F32/F16/BF16 values and block scales for NaN/Inf (touches every page)
+  // Read the whole file into anonymous memory, 2 MiB-aligned and in 2 MiB pages where the system grants them,
+  // instead of mapping it. Decode streams weights faster from such pages than from the page cache's mapping
+  // (docs/performance.md, "Where the weights live"); the copy costs one read of the file and RAM for all of it.
+  bool copyToMemory = false;
 };
 
 class GgufFile {
  public:
   // mmaps and parses path. Codes: GGUF_OPEN_FAILED (with strerror) and the format codes of parse(); every message
   // starts with the path. The mapping lives as long as the GgufFile.
+  // With options.copyToMemory the file is read into memory instead (GGUF_OPEN_FAILED also when that fails).
   static Error open(const std::string& path, const GgufReadOptions& options, std::unique_ptr<GgufFile>* out);
   // Parses bytes the caller keeps alive (fuzzing, tests). Same validation as open().
   static Error parse(const uint8_t* data, size_t size, const GgufReadOptions& options, std::unique_ptr<GgufFile>* out);
@@ -75,6 +80,8 @@ class GgufFile {
   uint32_t alignment() const { return alignment_; }
   uint64_t dataOffset() const { return dataOffset_; }
   uint64_t fileSize() const { return size_; }
+  // True when open() read the file into memory (GgufReadOptions::copyToMemory) rather than mapping it.
+  bool copied() const { return copied_; }
   const std::vector<GgufKv>& metadata() const { return kvs_; }
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
 
@@ -104,7 +111,8 @@ class GgufFile {
 
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
-  bool mapped_ = false;
+  size_t ownedBytes_ = 0;  // length of the mapping or copy that data_ starts (0: the caller's bytes)
+  bool copied_ = false;
   uint32_t version_ = 0;
   uint32_t alignment_ = 32;
   uint64_t dataOffset_ = 0;

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <string>
+#include <sys/stat.h>
 
 namespace mn {
 namespace {
@@ -41,12 +44,41 @@ Error checkMatmulTypes(const Hparams& hp, const ModelWeights& w) {
   return Error::none();
 }
 
+// Bytes the system can hand out without swapping (Linux: MemAvailable), or 0 when it does not say.
+uint64_t availableMemoryBytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") return kib * 1024;
+    meminfo.ignore(64, '\n');
+  }
+  return 0;
+}
+
+// Copied weights must fit the memory available: OUT_OF_MEMORY up front rather than a process the system kills
+// halfway through the read.
+Error checkCopyFits(const std::string& path) {
+  struct stat status;
+  if (stat(path.c_str(), &status) != 0) return Error::none();  // GgufFile::open names the problem
+  const uint64_t fileBytes = uint64_t(status.st_size), available = availableMemoryBytes();
+  if (available > 0 && fileBytes > available) {
+    return makeError("OUT_OF_MEMORY", "options.weights is \"copied\", but the file's " + std::to_string(fileBytes) +
+                                          " bytes exceed the " + std::to_string(available) + " bytes of memory available");
+  }
+  return Error::none();
+}
+
 }  // namespace
 
 Error Model::load(const std::string& path, const ModelOptions& options, std::unique_ptr<Model>* out) {
   std::unique_ptr<Model> model(new Model());
   GgufReadOptions readOptions;
   readOptions.verifyTensorData = options.verifyTensorData;
+  readOptions.copyToMemory = options.weights == WeightMemory::Copied;
+  if (readOptions.copyToMemory) {
+    if (Error error = checkCopyFits(path); !error.ok()) return error;
+  }
   Error error = GgufFile::open(path, readOptions, &model->file_);
   if (!error.ok()) return error;
   BindOptions bindOptions;

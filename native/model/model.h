@@ -19,8 +19,15 @@
 
 namespace mn {
 
+// Where the weights live while the model runs (docs/performance.md, "Where the weights live").
+enum class WeightMemory {
+  Mapped,  // used in place from the file's mapping: no copy, pages shared with other processes
+  Copied,  // read into anonymous memory in 2 MiB pages at load: decode streams faster
+};
+
 struct ModelOptions {
   unsigned threads = 1;
+  WeightMemory weights = WeightMemory::Mapped;
   int64_t slidingWindow = -1;     // -1: from the file; 0: full attention; > 0: window W
   uint32_t expertsPerToken = 0;   // 0: from the file
   bool verifyTensorData = false;
@@ -33,6 +40,7 @@ class Model {
   const Hparams& hparams() const { return hparams_; }
   const ModelWeights& weights() const { return weights_; }
   const GgufFile& file() const { return *file_; }
+  WeightMemory weightMemory() const { return file_->copied() ? WeightMemory::Copied : WeightMemory::Mapped; }
   ThreadPool& pool() { return *pool_; }
   std::mutex& computeMutex() { return computeMutex_; }
   // Identifies the weights a session state belongs to (state.cc); computed on first use.

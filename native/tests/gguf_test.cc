@@ -3,7 +3,8 @@
 //   gguf_test <dir>...
 //
 // For every *.gguf file in each directory it prints one line, `file<TAB>code<TAB>message` (code "OK" when the file
-// opens and binds), from GgufFile::open(verifyTensorData) followed by bindModel. It also parses a heap copy of
+// opens and binds), from GgufFile::open(verifyTensorData) followed by bindModel; opening with copyToMemory must give
+// the same code. It also parses a heap copy of
 // exactly the file's size through GgufFile::parse, where ASan catches a read even one byte past the end (the mmap
 // of open() has page slack), and requires the same code; and it parses every prefix of the first 4 KiB (and every
 // 61st beyond) of each file, which must not bind unless the whole file does. Everything the reader and
@@ -40,9 +41,10 @@ mn::Error parseAndBind(const std::vector<uint8_t>& bytes) {
   return e;
 }
 
-mn::Error openAndBind(const std::string& path) {
+mn::Error openAndBind(const std::string& path, bool copyToMemory) {
   mn::GgufReadOptions options;
   options.verifyTensorData = true;
+  options.copyToMemory = copyToMemory;
   std::unique_ptr<mn::GgufFile> file;
   if (mn::Error e = mn::GgufFile::open(path, options, &file); !e.ok()) return e;
   mn::Hparams hparams;
@@ -78,9 +80,15 @@ int main(int argc, char** argv) {
       const std::string path = dir + "/" + name;
       std::ifstream in(path, std::ios::binary);
       const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      const mn::Error opened = openAndBind(path);
+      const mn::Error opened = openAndBind(path, false);
+      const mn::Error copied = openAndBind(path, true);
       const mn::Error parsed = parseAndBind(bytes);
       std::printf("%s\t%s\t%s\n", name.c_str(), opened.ok() ? "OK" : opened.code.c_str(), opened.message.c_str());
+      if (copied.code != opened.code) {
+        std::fprintf(stderr, "%s: open() gave %s but open() with copyToMemory gave %s\n", name.c_str(),
+                     opened.ok() ? "OK" : opened.code.c_str(), copied.ok() ? "OK" : copied.code.c_str());
+        failures++;
+      }
       if (parsed.code != opened.code) {
         std::fprintf(stderr, "%s: open() gave %s but parse() of the same bytes gave %s\n", name.c_str(),
                      opened.ok() ? "OK" : opened.code.c_str(), parsed.ok() ? "OK" : parsed.code.c_str());
