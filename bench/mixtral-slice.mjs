@@ -1,7 +1,7 @@
 // `npm run bench`: mixtral-native against llama.cpp (node-llama-cpp 3.21.1) on a "Mixtral slice": Mixtral
 // 8x7B's real layer shapes, 2 layers, built once (cached, deterministic) by the project's own writer.
-// Engines alternate trial by trial, each trial in a fresh process; speeds are reported as ratios and as a
-// fraction of this machine's roofline (weight bytes a decode step must read ÷ the read bandwidth measured around
+// Engines alternate trial by trial, each trial in a fresh process: ours with its default mapped weights, ours with
+// weights: "copied", and llama.cpp. Speeds are reported as ratios and as a fraction of this machine's roofline (weight bytes a decode step must read ÷ the read bandwidth measured around
 // each trial).
 //
 //   node bench/mixtral-slice.mjs [--trials 3] [--threads 2] [--types q4_0,q4_k_m] [--sweeps] [--json out.json]
@@ -36,6 +36,8 @@ export const SLICE_SHAPE = {
   contextLength: 32768, ropeFreqBase: 1e6, seed: 1,
 };
 const TYPES = { q4_0: GgmlType.Q4_0, q4_k_m: "q4_k_m" };
+const ENGINES = ["ours", "ours-copied", "llama"];
+const ENGINE_NAMES = { ours: "mixtral-native", "ours-copied": "mixtral-native, copied", llama: "llama.cpp" };
 
 async function slicePath(type) {
   if (type === "q4_k_m") {
@@ -109,9 +111,9 @@ async function compare(type, path) {
   const evicted = evictFromPageCache(path);
   process.stderr.write(`  ${type} warm-up: ${evicted ? "evicted from the page cache, " : ""}read back by one untimed trial\n`);
   runWorker("ours", path, threads, prompt, 1);
-  const runs = { ours: [], llama: [] };
+  const runs = Object.fromEntries(ENGINES.map((engine) => [engine, []]));
   for (let trial = 0; trial < trials; trial++) {
-    for (const engine of ["ours", "llama"]) {
+    for (const engine of ENGINES) {
       // This VM's bandwidth drifts with its neighbours' load, so each trial's roofline comes from readings taken just
       // before and just after it: the median pass (what memory delivered around the trial, noise included, like the
       // decode it is compared with) and the best pass (the ceiling in the quietest moment).
@@ -123,14 +125,14 @@ async function compare(type, path) {
       r.rooflineFraction = (r.decodeTokensPerSecond * bytes) / (r.bandwidth * 1e9);
       r.rooflineFractionBest = (r.decodeTokensPerSecond * bytes) / (r.bandwidthBest * 1e9);
       runs[engine].push(r);
-      process.stderr.write(`  ${type} trial ${trial + 1} ${engine.padEnd(5)} load ${r.loadMs.toFixed(0)} ms, cold pp512 ${r.coldPrefillTokensPerSecond.toFixed(1)} t/s, pp512 ${r.prefillTokensPerSecond.toFixed(1)} t/s, tg128 ${r.decodeTokensPerSecond.toFixed(2)} t/s, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB, ${r.bandwidth.toFixed(1)} GB/s around it, best pass ${r.bandwidthBest.toFixed(1)} (${(r.rooflineFraction * 100).toFixed(0)}% / ${(r.rooflineFractionBest * 100).toFixed(0)}% of the roofline)\n`);
+      process.stderr.write(`  ${type} trial ${trial + 1} ${engine.padEnd(11)} load ${r.loadMs.toFixed(0)} ms, cold pp512 ${r.coldPrefillTokensPerSecond.toFixed(1)} t/s, pp512 ${r.prefillTokensPerSecond.toFixed(1)} t/s, tg128 ${r.decodeTokensPerSecond.toFixed(2)} t/s, peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB, ${r.bandwidth.toFixed(1)} GB/s around it, best pass ${r.bandwidthBest.toFixed(1)} (${(r.rooflineFraction * 100).toFixed(0)}% / ${(r.rooflineFractionBest * 100).toFixed(0)}% of the roofline)\n`);
     }
   }
   const summary = {};
-  for (const engine of ["ours", "llama"]) {
+  for (const engine of ENGINES) {
     summary[engine] = Object.fromEntries(["loadMs", "coldPrefillTokensPerSecond", "prefillTokensPerSecond", "decodeTokensPerSecond", "peakRssBytes", "bandwidth", "bandwidthBest", "rooflineFraction", "rooflineFractionBest"].map((k) => [k, median(runs[engine].map((r) => r[k]))]));
   }
-  const bandwidth = median([...runs.ours, ...runs.llama].map((r) => r.bandwidth));
+  const bandwidth = median(Object.values(runs).flat().map((r) => r.bandwidth));
   return { type, path, bandwidth, bytesPerToken: bytes, rooflineTokensPerSecond: (bandwidth * 1e9) / bytes, ...summary, runs };
 }
 
@@ -177,12 +179,14 @@ console.log(`\nMixtral slice (2 layers of 8x7B), ${threads} threads, median of $
 console.log("| type | engine | load ms | cold pp512 t/s | pp512 t/s | tg128 t/s | peak RSS MiB | tg / roofline (median pass; best pass) |");
 console.log("|---|---|---:|---:|---:|---:|---:|---:|");
 for (const r of results) {
-  for (const engine of ["ours", "llama"]) {
+  for (const engine of ENGINES) {
     const s = r[engine];
-    console.log(`| ${r.type} | ${engine === "ours" ? "mixtral-native" : "llama.cpp"} | ${s.loadMs.toFixed(0)} | ${s.coldPrefillTokensPerSecond.toFixed(1)} | ${s.prefillTokensPerSecond.toFixed(1)} | ${s.decodeTokensPerSecond.toFixed(2)} | ${(s.peakRssBytes / 2 ** 20).toFixed(0)} | ${pct(s.rooflineFraction)}; ${pct(s.rooflineFractionBest)} |`);
+    console.log(`| ${r.type} | ${ENGINE_NAMES[engine]} | ${s.loadMs.toFixed(0)} | ${s.coldPrefillTokensPerSecond.toFixed(1)} | ${s.prefillTokensPerSecond.toFixed(1)} | ${s.decodeTokensPerSecond.toFixed(2)} | ${(s.peakRssBytes / 2 ** 20).toFixed(0)} | ${pct(s.rooflineFraction)}; ${pct(s.rooflineFractionBest)} |`);
   }
-  const o = r.ours, l = r.llama;
-  console.log(`| ${r.type} | **ratio** | ${(l.loadMs / o.loadMs).toFixed(2)}× faster | ${(o.coldPrefillTokensPerSecond / l.coldPrefillTokensPerSecond).toFixed(2)}× | ${(o.prefillTokensPerSecond / l.prefillTokensPerSecond).toFixed(2)}× | ${(o.decodeTokensPerSecond / l.decodeTokensPerSecond).toFixed(2)}× | ${(o.peakRssBytes / l.peakRssBytes).toFixed(2)}× | roofline ${r.rooflineTokensPerSecond.toFixed(1)} t/s at ${r.bandwidth.toFixed(1)} GB/s (median pass) |`);
+  for (const engine of ["ours", "ours-copied"]) {
+    const o = r[engine], l = r.llama;
+    console.log(`| ${r.type} | **ratio${engine === "ours" ? "" : ", copied"}** | ${(l.loadMs / o.loadMs).toFixed(2)}× faster | ${(o.coldPrefillTokensPerSecond / l.coldPrefillTokensPerSecond).toFixed(2)}× | ${(o.prefillTokensPerSecond / l.prefillTokensPerSecond).toFixed(2)}× | ${(o.decodeTokensPerSecond / l.decodeTokensPerSecond).toFixed(2)}× | ${(o.peakRssBytes / l.peakRssBytes).toFixed(2)}× | roofline ${r.rooflineTokensPerSecond.toFixed(1)} t/s at ${r.bandwidth.toFixed(1)} GB/s (median pass) |`);
+  }
 }
 let sweep;
 if (args.sweeps && results.length > 0) sweep = await sweeps(results[0].path);

@@ -1,5 +1,6 @@
 // One engine, one trial, in its own process so load time and peak RSS are its own:
-//   node bench/slice-worker.mjs <ours|llama> <model.gguf> <threads> <tokens.json> <decodeTokens>
+//   node bench/slice-worker.mjs <ours|ours-copied|llama> <model.gguf> <threads> <tokens.json> <decodeTokens>
+// ours-copied loads with weights: "copied" (read into memory at load) instead of the default mapping.
 // Prints one JSON line: { loadMs, coldPrefillTokensPerSecond, prefillTokensPerSecond, decodeTokensPerSecond, peakRssBytes }.
 // Cold prefill is the first evaluation of the prompt after load: it also pays for the first touch of every weight
 // page and compute buffer (about 2-4 us per 4 KiB page on this VM). The prefill that counts, as llama-bench counts
@@ -12,10 +13,10 @@ const decodeTokens = Number(decodeArg);
 const prompt = JSON.parse(readFileSync(tokensPath, "utf8"));
 const contextSize = prompt.length + decodeTokens + 16;
 
-async function ours() {
+async function ours(weights) {
   const { Mixtral } = await import("../dist/index.js");
   const loadStart = performance.now();
-  const model = await Mixtral.load(modelPath, { threads });
+  const model = await Mixtral.load(modelPath, { threads, weights });
   const session = model.createSession({ contextSize, batchSize: 512 });
   const loadMs = performance.now() - loadStart;
 
@@ -67,7 +68,7 @@ async function llama() {
   return { loadMs, coldPrefillSeconds, prefillSeconds, decodeSeconds, decoded: count - 1 };
 }
 
-const result = engine === "ours" ? await ours() : await llama();
+const result = engine === "llama" ? await llama() : await ours(engine === "ours-copied" ? "copied" : "mapped");
 process.stdout.write(
   `${JSON.stringify({
     engine,
