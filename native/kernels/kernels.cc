@@ -13,43 +13,28 @@
 namespace mn {
 namespace {
 
-KernelTable scalarTable() {
+KernelTable makeTable(Isa isa, const OpKernels& ops, decltype(KernelTable::quantizeActivations) quantizeActivations,
+                      decltype(KernelTable::matmul) matmul, decltype(KernelTable::dequantizeRow) dequantizeRow) {
   KernelTable table;
-  table.isa = Isa::Scalar;
-  table.quantizeActivations = scalar::quantizeActivations;
-  table.matmul = scalar::matmul;
-  table.rmsNorm = scalar::rmsNorm;
-  table.rope = scalar::rope;
-  table.attnScoresF16 = scalar::attnScoresF16;
-  table.attnScoresF32 = scalar::attnScoresF32;
-  table.attnAccumulateF16 = scalar::attnAccumulateF16;
-  table.attnAccumulateF32 = scalar::attnAccumulateF32;
-  table.softmax = scalar::softmax;
-  table.siluMul = scalar::siluMul;
-  table.axpy = scalar::axpy;
-  table.sumWords = scalar::sumWords;
-  table.dequantizeRow = scalar::dequantizeRow;
+  static_cast<OpKernels&>(table) = ops;
+  table.isa = isa;
+  table.quantizeActivations = quantizeActivations;
+  table.matmul = matmul;
+  table.dequantizeRow = dequantizeRow;
   return table;
 }
 
+const OpKernels kOpsScalar = {scalar::rmsNorm, scalar::rope, scalar::attnScoresF16, scalar::attnScoresF32,
+                              scalar::attnAccumulateF16, scalar::attnAccumulateF32, scalar::softmax,
+                              scalar::siluMul, scalar::axpy, scalar::sumWords};
+
+KernelTable scalarTable() {
+  return makeTable(Isa::Scalar, kOpsScalar, scalar::quantizeActivations, scalar::matmul, scalar::dequantizeRow);
+}
+
 #if MN_X86_KERNELS
-KernelTable x86Table(Isa isa, const x86::MatmulKernels& matmul, const x86::OpsKernels& ops) {
-  KernelTable table;
-  table.isa = isa;
-  table.quantizeActivations = matmul.quantizeActivations;
-  table.matmul = matmul.matmul;
-  table.dequantizeRow = matmul.dequantizeRow;
-  table.rmsNorm = ops.rmsNorm;
-  table.rope = ops.rope;
-  table.attnScoresF16 = ops.attnScoresF16;
-  table.attnScoresF32 = ops.attnScoresF32;
-  table.attnAccumulateF16 = ops.attnAccumulateF16;
-  table.attnAccumulateF32 = ops.attnAccumulateF32;
-  table.softmax = ops.softmax;
-  table.siluMul = ops.siluMul;
-  table.axpy = ops.axpy;
-  table.sumWords = ops.sumWords;
-  return table;
+KernelTable x86Table(Isa isa, const x86::MatmulKernels& matmul, const OpKernels& ops) {
+  return makeTable(isa, ops, matmul.quantizeActivations, matmul.matmul, matmul.dequantizeRow);
 }
 
 // Q4_1, Q5_0, Q5_1 and the K-quants have their own files (quant_types_*.cc).

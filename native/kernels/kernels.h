@@ -22,17 +22,9 @@ size_t activationRowBytes(ActFormat format, size_t n);
 // be a multiple of its block.
 bool isMatmulSupported(GgmlType weightType);
 
-struct KernelTable {
-  Isa isa;
-
-  // x (n,) -> dst in `format` (activationRowBytes(format, n) bytes)
-  void (*quantizeActivations)(ActFormat format, const float* x, void* dst, size_t n);
-
-  // W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r]
-  // W rows are wRowBytes apart in wType; X rows are actRowBytes apart in activationFormatFor(wType).
-  void (*matmul)(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
-                 const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
-
+// The kernels beside the matrix products: norms, RoPE, attention, activations and the bandwidth read. Each ISA
+// defines one as constant data (kernels.cc for the scalar reference, x86/ops_*.cc).
+struct OpKernels {
   // out (n,) = x (n,) / sqrt(mean(x^2) + eps) * weight (n,)
   void (*rmsNorm)(float* out, const float* x, const float* weight, size_t n, float eps);
 
@@ -63,6 +55,18 @@ struct KernelTable {
   // The wrapping sum of count 64-bit words: a plain read of memory in this ISA's widest loads, with which the
   // decode roofline's read bandwidth is measured (bandwidth.cc).
   uint64_t (*sumWords)(const uint64_t* words, size_t count);
+};
+
+struct KernelTable : OpKernels {
+  Isa isa;
+
+  // x (n,) -> dst in `format` (activationRowBytes(format, n) bytes)
+  void (*quantizeActivations)(ActFormat format, const float* x, void* dst, size_t n);
+
+  // W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) -> Y[c * ldy + r]
+  // W rows are wRowBytes apart in wType; X rows are actRowBytes apart in activationFormatFor(wType).
+  void (*matmul)(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+                 const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
 
   // One row of n values of `type` -> floats (token embedding lookup, tests, the TS reference).
   void (*dequantizeRow)(GgmlType type, const uint8_t* row, float* out, size_t n);

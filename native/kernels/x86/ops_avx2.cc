@@ -300,7 +300,7 @@ uint64_t sumWords(const uint64_t* words, size_t count) {
 
 namespace mn {
 namespace x86 {
-extern const OpsKernels kOpsAvx2 = {rmsNorm, rope, attnScoresF16, attnScoresF32, attnAccumulateF16,
+extern const OpKernels kOpsAvx2 = {rmsNorm, rope, attnScoresF16, attnScoresF32, attnAccumulateF16,
                                     attnAccumulateF32, softmax, siluMul, axpy, sumWords};
 }  // namespace x86
 }  // namespace mn

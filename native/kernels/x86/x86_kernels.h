@@ -22,24 +22,6 @@ struct MatmulKernels {
   DequantizeRowFn dequantizeRow;
 };
 
-// ops_*.cc: everything else in the KernelTable.
-struct OpsKernels {
-  void (*rmsNorm)(float* out, const float* x, const float* weight, size_t n, float eps);
-  void (*rope)(float* x, size_t nHeads, size_t headDim, size_t ropeDim, int64_t pos, float freqBase);
-  void (*attnScoresF16)(const float* q, size_t heads, const uint16_t* k, size_t headDim, size_t count, float scale, float* scores,
-                        size_t scoresStride);
-  void (*attnScoresF32)(const float* q, size_t heads, const float* k, size_t headDim, size_t count, float scale, float* scores,
-                        size_t scoresStride);
-  void (*attnAccumulateF16)(float* out, size_t heads, const float* p, size_t pStride, const uint16_t* v, size_t headDim,
-                            size_t count);
-  void (*attnAccumulateF32)(float* out, size_t heads, const float* p, size_t pStride, const float* v, size_t headDim,
-                            size_t count);
-  void (*softmax)(float* x, size_t n);
-  void (*siluMul)(float* gate, const float* up, size_t n);
-  void (*axpy)(float* y, float a, const float* x, size_t n);
-  uint64_t (*sumWords)(const uint64_t* words, size_t count);
-};
-
 // quant_types_*.cc: matmul and row dequantization for Q4_1, Q5_0, Q5_1 and the K-quants (Q2_K .. Q6_K).
 struct QuantTypeKernels {
   MatmulFn matmul;
@@ -48,8 +30,8 @@ struct QuantTypeKernels {
 
 extern const MatmulKernels kMatmulAvx2;
 extern const MatmulKernels kMatmulAvx512;
-extern const OpsKernels kOpsAvx2;
-extern const OpsKernels kOpsAvx512;
+extern const OpKernels kOpsAvx2;    // ops_avx2.cc
+extern const OpKernels kOpsAvx512;  // ops_avx512.cc
 extern const QuantTypeKernels kQuantTypesAvx2;
 extern const QuantTypeKernels kQuantTypesAvx512;
 // BF16 weights x BF16 activations with AVX512-BF16 dot products (vdpbf16ps); only when cpu reports avx512bf16.
