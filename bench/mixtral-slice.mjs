@@ -1,7 +1,8 @@
 // `npm run bench`: mixtral-native against llama.cpp (node-llama-cpp 3.21.1) on a "Mixtral slice": Mixtral
 // 8x7B's real layer shapes, 2 layers, built once (cached, deterministic) by the project's own writer.
 // Engines alternate trial by trial, each trial in a fresh process: ours with its default mapped weights, ours with
-// weights: "copied", and llama.cpp. Speeds are reported as ratios and as a fraction of this machine's roofline (weight bytes a decode step must read ÷ the read bandwidth measured around
+// weights: "copied", and llama.cpp. Speeds are reported as ratios and as a fraction of this machine's roofline
+// (weight bytes a decode step must read ÷ the read bandwidth measured around
 // each trial).
 //
 //   node bench/mixtral-slice.mjs [--trials 3] [--threads 2] [--types q4_0,q4_k_m] [--sweeps] [--json out.json]

@@ -366,13 +366,14 @@ namespace {
 // failure.
 Error readIntoMemory(int fd, const std::string& path, size_t size, uint8_t** out, size_t* length) {
   constexpr size_t kHugePage = size_t(2) << 20;
-  const size_t bytes = (size + kHugePage - 1) / kHugePage * kHugePage;
-  void* region = bytes >= size ? mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                               : MAP_FAILED;
-  if (region == MAP_FAILED) {
+  const auto cannotAllocate = [&](int error) {
     return makeError("GGUF_OPEN_FAILED", cat(path, ": cannot allocate ", size, " bytes to read the file into: ",
-                                             std::generic_category().message(bytes >= size ? errno : ENOMEM)));
-  }
+                                             std::generic_category().message(error)));
+  };
+  if (size > std::numeric_limits<size_t>::max() - 2 * kHugePage) return cannotAllocate(ENOMEM);
+  const size_t bytes = (size + kHugePage - 1) / kHugePage * kHugePage;
+  void* region = mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (region == MAP_FAILED) return cannotAllocate(errno);
   // Trim the over-allocation so the copy starts and ends on 2 MiB boundaries.
   uint8_t* const start = static_cast<uint8_t*>(region);
   uint8_t* const base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(start) + kHugePage - 1) & ~uintptr_t(kHugePage - 1));

@@ -59,8 +59,9 @@ struct GgufTensorInfo {
 struct GgufReadOptions {
   bool verifyTensorData = false;  // scan F32/F16/BF16 values and block scales for NaN/Inf (touches every page)
   // Read the whole file into anonymous memory, 2 MiB-aligned and in 2 MiB pages where the system grants them,
-  // instead of mapping it. Decode streams weights faster from such pages than from the page cache's mapping
-  // (docs/performance.md, "Where the weights live"); the copy costs one read of the file and RAM for all of it.
+  // instead of mapping it. Decode streams weights from such pages as fast as from page-cache folios of 2 MiB, and
+  // faster than from small ones (docs/performance.md, "Where the weights live"); the copy costs one read of the file
+  // and RAM for all of it.
   bool copyToMemory = false;
 };
 
