@@ -162,6 +162,11 @@ constexpr size_t kPackGroups = 128;  // groups of activations packed per chunk: 
 constexpr size_t kSpanGroups = 32;
 // Software prefetch distance of the row stream: measured on Zen 5, 17 -> 22 GB/s single-thread (2.3-7 KB all help).
 constexpr size_t kPrefetchBytes = 4608;
+// Rows longer than one span go span by span over blocks of kSpanRows rows, each span prefetching the span
+// kSpanPrefetchAhead visits later (streamQuant). Measured in the engine's down projections: 8 rows and 3 ahead
+// stream 42.5-43.2 GB/s, 16 rows 38-41, 4 rows 39-40, 1 or 5 ahead 36-39.
+constexpr size_t kSpanRows = 8;
+constexpr size_t kSpanPrefetchAhead = 3;
 
 struct PackedGroup {
   __m512i lo, hi, init;
@@ -208,15 +213,16 @@ MN_INLINE Quad q4FromLines(__m512i a, __m512i b, __m512i qsIndex, __m512i dIndex
 }
 
 // acc += nSuper runs of 8 Q4_0 groups (576 bytes = 9 lines), starting 8 * S bytes into the line at `lines`, times the
-// packed activations x; even groups go to acc[0], odd ones to acc[1].
+// packed activations x; even groups go to acc[0], odd ones to acc[1]. Each run prefetches the lines `prefetch` bytes
+// from its own.
 template <int S>
-void q4RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, const LineIndices& li,
+void q4RowAligned(const uint8_t* lines, size_t nSuper, const PackedGroup* x, const LineIndices& li, ptrdiff_t prefetch,
                   __m512 (&acc)[2]) {
   for (size_t j = 0; j < nSuper; j++, lines += 576, x += 8) {
     __m512i line[10];
     for (int i = 0; i < 9; i++) line[i] = _mm512_load_si512(lines + 64 * i);
     line[9] = S > 0 ? _mm512_load_si512(lines + 576) : _mm512_setzero_si512();
-    prefetchLines(lines + kPrefetchBytes, 9);
+    prefetchLines(lines + prefetch, 9);
     // Fully unrolled so `line` and the indices stay in registers.
 #pragma GCC unroll 8
     for (int g = 0; g < 8; g++) {
@@ -241,10 +247,11 @@ void packActivations(const uint8_t* x, size_t groupBegin, size_t count, size_t n
 }
 
 // acc += the groups [0, count) of one row (whose first group is at `row`, nBlocks blocks remaining from there) times
-// the packed activations x, even groups into acc[0] and odd ones into acc[1]. The aligned line loads take the runs of
-// 8 whole groups; the rest (and rows not 8-byte aligned) go through masked loads. Both give identical lanes.
+// the packed activations x, even groups into acc[0] and odd ones into acc[1], prefetching `prefetch` bytes from the
+// lines being read. The aligned line loads take the runs of 8 whole groups; the rest (and rows not 8-byte aligned) go
+// through masked loads. Both give identical lanes.
 MN_INLINE void spanDot(const uint8_t* row, size_t count, size_t nBlocks, const PackedGroup* x, const Indices& idx,
-                       const LineIndices& li, __m512 (&acc)[2]) {
+                       const LineIndices& li, ptrdiff_t prefetch, __m512 (&acc)[2]) {
   size_t g = 0;
   const uintptr_t misalignment = reinterpret_cast<uintptr_t>(row) & 63;
   if (misalignment % 8 == 0) {
@@ -252,14 +259,14 @@ MN_INLINE void spanDot(const uint8_t* row, size_t count, size_t nBlocks, const P
     const size_t nSuper = fullGroups / 8;
     const uint8_t* lines = row - misalignment;
     switch (misalignment / 8) {
-      case 0: q4RowAligned<0>(lines, nSuper, x, li, acc); break;
-      case 1: q4RowAligned<1>(lines, nSuper, x, li, acc); break;
-      case 2: q4RowAligned<2>(lines, nSuper, x, li, acc); break;
-      case 3: q4RowAligned<3>(lines, nSuper, x, li, acc); break;
-      case 4: q4RowAligned<4>(lines, nSuper, x, li, acc); break;
-      case 5: q4RowAligned<5>(lines, nSuper, x, li, acc); break;
-      case 6: q4RowAligned<6>(lines, nSuper, x, li, acc); break;
-      default: q4RowAligned<7>(lines, nSuper, x, li, acc); break;
+      case 0: q4RowAligned<0>(lines, nSuper, x, li, prefetch, acc); break;
+      case 1: q4RowAligned<1>(lines, nSuper, x, li, prefetch, acc); break;
+      case 2: q4RowAligned<2>(lines, nSuper, x, li, prefetch, acc); break;
+      case 3: q4RowAligned<3>(lines, nSuper, x, li, prefetch, acc); break;
+      case 4: q4RowAligned<4>(lines, nSuper, x, li, prefetch, acc); break;
+      case 5: q4RowAligned<5>(lines, nSuper, x, li, prefetch, acc); break;
+      case 6: q4RowAligned<6>(lines, nSuper, x, li, prefetch, acc); break;
+      default: q4RowAligned<7>(lines, nSuper, x, li, prefetch, acc); break;
     }
     g = 8 * nSuper;
   }
@@ -267,14 +274,18 @@ MN_INLINE void spanDot(const uint8_t* row, size_t count, size_t nBlocks, const P
     const long blocks = nBlocks - 4 * g < 4 ? static_cast<long>(nBlocks - 4 * g) : 4;
     const uint8_t* p = row + g * kQ4GroupBytes;
     for (size_t line = 0; line < kQ4GroupBytes; line += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + line), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + prefetch + line), _MM_HINT_T0);
     }
     accumulatePacked(loadQ4(p, blocks, idx), x[g], acc[g % 2]);
   }
 }
 
-// W (nRows, n) rows [rowBegin, rowEnd) Q4_0 @ x (n,) Q8_0 -> y[r], each row streamed once: one stream prefetches
-// far better than several interleaved rows. Summed in the order of kSpanGroups, as the prefill tiles do.
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_0 @ x (n,) Q8_0 -> y[r], summed in the order of kSpanGroups, as the
+// prefill tiles do. A row of one span is streamed from start to end (one stream prefetches far better than several
+// interleaved rows). Longer rows go span by span over blocks of kSpanRows rows, so that only one span's packed
+// activations (8 KB) are in use while the weights stream past them in L1: with a whole 14336-long row's 28 KB in use,
+// the down projections streamed a fifth slower than gate and up (docs/performance.md). Each span prefetches the same
+// lines of the span kSpanPrefetchAhead visits later.
 void streamQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                  float* y, const Indices& idx) {
   static_assert(kPackGroups % kSpanGroups == 0, "a packed chunk holds whole spans");
@@ -284,18 +295,36 @@ void streamQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, 
   for (size_t g0 = 0; g0 < nGroups; g0 += kPackGroups) {
     const size_t count = nGroups - g0 < kPackGroups ? nGroups - g0 : kPackGroups;
     packActivations(x, g0, count, nBlocks, idx, packed);
-    for (size_t r = rowBegin; r < rowEnd; r++) {
-      const uint8_t* row = w + r * wRowBytes;
-      float sum = g0 == 0 ? 0.0f : y[r];
-      for (size_t s = 0; s < count; s += kSpanGroups) {
-        const size_t g = g0 + s;
-        __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-        spanDot(row + g * kQ4GroupBytes, count - s < kSpanGroups ? count - s : kSpanGroups, nBlocks - 4 * g,
-                     packed + s, idx, li, acc);
-        const float partial = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
-        sum = g == 0 ? partial : sum + partial;
+    const size_t spans = (count + kSpanGroups - 1) / kSpanGroups;
+    const size_t blockRows = spans == 1 ? 1 : kSpanRows;
+    for (size_t r0 = rowBegin; r0 < rowEnd; r0 += blockRows) {
+      const size_t rows = rowEnd - r0 < blockRows ? rowEnd - r0 : blockRows;
+      // Where span s of row r0 + i starts, and how far from it the span kSpanPrefetchAhead visits later starts
+      // (past the last span: the next block's first rows).
+      const auto spanStart = [&](size_t s, size_t i) {
+        return w + (r0 + i) * wRowBytes + (g0 + s * kSpanGroups) * kQ4GroupBytes;
+      };
+      const auto prefetchFor = [&](size_t s, size_t i) -> ptrdiff_t {
+        if (spans == 1) return kPrefetchBytes;
+        const size_t ahead = s * rows + i + kSpanPrefetchAhead;
+        const uint8_t* target = ahead < spans * rows ? spanStart(ahead / rows, ahead % rows)
+                                                     : spanStart(0, rows + ahead - spans * rows);
+        return target - spanStart(s, i);
+      };
+      float sums[kSpanRows];
+      for (size_t i = 0; i < rows; i++) sums[i] = g0 == 0 ? 0.0f : y[r0 + i];
+      for (size_t s = 0; s < spans; s++) {
+        const size_t g = g0 + s * kSpanGroups;
+        const size_t spanCount = count - s * kSpanGroups < kSpanGroups ? count - s * kSpanGroups : kSpanGroups;
+        for (size_t i = 0; i < rows; i++) {
+          __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+          spanDot(spanStart(s, i), spanCount, nBlocks - 4 * g, packed + s * kSpanGroups, idx, li, prefetchFor(s, i),
+                  acc);
+          const float partial = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+          sums[i] = g == 0 ? partial : sums[i] + partial;
+        }
       }
-      y[r] = sum;
+      for (size_t i = 0; i < rows; i++) y[r0 + i] = sums[i];
     }
   }
 }
