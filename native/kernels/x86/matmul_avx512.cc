@@ -160,13 +160,28 @@ constexpr size_t kPackGroups = 128;  // groups of activations packed per chunk: 
 // at its end the two are added and reduced, and span results are added in order. Decode and prefill both sum this
 // way, so a result never depends on how many columns a call had, its tile shape or which rows it covered.
 constexpr size_t kSpanGroups = 32;
+constexpr size_t kSpanBytes = kSpanGroups * kQ4GroupBytes;  // 2304: one span of a Q4_0 row
 // Software prefetch distance of the row stream: measured on Zen 5, 17 -> 22 GB/s single-thread (2.3-7 KB all help).
 constexpr size_t kPrefetchBytes = 4608;
-// Rows longer than one span go span by span over blocks of kSpanRows rows, each span prefetching the span
-// kSpanPrefetchAhead visits later (streamQuant). Measured in the engine's down projections: 8 rows and 3 ahead
-// stream 42.5-43.2 GB/s, 16 rows 38-41, 4 rows 39-40, 1 or 5 ahead 36-39.
+
+// Decode of rows longer than one span goes span by span over blocks of kSpanRows rows, so that only one span's packed
+// activations (8 KB) are in use while the weights stream past them in L1 (a whole 14336-long row's 28 KB took the
+// down projections a fifth below gate and up: docs/performance.md). Each span prefetches the span visited
+// kSpanPrefetchAhead later. Measured on the down projections: 8 rows and 3 ahead stream 42.5-43.2 GB/s, 16 rows
+// 38-41, 4 rows 39-40, 1 or 5 ahead 36-39. (The K-quant decode, whose packed activations take 17.5 KB at that
+// width, decoded 2-5% slower this way, so it streams whole rows.)
 constexpr size_t kSpanRows = 8;
 constexpr size_t kSpanPrefetchAhead = 3;
+
+// Bytes from span s of row i to the span visited kSpanPrefetchAhead later, in a block of `rows` rows (rowBytes apart)
+// of `spans` spans walked span by span; past the block's last span come the next block's rows.
+MN_INLINE ptrdiff_t spanPrefetchDistance(size_t s, size_t i, size_t rows, size_t spans, size_t rowBytes) {
+  const size_t ahead = s * rows + i + kSpanPrefetchAhead;
+  const bool inBlock = ahead < spans * rows;
+  const size_t nextS = inBlock ? ahead / rows : 0, nextI = inBlock ? ahead % rows : ahead - spans * rows + rows;
+  return (static_cast<ptrdiff_t>(nextI) - static_cast<ptrdiff_t>(i)) * static_cast<ptrdiff_t>(rowBytes) +
+         (static_cast<ptrdiff_t>(nextS) - static_cast<ptrdiff_t>(s)) * static_cast<ptrdiff_t>(kSpanBytes);
+}
 
 struct PackedGroup {
   __m512i lo, hi, init;
@@ -282,10 +297,7 @@ MN_INLINE void spanDot(const uint8_t* row, size_t count, size_t nBlocks, const P
 
 // W (nRows, n) rows [rowBegin, rowEnd) Q4_0 @ x (n,) Q8_0 -> y[r], summed in the order of kSpanGroups, as the
 // prefill tiles do. A row of one span is streamed from start to end (one stream prefetches far better than several
-// interleaved rows). Longer rows go span by span over blocks of kSpanRows rows, so that only one span's packed
-// activations (8 KB) are in use while the weights stream past them in L1: with a whole 14336-long row's 28 KB in use,
-// the down projections streamed a fifth slower than gate and up (docs/performance.md). Each span prefetches the same
-// lines of the span kSpanPrefetchAhead visits later.
+// interleaved rows); longer rows go span by span over blocks of kSpanRows rows (above).
 void streamQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                  float* y, const Indices& idx) {
   static_assert(kPackGroups % kSpanGroups == 0, "a packed chunk holds whole spans");
@@ -299,27 +311,17 @@ void streamQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, 
     const size_t blockRows = spans == 1 ? 1 : kSpanRows;
     for (size_t r0 = rowBegin; r0 < rowEnd; r0 += blockRows) {
       const size_t rows = rowEnd - r0 < blockRows ? rowEnd - r0 : blockRows;
-      // Where span s of row r0 + i starts, and how far from it the span kSpanPrefetchAhead visits later starts
-      // (past the last span: the next block's first rows).
-      const auto spanStart = [&](size_t s, size_t i) {
-        return w + (r0 + i) * wRowBytes + (g0 + s * kSpanGroups) * kQ4GroupBytes;
-      };
-      const auto prefetchFor = [&](size_t s, size_t i) -> ptrdiff_t {
-        if (spans == 1) return kPrefetchBytes;
-        const size_t ahead = s * rows + i + kSpanPrefetchAhead;
-        const uint8_t* target = ahead < spans * rows ? spanStart(ahead / rows, ahead % rows)
-                                                     : spanStart(0, rows + ahead - spans * rows);
-        return target - spanStart(s, i);
-      };
       float sums[kSpanRows];
       for (size_t i = 0; i < rows; i++) sums[i] = g0 == 0 ? 0.0f : y[r0 + i];
       for (size_t s = 0; s < spans; s++) {
         const size_t g = g0 + s * kSpanGroups;
         const size_t spanCount = count - s * kSpanGroups < kSpanGroups ? count - s * kSpanGroups : kSpanGroups;
         for (size_t i = 0; i < rows; i++) {
+          const uint8_t* span = w + (r0 + i) * wRowBytes + g * kQ4GroupBytes;
+          const ptrdiff_t prefetch = spans == 1 ? ptrdiff_t(kPrefetchBytes)
+                                                : spanPrefetchDistance(s, i, rows, spans, wRowBytes);
           __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-          spanDot(spanStart(s, i), spanCount, nBlocks - 4 * g, packed + s * kSpanGroups, idx, li, prefetchFor(s, i),
-                  acc);
+          spanDot(span, spanCount, nBlocks - 4 * g, packed + s * kSpanGroups, idx, li, prefetch, acc);
           const float partial = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
           sums[i] = g == 0 ? partial : sums[i] + partial;
         }
