@@ -168,8 +168,8 @@ constexpr size_t kPrefetchBytes = 4608;
 // activations (8 KB) are in use while the weights stream past them in L1 (a whole 14336-long row's 28 KB took the
 // down projections a fifth below gate and up: docs/performance.md). Each span prefetches the span visited
 // kSpanPrefetchAhead later. Measured on the down projections: 8 rows and 3 ahead stream 42.5-43.2 GB/s, 16 rows
-// 38-41, 4 rows 39-40, 1 or 5 ahead 36-39. (The K-quant decode, whose packed activations take 17.5 KB at that
-// width, decoded 2-5% slower this way, so it streams whole rows.)
+// 38-41, 4 rows 39-40, 1 or 5 ahead 36-39. (The K-quant decode, 17.5 KB of packed activations at that width, and the
+// AVX2 decode, 30 KB, both decoded slower this way, so they stream whole rows.)
 constexpr size_t kSpanRows = 8;
 constexpr size_t kSpanPrefetchAhead = 3;
 
