@@ -22,7 +22,7 @@ namespace mn {
 // Where the weights live while the model runs (docs/performance.md, "Where the weights live").
 enum class WeightMemory {
   Mapped,  // used in place from the file's mapping: no copy, pages shared with other processes
-  Copied,  // read into anonymous memory in 2 MiB pages at load: decode streams faster
+  Copied,  // read into anonymous memory in 2 MiB pages at load: decode no longer depends on the page cache's pages
 };
 
 struct ModelOptions {
