@@ -15,7 +15,7 @@
  */
 import { Template } from "@huggingface/jinja";
 
-import { MixtralError } from "./errors.js";
+import { ArgumentTypeError, MixtralError } from "./errors.js";
 import { TokenType, type Tokenizer } from "./tokenizer/tokenizer.js";
 import { checkBoolean, checkOptions, checkString } from "./validate.js";
 
@@ -111,13 +111,13 @@ const ROLES: readonly string[] = ["system", "user", "assistant"];
 
 /** Validates a message list at the API edge and returns plain copies. */
 export function checkMessages(name: string, messages: unknown): ChatMessage[] {
-  if (!Array.isArray(messages)) throw new TypeError(`${name} must be an array of { role, content } messages`);
+  if (!Array.isArray(messages)) throw new ArgumentTypeError(`${name} must be an array of { role, content } messages`);
   return messages.map((message: unknown, i) => {
-    if (message === null || typeof message !== "object") throw new TypeError(`${name}[${i}] must be an object with role and content`);
+    if (message === null || typeof message !== "object") throw new ArgumentTypeError(`${name}[${i}] must be an object with role and content`);
     checkOptions(`${name}[${i}]`, message, ["role", "content"]);
     const { role, content } = message as { role: unknown; content: unknown };
     if (typeof role !== "string" || !ROLES.includes(role)) {
-      throw new TypeError(`${name}[${i}].role must be "system", "user" or "assistant"; got ${JSON.stringify(role)}`);
+      throw new ArgumentTypeError(`${name}[${i}].role must be "system", "user" or "assistant"; got ${JSON.stringify(role)}`);
     }
     return { role: role as ChatRole, content: checkString(`${name}[${i}].content`, content) };
   });

@@ -5,7 +5,7 @@
  */
 import { ChatFormatter, checkMessages, withSafePrompt, type ChatMessage, type RenderedPrompt } from "./chat-template.js";
 import { attachJson, resolveConstraint, type Constraint } from "./constrained.js";
-import { AbortError, ContextOverflowError, DisposedError } from "./errors.js";
+import { AbortError, ArgumentRangeError, ArgumentTypeError, ContextOverflowError, DisposedError } from "./errors.js";
 import type { Grammar, JsonGrammar } from "./grammar/grammar.js";
 import type { JsonSchema, JsonSchemaToType } from "./grammar/types.js";
 import { SAMPLING_OPTION_NAMES, resolveSamplingOptions, type SamplingOptions } from "./sampling/index.js";
@@ -385,7 +385,7 @@ export class Chat implements Disposable {
     const signal = checkSignal("options.signal", o.signal);
     if (o.onRouting !== undefined) checkFunction("options.onRouting", o.onRouting);
     if (o.stop !== undefined && typeof o.stop !== "string") {
-      if (!Array.isArray(o.stop)) throw new TypeError(`options.stop must be a string or an array of strings; got ${typeof o.stop}`);
+      if (!Array.isArray(o.stop)) throw new ArgumentTypeError(`options.stop must be a string or an array of strings; got ${typeof o.stop}`);
       o.stop.forEach((s, i) => checkString(`options.stop[${i}]`, s));
     }
     const sampling: SamplingOptions = {};
@@ -518,7 +518,7 @@ export class Chat implements Disposable {
 }
 
 function checkExperts(host: ChatHost, name: string, k: unknown): number {
-  if (host.nExperts === 0) throw new RangeError(`${name} cannot be set: the model is dense (it has no experts)`);
+  if (host.nExperts === 0) throw new ArgumentRangeError(`${name} cannot be set: the model is dense (it has no experts)`, "ERR_INVALID_ARG_VALUE");
   return checkInteger(name, k, 1, host.expertsPerToken);
 }
 

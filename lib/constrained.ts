@@ -4,6 +4,7 @@
  * @internal
  * @module
  */
+import { ArgumentTypeError } from "./errors.js";
 import { GrammarError } from "./grammar/errors.js";
 import { Grammar, JsonGrammar } from "./grammar/grammar.js";
 import { TokenVocabulary } from "./grammar/vocabulary.js";
@@ -30,18 +31,18 @@ export function grammarVocabulary(tokenizer: Tokenizer): TokenVocabulary {
 /** The grammar the options ask for: GBNF text or a Grammar, or a JSON schema; at most one of them. */
 export function resolveGrammar(grammar: unknown, jsonSchema: unknown): Grammar | JsonGrammar<unknown> | undefined {
   if (grammar !== undefined && jsonSchema !== undefined) {
-    throw new TypeError("options.grammar and options.jsonSchema cannot both be given");
+    throw new ArgumentTypeError("options.grammar and options.jsonSchema cannot both be given");
   }
   if (grammar !== undefined) {
     if (grammar instanceof Grammar) return grammar;
     if (typeof grammar === "string") return Grammar.fromGbnf(grammar);
-    throw new TypeError(`options.grammar must be GBNF text or a Grammar; got ${grammar === null ? "null" : typeof grammar}`);
+    throw new ArgumentTypeError(`options.grammar must be GBNF text or a Grammar; got ${grammar === null ? "null" : typeof grammar}`);
   }
   if (jsonSchema !== undefined) {
     if (typeof jsonSchema === "boolean") return Grammar.fromJsonSchema(jsonSchema);
     if (jsonSchema === null || typeof jsonSchema !== "object" || Array.isArray(jsonSchema)) {
       const got = jsonSchema === null ? "null" : Array.isArray(jsonSchema) ? "an array" : typeof jsonSchema;
-      throw new TypeError(`options.jsonSchema must be a JSON schema (an object or a boolean); got ${got}`);
+      throw new ArgumentTypeError(`options.jsonSchema must be a JSON schema (an object or a boolean); got ${got}`);
     }
     return Grammar.fromJsonSchema(jsonSchema as JsonSchema);
   }

@@ -1,6 +1,7 @@
 /**
- * Typed errors. Every error this library throws on purpose is a {@link MixtralError} (with a stable `code`),
- * a `TypeError` or a `RangeError` naming the argument and the bad value.
+ * Typed errors. Every error this library throws on purpose has a stable `code`: a {@link MixtralError}, or for a
+ * bad argument an {@link ArgumentTypeError} (a `TypeError`) or {@link ArgumentRangeError} (a `RangeError`) whose
+ * message names the argument and the bad value.
  *
  * @example
  * ```ts
@@ -23,6 +24,48 @@ export class MixtralError extends Error {
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * An argument of the wrong type, or of the right type but not one of the allowed values. It is a `TypeError`
+ * (`name` stays `"TypeError"`); `code` is Node's own: `ERR_INVALID_ARG_TYPE`, or `ERR_INVALID_ARG_VALUE` for an
+ * unknown option name or choice. Thrown before any work starts.
+ * @example
+ * ```ts
+ * const options = JSON.parse('{ "thread": 2 }'); // a typo in a config file
+ * try { await Mixtral.load(path, options); }
+ * catch (err) { if (err instanceof ArgumentTypeError) console.error(err.code, err.message); }
+ * // ERR_INVALID_ARG_VALUE options has an unknown option "thread" (did you mean "threads"?); …
+ * ```
+ */
+export class ArgumentTypeError extends TypeError {
+  readonly code: "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE";
+  constructor(message: string, code: ArgumentTypeError["code"] = "ERR_INVALID_ARG_TYPE") {
+    super(message);
+    this.name = "TypeError";
+    this.code = code;
+  }
+}
+
+/**
+ * An argument outside its range: a number, a length, a token id. It is a `RangeError` (`name` stays
+ * `"RangeError"`); `code` is Node's own `ERR_OUT_OF_RANGE`, or `ERR_INVALID_ARG_VALUE` for a value that no range
+ * admits in this call (an empty prompt with nothing cached to continue from, an expert count for a dense model).
+ * Thrown before any work starts.
+ * @example
+ * ```ts
+ * try { await session.eval([-1]); }
+ * catch (err) { if (err instanceof ArgumentRangeError) console.error(err.code, err.message); }
+ * // ERR_OUT_OF_RANGE tokens[0] is -1, not a token id in [0, 32000)
+ * ```
+ */
+export class ArgumentRangeError extends RangeError {
+  readonly code: "ERR_OUT_OF_RANGE" | "ERR_INVALID_ARG_VALUE";
+  constructor(message: string, code: ArgumentRangeError["code"] = "ERR_OUT_OF_RANGE") {
+    super(message);
+    this.name = "RangeError";
     this.code = code;
   }
 }
@@ -115,7 +158,7 @@ export function fromNativeError(error: unknown): unknown {
   if (code.startsWith("STATE_")) return new StateError(code, error.message);
   if (code === "CONTEXT_OVERFLOW") return new ContextOverflowError(error.message);
   if (code === "ABORT_ERR") return new AbortError(error.message);
-  if (code === "ERR_OUT_OF_RANGE") return Object.assign(new RangeError(error.message), { code });
+  if (code === "ERR_OUT_OF_RANGE") return new ArgumentRangeError(error.message);
   return new MixtralError(code, error.message);
 }
 

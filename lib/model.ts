@@ -7,7 +7,7 @@ import { availableParallelism } from "node:os";
 
 import { Chat, type ChatHost, type ChatOptions } from "./chat.js";
 import { ChatFormatter, MIXTRAL_INSTRUCT_TEMPLATE, checkApplyOptions, checkMessages, withSafePrompt, type ApplyChatTemplateOptions, type ChatMessage } from "./chat-template.js";
-import { AbortError, DisposedError, withNativeErrors, withNativeErrorsSync } from "./errors.js";
+import { AbortError, ArgumentRangeError, DisposedError, withNativeErrors, withNativeErrorsSync } from "./errors.js";
 import { toModelInfo, type ModelInfo } from "./gguf/inspect.js";
 import { checkPath, readGguf } from "./gguf/reader.js";
 import { GgufValueType } from "./gguf/types.js";
@@ -176,7 +176,7 @@ export class Mixtral implements AsyncDisposable {
     const kvType = o.kvCacheType === undefined ? "f16" : checkChoice("options.kvCacheType", o.kvCacheType, ["f16", "f32"] as const);
     let expertsPerToken: number | undefined;
     if (o.expertsPerToken !== undefined) {
-      if (this.info.nExperts === 0) throw new RangeError("options.expertsPerToken cannot be set: the model is dense (it has no experts)");
+      if (this.info.nExperts === 0) throw new ArgumentRangeError("options.expertsPerToken cannot be set: the model is dense (it has no experts)", "ERR_INVALID_ARG_VALUE");
       expertsPerToken = checkInteger("options.expertsPerToken", o.expertsPerToken, 1, this.info.nExpertsUsed);
     }
     const logits = new Float32Array(nVocab);

@@ -7,6 +7,7 @@
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
+import { ArgumentRangeError } from "./errors.js";
 import type { NativeModelInfo } from "./gguf/inspect.js";
 import type { NativeGgufFile } from "./gguf/reader.js";
 
@@ -128,8 +129,9 @@ export function native(): NativeAddon {
   if (addon) return addon;
   const requested = process.env.MIXTRAL_NATIVE_ISA;
   if (requested !== undefined && requested !== "" && !ISA_NAMES.includes(requested as IsaName)) {
-    throw new RangeError(
+    throw new ArgumentRangeError(
       `MIXTRAL_NATIVE_ISA must be one of ${ISA_NAMES.join(", ")}; got ${JSON.stringify(requested)}`,
+      "ERR_INVALID_ARG_VALUE",
     );
   }
   const require = createRequire(import.meta.url);

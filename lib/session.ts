@@ -4,7 +4,7 @@
  * @module
  */
 import { attachJson, grammarVocabulary, resolveConstraint, type Constraint } from "./constrained.js";
-import { AbortError, ContextOverflowError, DisposedError, MixtralError, fromNativeError, withNativeErrorsSync } from "./errors.js";
+import { AbortError, ArgumentRangeError, ArgumentTypeError, ContextOverflowError, DisposedError, fromNativeError, MixtralError, withNativeErrorsSync } from "./errors.js";
 import type { Grammar, JsonGrammar } from "./grammar/grammar.js";
 import type { GrammarMatcher } from "./grammar/matcher.js";
 import type { JsonSchema, JsonSchemaToType } from "./grammar/types.js";
@@ -198,7 +198,7 @@ export interface SessionHost {
 }
 
 function checkStopList(stop: unknown): string[] {
-  if (!Array.isArray(stop)) throw new TypeError(`options.stop must be a string or an array of strings; got ${typeof stop}`);
+  if (!Array.isArray(stop)) throw new ArgumentTypeError(`options.stop must be a string or an array of strings; got ${typeof stop}`);
   return stop.map((s, i) => checkString(`options.stop[${i}]`, s));
 }
 
@@ -273,7 +273,7 @@ export class Session implements Disposable {
     this.checkIdle();
     checkInteger("n", n, 0, this.length);
     if (!this.handle.rewind(n)) {
-      throw new RangeError(`n is ${n}, but this sliding-window session can rewind at most ${this.handle.maxRewind()} tokens`);
+      throw new ArgumentRangeError(`n is ${n}, but this sliding-window session can rewind at most ${this.handle.maxRewind()} tokens`);
     }
     this.length -= n;
     if (n > 0) this.logitsCurrent = false;
@@ -303,7 +303,7 @@ export class Session implements Disposable {
    */
   setExpertsPerToken(k: number): void {
     this.checkIdle();
-    if (this.host.nExperts === 0) throw new RangeError("k cannot be set: the model is dense (it has no experts)");
+    if (this.host.nExperts === 0) throw new ArgumentRangeError("k cannot be set: the model is dense (it has no experts)", "ERR_INVALID_ARG_VALUE");
     this.handle.setExpertsPerToken(checkInteger("k", k, 1, this.host.expertsPerToken));
   }
 
@@ -338,7 +338,7 @@ export class Session implements Disposable {
    */
   loadState(bytes: Uint8Array): void {
     this.checkIdle();
-    if (!(bytes instanceof Uint8Array)) throw new TypeError(`bytes must be a Uint8Array; got ${bytes === null ? "null" : typeof bytes}`);
+    if (!(bytes instanceof Uint8Array)) throw new ArgumentTypeError(`bytes must be a Uint8Array; got ${bytes === null ? "null" : typeof bytes}`);
     const { tokens, logits } = withNativeErrorsSync(() => this.handle.loadState(bytes));
     this.length = 0;
     this.append(tokens);
@@ -417,7 +417,7 @@ export class Session implements Disposable {
       promptTokens = checkTokens("prompt", prompt, this.host.nVocab, { allowEmpty: true });
     }
     if (promptTokens.length === 0 && this.length === 0) {
-      throw new RangeError("prompt is empty and the session holds no tokens to continue from");
+      throw new ArgumentRangeError("prompt is empty and the session holds no tokens to continue from", "ERR_INVALID_ARG_VALUE");
     }
     return this.generateSteps(promptTokens, { maxTokens, stops, signal, onRouting, sampler, constraint, dropLeadingSpace: undefined });
   }
@@ -548,7 +548,7 @@ export class Session implements Disposable {
     if (this.logitsCurrent) return this.logits;
     const last = this.history[this.length - 1];
     await this.enqueue(async () => {
-      if (!this.handle.rewind(1)) throw new RangeError("the session cannot re-evaluate its last token: a sliding window overwrote it");
+      if (!this.handle.rewind(1)) throw new ArgumentRangeError("the session cannot re-evaluate its last token: a sliding window overwrote it", "ERR_INVALID_ARG_VALUE");
       this.length -= 1;
     });
     return this.eval([last], { signal });

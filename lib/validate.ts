@@ -1,9 +1,11 @@
 /**
- * Argument checks shared by the public API. Each throws TypeError or RangeError with a message that names the
- * argument and the bad value, before any native work starts.
+ * Argument checks shared by the public API. Each throws an ArgumentTypeError or ArgumentRangeError (a TypeError or
+ * RangeError with Node's `code`) whose message names the argument and the bad value, before any native work starts.
  * @internal
  * @module
  */
+
+import { ArgumentRangeError, ArgumentTypeError } from "./errors.js";
 
 function show(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
@@ -21,7 +23,7 @@ function show(value: unknown): string {
 export function checkOptions<T extends object>(name: string, options: unknown, allowed: readonly (keyof T & string)[]): T {
   if (options === undefined) return {} as T;
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
-    throw new TypeError(`${name} must be an object; got ${show(options)}`);
+    throw new ArgumentTypeError(`${name} must be an object; got ${show(options)}`);
   }
   assertKnownOptions(options, allowed, name);
   return options as T;
@@ -41,7 +43,7 @@ export function assertKnownOptions(options: object, validNames: readonly string[
     if (validNames.includes(key)) continue;
     const suggestion = closestName(key, validNames);
     const hint = suggestion ? ` (did you mean "${suggestion}"?)` : "";
-    throw new TypeError(`${argumentName} has an unknown option "${key}"${hint}; valid options: ${validNames.join(", ")}`);
+    throw new ArgumentTypeError(`${argumentName} has an unknown option "${key}"${hint}; valid options: ${validNames.join(", ")}`, "ERR_INVALID_ARG_VALUE");
   }
 }
 
@@ -72,8 +74,8 @@ function editDistance(a: string, b: string): number {
 
 
 export function checkString(name: string, value: unknown, { allowEmpty = true } = {}): string {
-  if (typeof value !== "string") throw new TypeError(`${name} must be a string; got ${show(value)}`);
-  if (!allowEmpty && value.length === 0) throw new RangeError(`${name} must not be empty`);
+  if (typeof value !== "string") throw new ArgumentTypeError(`${name} must be a string; got ${show(value)}`);
+  if (!allowEmpty && value.length === 0) throw new ArgumentRangeError(`${name} must not be empty`);
   return value;
 }
 
@@ -83,40 +85,40 @@ export function checkChoice<T extends string>(name: string, value: unknown, choi
   const listed = choices.map((c) => JSON.stringify(c));
   const expected = listed.length > 1 ? `${listed.slice(0, -1).join(", ")} or ${listed[listed.length - 1]}` : listed[0];
   const message = `${name} must be ${expected}; got ${show(value)}`;
-  throw typeof value === "string" ? new RangeError(message) : new TypeError(message);
+  throw typeof value === "string" ? new ArgumentRangeError(message, "ERR_INVALID_ARG_VALUE") : new ArgumentTypeError(message);
 }
 
 export function checkBoolean(name: string, value: unknown): boolean {
-  if (typeof value !== "boolean") throw new TypeError(`${name} must be a boolean; got ${show(value)}`);
+  if (typeof value !== "boolean") throw new ArgumentTypeError(`${name} must be a boolean; got ${show(value)}`);
   return value;
 }
 
 /** An integer in [min, max]. */
 export function checkInteger(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== "number") throw new TypeError(`${name} must be an integer; got ${show(value)}`);
-  if (!Number.isInteger(value)) throw new RangeError(`${name} must be an integer; got ${show(value)}`);
+  if (typeof value !== "number") throw new ArgumentTypeError(`${name} must be an integer; got ${show(value)}`);
+  if (!Number.isInteger(value)) throw new ArgumentRangeError(`${name} must be an integer; got ${show(value)}`);
   if (value < min || value > max) {
-    throw new RangeError(`${name} must be between ${min} and ${max === Number.MAX_SAFE_INTEGER ? "2^53" : max}; got ${value}`);
+    throw new ArgumentRangeError(`${name} must be between ${min} and ${max === Number.MAX_SAFE_INTEGER ? "2^53" : max}; got ${value}`);
   }
   return value;
 }
 
 /** A finite number in [min, max]. */
 export function checkNumber(name: string, value: unknown, min = -Infinity, max = Infinity): number {
-  if (typeof value !== "number") throw new TypeError(`${name} must be a number; got ${show(value)}`);
-  if (!Number.isFinite(value)) throw new RangeError(`${name} must be a finite number; got ${show(value)}`);
-  if (value < min || value > max) throw new RangeError(`${name} must be between ${min} and ${max}; got ${value}`);
+  if (typeof value !== "number") throw new ArgumentTypeError(`${name} must be a number; got ${show(value)}`);
+  if (!Number.isFinite(value)) throw new ArgumentRangeError(`${name} must be a finite number; got ${show(value)}`);
+  if (value < min || value > max) throw new ArgumentRangeError(`${name} must be between ${min} and ${max}; got ${value}`);
   return value;
 }
 
 export function checkFunction<F extends (...args: never[]) => unknown>(name: string, value: unknown): F {
-  if (typeof value !== "function") throw new TypeError(`${name} must be a function; got ${show(value)}`);
+  if (typeof value !== "function") throw new ArgumentTypeError(`${name} must be a function; got ${show(value)}`);
   return value as F;
 }
 
 export function checkSignal(name: string, value: unknown): AbortSignal | undefined {
   if (value === undefined) return undefined;
-  if (!(value instanceof AbortSignal)) throw new TypeError(`${name} must be an AbortSignal; got ${show(value)}`);
+  if (!(value instanceof AbortSignal)) throw new ArgumentTypeError(`${name} must be an AbortSignal; got ${show(value)}`);
   return value;
 }
 
@@ -126,15 +128,15 @@ export function checkSignal(name: string, value: unknown): AbortSignal | undefin
  */
 export function checkTokens(name: string, tokens: unknown, nVocab: number, { allowEmpty = false } = {}): Int32Array {
   if (tokens === null || typeof tokens !== "object" || typeof (tokens as ArrayLike<unknown>).length !== "number") {
-    throw new TypeError(`${name} must be an array or typed array of token ids; got ${show(tokens)}`);
+    throw new ArgumentTypeError(`${name} must be an array or typed array of token ids; got ${show(tokens)}`);
   }
   const list = tokens as ArrayLike<unknown>;
-  if (list.length === 0 && !allowEmpty) throw new RangeError(`${name} must not be empty`);
+  if (list.length === 0 && !allowEmpty) throw new ArgumentRangeError(`${name} must not be empty`);
   const out = new Int32Array(list.length);
   for (let i = 0; i < list.length; i++) {
     const id = list[i];
     if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= nVocab) {
-      throw new RangeError(`${name}[${i}] is ${show(id)}, not a token id in [0, ${nVocab})`);
+      throw new ArgumentRangeError(`${name}[${i}] is ${show(id)}, not a token id in [0, ${nVocab})`);
     }
     out[i] = id;
   }

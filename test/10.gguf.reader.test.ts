@@ -3,7 +3,7 @@ import { join } from "node:path";
 
 import { beforeAll, describe, expect, it } from "vitest";
 
-import { GgufError, GgufValueType, GgmlType, GgufWriter, readGguf, type GgufFileInfo } from "../lib/index.js";
+import { ArgumentTypeError, GgufError, GgufValueType, GgmlType, GgufWriter, readGguf, type GgufFileInfo } from "../lib/index.js";
 import { everyTypeSpec } from "./helpers/every-type.js";
 import { concatBytes, fieldBytes, ggufLayout, rawGguf } from "./helpers/gguf-layout.js";
 import { writeSpec } from "./helpers/tiny-model.js";
@@ -147,7 +147,7 @@ describe("10 gguf reader: what GgufWriter writes, readGguf reads back exactly", 
   });
 
   it("bad arguments throw TypeError naming the argument before any file is touched", async () => {
-    await expect(readGguf("")).rejects.toThrow(new TypeError('path must be a non-empty string; got ""'));
+    await expect(readGguf("")).rejects.toThrow(new ArgumentTypeError('path must be a non-empty string; got ""'));
     await expect(readGguf(42 as unknown as string)).rejects.toThrow(/path must be a non-empty string; got 42/);
     await expect(readGguf("a\0b")).rejects.toThrow(/path must not contain NUL/);
     await expect(readGguf("x.gguf", null as unknown as {})).rejects.toThrow(/options must be an object; got null/);

@@ -12,7 +12,7 @@ import { native } from "../lib/native.js";
 
 const root = join(import.meta.dirname, "..");
 const cache = join(root, ".cache");
-// The transpiled loader must sit one folder below the package root, as dist/native.js does.
+// The transpiled loader must sit one folder below the package root, as dist/native.js does; errors.js beside it.
 const loader = join(cache, "kernels-dispatch-native.js");
 const child = join(cache, "kernels-dispatch-child.js");
 
@@ -39,7 +39,7 @@ try {
     result[isa] = Array.from(out);
   }
 } catch (error) {
-  result.error = { name: error.name, message: error.message };
+  result.error = { name: error.name, code: error.code, message: error.message };
 }
 process.stdout.write(JSON.stringify(result));
 `;
@@ -48,7 +48,7 @@ interface ChildResult {
   isa?: string;
   active?: number[];
   scalar?: number[];
-  error?: { name: string; message: string };
+  error?: { name: string; code?: string; message: string };
 }
 
 function runChild(isa: string): ChildResult {
@@ -59,9 +59,10 @@ function runChild(isa: string): ChildResult {
 describe("20 kernels: ISA dispatch", () => {
   beforeAll(() => {
     mkdirSync(cache, { recursive: true });
-    const source = readFileSync(join(root, "lib", "native.ts"), "utf8");
     const options = { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 };
-    writeFileSync(loader, ts.transpileModule(source, { compilerOptions: options }).outputText);
+    const transpile = (name: string) => ts.transpileModule(readFileSync(join(root, "lib", name), "utf8"), { compilerOptions: options }).outputText;
+    writeFileSync(loader, transpile("native.ts"));
+    writeFileSync(join(cache, "errors.js"), transpile("errors.ts"));
     writeFileSync(child, CHILD_SOURCE);
   });
 
@@ -97,9 +98,10 @@ describe("20 kernels: ISA dispatch", () => {
     expect(result.active).toEqual(Array.from(matmul(expected, GgmlType.Q4_0, weights, N_ROWS, N, x, N_COLS)));
   });
 
-  it("an invalid MIXTRAL_NATIVE_ISA (avx9) is a RangeError naming the variable", () => {
+  it("an invalid MIXTRAL_NATIVE_ISA (avx9) is a RangeError (ERR_INVALID_ARG_VALUE) naming the variable", () => {
     const result = runChild("avx9");
     expect(result.error?.name).toBe("RangeError");
+    expect(result.error?.code).toBe("ERR_INVALID_ARG_VALUE");
     expect(result.error?.message).toMatch(/MIXTRAL_NATIVE_ISA/);
     expect(result.error?.message).toMatch(/"avx9"/);
   });

@@ -1,11 +1,12 @@
 // Bad input (issue 4, item 7): every public entry point checks its arguments and throws a TypeError or RangeError
-// naming the argument synchronously, so nothing reaches the native side; files it cannot run give GgufError.
+// with Node's code, naming the argument, synchronously, so nothing reaches the native side; files it cannot run give
+// GgufError.
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-import { ContextOverflowError, GgufError, Mixtral, MixtralError, type Session } from "../lib/index.js";
+import { ArgumentRangeError, ArgumentTypeError, ContextOverflowError, GgufError, Mixtral, MixtralError, type Session } from "../lib/index.js";
 import { cachedTestModel } from "../lib/testing/test-model.js";
 
 const SHAPE = { nEmbd: 128, nFf: 256, nLayers: 2, nHeads: 4, nHeadsKv: 2, nExperts: 8, nExpertsUsed: 2 } as const;
@@ -37,11 +38,22 @@ function thrownBy(call: () => unknown): unknown {
   return undefined;
 }
 
-/** Throws `type` at once (no promise), with a message matching `message`, and leaves the session idle and empty. */
-function expectSyncError(call: () => unknown, type: ErrorClass, message: RegExp): void {
-  const thrown = thrownBy(call);
+/** The codes an argument error of each class may carry (Node's own). */
+const ARGUMENT_CODES = new Map<ErrorClass, string[]>([
+  [TypeError, ["ERR_INVALID_ARG_TYPE", "ERR_INVALID_ARG_VALUE"]],
+  [RangeError, ["ERR_OUT_OF_RANGE", "ERR_INVALID_ARG_VALUE"]],
+]);
+
+/** `thrown` is a `type` with one of its argument codes and a message matching `message`. */
+function expectArgumentError(thrown: unknown, type: ErrorClass, message: RegExp): void {
   expect(thrown).toBeInstanceOf(type);
   expect((thrown as Error).message).toMatch(message);
+  expect(ARGUMENT_CODES.get(type), (thrown as Error).message).toContain((thrown as { code?: unknown }).code);
+}
+
+/** Throws `type` at once (no promise), with a message matching `message`, and leaves the session idle and empty. */
+function expectSyncError(call: () => unknown, type: ErrorClass, message: RegExp): void {
+  expectArgumentError(thrownBy(call), type, message);
   expect(session.position).toBe(0);
   expect(() => session.rewind(0)).not.toThrow(); // throws SESSION_BUSY if anything had been queued
 }
@@ -132,9 +144,24 @@ describe("46 engine: bad input is refused before any native work", () => {
     ["weights mmap", { weights: "mmap" }, RangeError, /^options\.weights must be "mapped" or "copied"; got "mmap"/],
     ["weights true", { weights: true }, TypeError, /^options\.weights must be "mapped" or "copied"; got true/],
   ])("Mixtral.load with %s rejects naming the option", async (_label, options, type, message) => {
-    const error = await Mixtral.load(path, options as never).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(type);
-    expect((error as Error).message).toMatch(message);
+    expectArgumentError(await Mixtral.load(path, options as never).catch((e: unknown) => e), type, message);
+  });
+
+  it("argument errors carry Node's codes: ERR_INVALID_ARG_TYPE for a wrong type, ERR_INVALID_ARG_VALUE for an unknown option or choice, ERR_OUT_OF_RANGE for a value out of range", async () => {
+    const cases: [string, unknown, typeof ArgumentTypeError | typeof ArgumentRangeError, string][] = [
+      ["eval of a string", thrownBy(() => session.eval("text" as never)), ArgumentTypeError, "ERR_INVALID_ARG_TYPE"],
+      ["a misspelt option", thrownBy(() => model.createSession({ contextsize: 64 } as never)), ArgumentTypeError, "ERR_INVALID_ARG_VALUE"],
+      ["an unknown choice", thrownBy(() => model.createSession({ kvCacheType: "q8" as never })), ArgumentRangeError, "ERR_INVALID_ARG_VALUE"],
+      ["a negative token id", thrownBy(() => session.eval([-1])), ArgumentRangeError, "ERR_OUT_OF_RANGE"],
+      ["decoding an id outside the vocabulary", thrownBy(() => model.tokenizer.decode([40000])), ArgumentRangeError, "ERR_OUT_OF_RANGE"],
+      ["threads 0", await Mixtral.load(path, { threads: 0 }).catch((e: unknown) => e), ArgumentRangeError, "ERR_OUT_OF_RANGE"],
+      ["more experts than the file has (checked natively)", await Mixtral.load(path, { expertsPerToken: 9 }).catch((e: unknown) => e), ArgumentRangeError, "ERR_OUT_OF_RANGE"],
+    ];
+    for (const [label, error, type, code] of cases) {
+      expect(error, label).toBeInstanceOf(type);
+      expect((error as { code: string }).code, label).toBe(code);
+      expect((error as Error).name, label).toBe(type === ArgumentTypeError ? "TypeError" : "RangeError");
+    }
   });
 
   it("Mixtral.load with more experts per token than the file has rejects with RangeError", async () => {

@@ -2,6 +2,7 @@
  * Converting float rows to a ggml type's bytes and back (the scalar reference converters of the addon).
  * @module
  */
+import { ArgumentRangeError, ArgumentTypeError } from "../errors.js";
 import { native } from "../native.js";
 import { GGML_TYPE_TRAITS, GgmlType } from "./types.js";
 
@@ -21,11 +22,11 @@ export const QUANTIZABLE_TYPES: readonly GgmlType[] = [
 
 function checkRows(what: string, type: GgmlType, elements: number, rowLength: number): void {
   const traits = GGML_TYPE_TRAITS[type];
-  if (traits === undefined) throw new RangeError(`type must be a GgmlType; got ${type}`);
+  if (traits === undefined) throw new ArgumentRangeError(`type must be a GgmlType; got ${type}`, "ERR_INVALID_ARG_VALUE");
   if (!Number.isSafeInteger(rowLength) || rowLength <= 0 || rowLength % traits.blockSize !== 0) {
-    throw new RangeError(`rowLength must be a positive multiple of ${traits.name}'s block size ${traits.blockSize}; got ${rowLength}`);
+    throw new ArgumentRangeError(`rowLength must be a positive multiple of ${traits.name}'s block size ${traits.blockSize}; got ${rowLength}`);
   }
-  if (elements % rowLength !== 0) throw new RangeError(`${what} holds ${elements} values, not a whole number of rows of ${rowLength}`);
+  if (elements % rowLength !== 0) throw new ArgumentRangeError(`${what} holds ${elements} values, not a whole number of rows of ${rowLength}`);
 }
 
 /**
@@ -36,9 +37,12 @@ function checkRows(what: string, type: GgmlType, elements: number, rowLength: nu
  * ```
  */
 export function quantize(type: GgmlType, values: Float32Array, rowLength: number): Uint8Array {
-  if (!(values instanceof Float32Array)) throw new TypeError("values must be a Float32Array");
+  if (!(values instanceof Float32Array)) throw new ArgumentTypeError("values must be a Float32Array");
   if (!QUANTIZABLE_TYPES.includes(type)) {
-    throw new RangeError(`type must be one of ${QUANTIZABLE_TYPES.map((t) => GGML_TYPE_TRAITS[t].name).join(", ")}; got ${GGML_TYPE_TRAITS[type]?.name ?? type}`);
+    throw new ArgumentRangeError(
+      `type must be one of ${QUANTIZABLE_TYPES.map((t) => GGML_TYPE_TRAITS[t].name).join(", ")}; got ${GGML_TYPE_TRAITS[type]?.name ?? type}`,
+      "ERR_INVALID_ARG_VALUE",
+    );
   }
   checkRows("values", type, values.length, rowLength);
   return native().quantizeRows(type, values, rowLength);
@@ -55,12 +59,12 @@ export function quantize(type: GgmlType, values: Float32Array, rowLength: number
  * ```
  */
 export function dequantize(type: GgmlType, bytes: Uint8Array, rowLength: number): Float32Array {
-  if (!(bytes instanceof Uint8Array)) throw new TypeError("bytes must be a Uint8Array");
+  if (!(bytes instanceof Uint8Array)) throw new ArgumentTypeError("bytes must be a Uint8Array");
   checkRows("bytes", type, 0, rowLength);
   const traits = GGML_TYPE_TRAITS[type];
   const rowBytes = (rowLength / traits.blockSize) * traits.blockBytes;
   if (bytes.byteLength % rowBytes !== 0) {
-    throw new RangeError(`bytes holds ${bytes.byteLength} bytes, not a whole number of ${traits.name} rows of ${rowBytes} bytes`);
+    throw new ArgumentRangeError(`bytes holds ${bytes.byteLength} bytes, not a whole number of ${traits.name} rows of ${rowBytes} bytes`);
   }
   return native().dequantizeRows(type, bytes, rowLength);
 }

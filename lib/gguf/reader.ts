@@ -9,7 +9,7 @@
  * ```
  * @module
  */
-import { withNativeErrors } from "../errors.js";
+import { ArgumentTypeError, withNativeErrors } from "../errors.js";
 import { native } from "../native.js";
 import type { GgmlType, GgufValue, GgufValueType } from "./types.js";
 
@@ -135,19 +135,19 @@ export async function readGguf(path: string, options: ReadGgufOptions = {}): Pro
 /** @internal */
 export function checkPath(path: unknown): asserts path is string {
   if (typeof path !== "string" || path.length === 0) {
-    throw new TypeError(`path must be a non-empty string; got ${describe(path)}`);
+    throw new ArgumentTypeError(`path must be a non-empty string; got ${describe(path)}`);
   }
-  if (path.includes("\0")) throw new TypeError(`path must not contain NUL characters; got ${JSON.stringify(path)}`);
+  if (path.includes("\0")) throw new ArgumentTypeError(`path must not contain NUL characters; got ${JSON.stringify(path)}`);
 }
 
 /** The verifyTensorData flag of an options object, checked. @internal */
 export function checkVerifyOption(options: unknown): boolean {
   if (typeof options !== "object" || options === null) {
-    throw new TypeError(`options must be an object; got ${describe(options)}`);
+    throw new ArgumentTypeError(`options must be an object; got ${describe(options)}`);
   }
   const { verifyTensorData } = options as { verifyTensorData?: unknown };
   if (verifyTensorData !== undefined && typeof verifyTensorData !== "boolean") {
-    throw new TypeError(`options.verifyTensorData must be a boolean; got ${describe(verifyTensorData)}`);
+    throw new ArgumentTypeError(`options.verifyTensorData must be a boolean; got ${describe(verifyTensorData)}`);
   }
   return verifyTensorData ?? false;
 }

@@ -3,6 +3,8 @@
  * @module
  */
 
+import { ArgumentRangeError } from "../errors.js";
+
 /**
  * Type tags of GGUF metadata values: what {@link GgufMetadataEntry.type} reports and {@link GgufWriter.set} takes.
  * @example
@@ -129,7 +131,7 @@ export function ggmlTypeTraits(type: number): GgmlTypeTraits | undefined {
 export function ggmlByteLength(type: GgmlType, count: number): number {
   const traits = GGML_TYPE_TRAITS[type];
   if (count % traits.blockSize !== 0) {
-    throw new RangeError(`${traits.name} needs a multiple of ${traits.blockSize} elements; got ${count}`);
+    throw new ArgumentRangeError(`${traits.name} needs a multiple of ${traits.blockSize} elements; got ${count}`);
   }
   return (count / traits.blockSize) * traits.blockBytes;
 }

@@ -15,7 +15,7 @@
 import { open, rename, rm } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 
-import { AbortError } from "../errors.js";
+import { AbortError, ArgumentRangeError, ArgumentTypeError } from "../errors.js";
 import { GGML_TYPE_TRAITS, GgmlType, GgufValueType, type GgufValue } from "./types.js";
 
 const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
@@ -102,7 +102,7 @@ export class GgufWriter {
   constructor(options: GgufWriterOptions = {}) {
     const alignment = options.alignment ?? 32;
     if (!Number.isInteger(alignment) || alignment <= 0 || (alignment & (alignment - 1)) !== 0) {
-      throw new RangeError(`alignment must be a power of two; got ${alignment}`);
+      throw new ArgumentRangeError(`alignment must be a power of two; got ${alignment}`);
     }
     this.alignment = alignment;
     if (alignment !== 32) this.set("general.alignment", GgufValueType.UINT32, alignment);
@@ -113,9 +113,9 @@ export class GgufWriter {
    * own kind (only one level of nesting is written).
    */
   set(key: string, type: GgufValueType, value: GgufValue, elementType?: GgufValueType): this {
-    if (typeof key !== "string" || key.length === 0) throw new TypeError(`key must be a non-empty string`);
+    if (typeof key !== "string" || key.length === 0) throw new ArgumentTypeError(`key must be a non-empty string`);
     if (type === GgufValueType.ARRAY && elementType === undefined) {
-      throw new TypeError(`metadata ${key}: an ARRAY value needs elementType`);
+      throw new ArgumentTypeError(`metadata ${key}: an ARRAY value needs elementType`);
     }
     this.kvs.set(key, { key, type, value, elementType });
     return this;
@@ -129,21 +129,21 @@ export class GgufWriter {
   /** Adds a tensor. `shape` is in ggml order: shape[0] is the contiguous row length. */
   addTensor(name: string, type: GgmlType, shape: readonly number[], data: TensorData): this {
     const traits = GGML_TYPE_TRAITS[type];
-    if (traits === undefined) throw new RangeError(`tensor ${name}: unknown ggml type ${type}`);
+    if (traits === undefined) throw new ArgumentRangeError(`tensor ${name}: unknown ggml type ${type}`, "ERR_INVALID_ARG_VALUE");
     if (Buffer.byteLength(name) > MAX_TENSOR_NAME_BYTES) {
-      throw new RangeError(`tensor name ${JSON.stringify(name)} is longer than ${MAX_TENSOR_NAME_BYTES} bytes`);
+      throw new ArgumentRangeError(`tensor name ${JSON.stringify(name)} is longer than ${MAX_TENSOR_NAME_BYTES} bytes`);
     }
-    if (this.tensors.has(name)) throw new RangeError(`tensor ${name} was added twice`);
+    if (this.tensors.has(name)) throw new ArgumentRangeError(`tensor ${name} was added twice`);
     if (shape.length < 1 || shape.length > 4 || shape.some((d) => !Number.isSafeInteger(d) || d <= 0)) {
-      throw new RangeError(`tensor ${name}: shape must be 1 to 4 positive integers; got [${shape.join(", ")}]`);
+      throw new ArgumentRangeError(`tensor ${name}: shape must be 1 to 4 positive integers; got [${shape.join(", ")}]`);
     }
     if (shape[0] % traits.blockSize !== 0) {
-      throw new RangeError(`tensor ${name}: row length ${shape[0]} is not a multiple of ${traits.name}'s block size ${traits.blockSize}`);
+      throw new ArgumentRangeError(`tensor ${name}: row length ${shape[0]} is not a multiple of ${traits.name}'s block size ${traits.blockSize}`);
     }
     const elements = shape.reduce((a, b) => a * b, 1);
     const byteLength = (elements / traits.blockSize) * traits.blockBytes;
     if (data instanceof Uint8Array && data.byteLength !== byteLength) {
-      throw new RangeError(`tensor ${name}: expected ${byteLength} bytes of ${traits.name}; got ${data.byteLength}`);
+      throw new ArgumentRangeError(`tensor ${name}: expected ${byteLength} bytes of ${traits.name}; got ${data.byteLength}`);
     }
     this.tensors.set(name, { name, type, shape: [...shape], byteLength, data });
     return this;
@@ -174,7 +174,7 @@ export class GgufWriter {
           position += bytes.byteLength;
         }
         if (position - start !== tensor.byteLength) {
-          throw new RangeError(`tensor ${tensor.name}: expected ${tensor.byteLength} bytes; got ${position - start} or more`);
+          throw new ArgumentRangeError(`tensor ${tensor.name}: expected ${tensor.byteLength} bytes; got ${position - start} or more`);
         }
         const padding = alignUp(position, this.alignment) - position;
         if (padding > 0) {
@@ -226,7 +226,7 @@ function alignUp(value: number, alignment: number): number {
 }
 
 function writeValue(out: ByteSink, key: string, type: GgufValueType, value: GgufValue, elementType?: GgufValueType): void {
-  const bad = () => new TypeError(`metadata ${key}: value ${String(value).slice(0, 40)} does not fit type ${GgufValueType[type] ?? type}`);
+  const bad = () => new ArgumentTypeError(`metadata ${key}: value ${String(value).slice(0, 40)} does not fit type ${GgufValueType[type] ?? type}`);
   switch (type) {
     case GgufValueType.UINT8: return out.numeric(type, asNumber(value, bad));
     case GgufValueType.INT8:
@@ -254,14 +254,14 @@ function writeValue(out: ByteSink, key: string, type: GgufValueType, value: Gguf
       out.u64(BigInt(items.length));
       for (let i = 0; i < items.length; i++) {
         if (elementType === GgufValueType.ARRAY) {
-          throw new TypeError(`metadata ${key}: nested arrays are not written`);
+          throw new ArgumentTypeError(`metadata ${key}: nested arrays are not written`);
         }
         writeValue(out, key, elementType!, items[i]);
       }
       return;
     }
     default:
-      throw new TypeError(`metadata ${key}: unknown value type ${type}`);
+      throw new ArgumentTypeError(`metadata ${key}: unknown value type ${type}`, "ERR_INVALID_ARG_VALUE");
   }
 }
 
@@ -316,7 +316,7 @@ class ByteSink {
       case GgufValueType.FLOAT64: b.writeDoubleLE(Number(v), at); this.length += 8; break;
       case GgufValueType.UINT64: b.writeBigUInt64LE(BigInt(v), at); this.length += 8; break;
       case GgufValueType.INT64: b.writeBigInt64LE(BigInt(v), at); this.length += 8; break;
-      default: throw new TypeError(`not a numeric GGUF type: ${type}`);
+      default: throw new ArgumentTypeError(`not a numeric GGUF type: ${type}`);
     }
   }
 

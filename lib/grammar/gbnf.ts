@@ -10,6 +10,7 @@
  * @module
  */
 import { GrammarError } from "./errors.js";
+import { ArgumentTypeError } from "../errors.js";
 
 /**
  * A node of a parsed GBNF rule body ({@link parseGbnf}); character classes hold inclusive code-point ranges, and
@@ -356,6 +357,6 @@ function describe(c: string): string {
  * @throws GrammarError with code `GRAMMAR_SYNTAX`, `line` and `column`.
  */
 export function parseGbnf(text: string): GbnfGrammar {
-  if (typeof text !== "string") throw new TypeError(`grammar must be a string of GBNF; got ${typeof text}`);
+  if (typeof text !== "string") throw new ArgumentTypeError(`grammar must be a string of GBNF; got ${typeof text}`);
   return new Parser(text).parse();
 }

@@ -19,6 +19,7 @@ import { jsonSchemaToGbnf } from "./json-schema.js";
 import { CompiledGrammar, GrammarMatcher, type GrammarMatcherOptions } from "./matcher.js";
 import type { JsonSchema, JsonSchemaToType } from "./types.js";
 import { TokenVocabulary } from "./vocabulary.js";
+import { ArgumentTypeError } from "../errors.js";
 
 /** Compiled grammars by GBNF text, so repeated calls with one schema reuse the warm automaton and masks. */
 const compiledCache = new Map<string, CompiledGrammar>();
@@ -42,7 +43,7 @@ const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 function toBytes(text: string | Uint8Array, name: string): Uint8Array {
   if (typeof text === "string") return encoder.encode(text);
   if (text instanceof Uint8Array) return text;
-  throw new TypeError(`${name} must be a string or a Uint8Array; got ${typeof text}`);
+  throw new ArgumentTypeError(`${name} must be a string or a Uint8Array; got ${typeof text}`);
 }
 
 /**
@@ -80,7 +81,7 @@ export class Grammar {
    *   `GRAMMAR_NO_ROOT`, `GRAMMAR_DUPLICATE_RULE`, `GRAMMAR_LEFT_RECURSION`, `GRAMMAR_EMPTY_LANGUAGE`.
    */
   static fromGbnf(gbnf: string): Grammar {
-    if (typeof gbnf !== "string") throw new TypeError(`gbnf must be a string; got ${typeof gbnf}`);
+    if (typeof gbnf !== "string") throw new ArgumentTypeError(`gbnf must be a string; got ${typeof gbnf}`);
     return new Grammar(gbnf);
   }
 
@@ -101,16 +102,16 @@ export class Grammar {
 
   /** A matcher for one generation with `vocabulary`'s tokens. */
   createMatcher(vocabulary: TokenVocabulary, options?: GrammarMatcherOptions): GrammarMatcher {
-    if (!(vocabulary instanceof TokenVocabulary)) throw new TypeError("vocabulary must be a TokenVocabulary (TokenVocabulary.from(pieces, …))");
+    if (!(vocabulary instanceof TokenVocabulary)) throw new ArgumentTypeError("vocabulary must be a TokenVocabulary (TokenVocabulary.from(pieces, …))");
     if (options !== undefined && (options === null || typeof options !== "object")) {
-      throw new TypeError(`options must be an object; got ${options === null ? "null" : typeof options}`);
+      throw new ArgumentTypeError(`options must be an object; got ${options === null ? "null" : typeof options}`);
     }
     for (const key of Object.keys(options ?? {})) {
-      if (key !== "dropLeadingSpace") throw new TypeError(`options has an unknown option "${key}"; valid options: dropLeadingSpace`);
+      if (key !== "dropLeadingSpace") throw new ArgumentTypeError(`options has an unknown option "${key}"; valid options: dropLeadingSpace`, "ERR_INVALID_ARG_VALUE");
     }
     const dropLeadingSpace = options?.dropLeadingSpace;
     if (dropLeadingSpace !== undefined && typeof dropLeadingSpace !== "boolean") {
-      throw new TypeError(`options.dropLeadingSpace must be a boolean; got ${typeof dropLeadingSpace}`);
+      throw new ArgumentTypeError(`options.dropLeadingSpace must be a boolean; got ${typeof dropLeadingSpace}`);
     }
     return new GrammarMatcher(this.compiled, vocabulary, { dropLeadingSpace });
   }

@@ -10,6 +10,7 @@ import { Automaton, DEAD } from "./automaton.js";
 import type { FlatGrammar } from "./compile.js";
 import { GrammarError } from "./errors.js";
 import type { TokenVocabulary } from "./vocabulary.js";
+import { ArgumentRangeError, ArgumentTypeError } from "../errors.js";
 
 const SPACE = 0x20;
 
@@ -248,9 +249,9 @@ export class GrammarMatcher {
    *   lacks every byte that could continue it).
    */
   applyMask(logits: Float32Array): number {
-    if (!(logits instanceof Float32Array)) throw new TypeError(`logits must be a Float32Array; got ${typeof logits}`);
+    if (!(logits instanceof Float32Array)) throw new ArgumentTypeError(`logits must be a Float32Array; got ${typeof logits}`);
     if (logits.length !== this.vocabulary.size) {
-      throw new RangeError(`logits has length ${logits.length}; the vocabulary has ${this.vocabulary.size} tokens`);
+      throw new ArgumentRangeError(`logits has length ${logits.length}; the vocabulary has ${this.vocabulary.size} tokens`);
     }
     if (this.finished) throw new GrammarError("GRAMMAR_DEAD_END", "the output is already complete: an end token was accepted");
     const { bits, count } = this.mask();
@@ -296,7 +297,7 @@ export class GrammarMatcher {
    * {@link dropLeadingSpace}, a space that opens the output is dropped first.
    */
   acceptBytes(bytes: Uint8Array): boolean {
-    if (!(bytes instanceof Uint8Array)) throw new TypeError("bytes must be a Uint8Array");
+    if (!(bytes instanceof Uint8Array)) throw new ArgumentTypeError("bytes must be a Uint8Array");
     if (this.finished) return false;
     if (bytes.length === 0) return true;
     if (this.atStart && this.dropLeadingSpace && bytes[0] === SPACE) bytes = bytes.subarray(1);
@@ -341,7 +342,7 @@ export class GrammarMatcher {
 
   private checkToken(token: unknown, name: string): asserts token is number {
     if (typeof token !== "number" || !Number.isInteger(token) || token < 0 || token >= this.vocabulary.size) {
-      throw new RangeError(`${name} must be a token id in [0, ${this.vocabulary.size}); got ${String(token)}`);
+      throw new ArgumentRangeError(`${name} must be a token id in [0, ${this.vocabulary.size}); got ${String(token)}`);
     }
   }
 }

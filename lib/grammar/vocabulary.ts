@@ -13,6 +13,8 @@
  * @module
  */
 
+import { ArgumentRangeError, ArgumentTypeError } from "../errors.js";
+
 /**
  * Options of {@link TokenVocabulary.from}.
  * @example
@@ -131,17 +133,17 @@ export class TokenVocabulary {
    * @throws TypeError / RangeError for malformed pieces or end-token ids.
    */
   static from(pieces: readonly Uint8Array[], options: TokenVocabularyOptions): TokenVocabulary {
-    if (!Array.isArray(pieces)) throw new TypeError("pieces must be an array of Uint8Array (one per token)");
-    if (pieces.length === 0) throw new RangeError("pieces must not be empty");
+    if (!Array.isArray(pieces)) throw new ArgumentTypeError("pieces must be an array of Uint8Array (one per token)");
+    if (pieces.length === 0) throw new ArgumentRangeError("pieces must not be empty");
     for (let id = 0; id < pieces.length; id++) {
-      if (!(pieces[id] instanceof Uint8Array)) throw new TypeError(`pieces[${id}] must be a Uint8Array; got ${typeof pieces[id]}`);
+      if (!(pieces[id] instanceof Uint8Array)) throw new ArgumentTypeError(`pieces[${id}] must be a Uint8Array; got ${typeof pieces[id]}`);
     }
     if (options === null || typeof options !== "object" || !Array.isArray(options.endTokens)) {
-      throw new TypeError("options.endTokens must be an array of token ids (e.g. [eosId])");
+      throw new ArgumentTypeError("options.endTokens must be an array of token ids (e.g. [eosId])");
     }
     for (const token of options.endTokens) {
       if (!Number.isInteger(token) || token < 0 || token >= pieces.length) {
-        throw new RangeError(`options.endTokens has ${String(token)}, which is not a token id in [0, ${pieces.length})`);
+        throw new ArgumentRangeError(`options.endTokens has ${String(token)}, which is not a token id in [0, ${pieces.length})`);
       }
     }
     const endTokens = Int32Array.from(new Set(options.endTokens));

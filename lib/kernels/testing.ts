@@ -13,6 +13,7 @@
  * @internal
  * @module
  */
+import { ArgumentRangeError, ArgumentTypeError } from "../errors.js";
 import { native, type IsaName } from "../native.js";
 import { GGML_TYPE_TRAITS, GgmlType } from "../gguf/types.js";
 
@@ -54,54 +55,54 @@ export type KernelIsa = IsaName | "active";
 function checkIsa(isa: unknown): KernelIsa {
   const isas = kernelIsas();
   if (isa !== "active" && (typeof isa !== "string" || !isas.includes(isa as IsaName))) {
-    throw new RangeError(`isa must be "active" or one of ${isas.join(", ")} (the ISAs this CPU runs); got ${JSON.stringify(isa)}`);
+    throw new ArgumentRangeError(`isa must be "active" or one of ${isas.join(", ")} (the ISAs this CPU runs); got ${JSON.stringify(isa)}`, "ERR_INVALID_ARG_VALUE");
   }
   return isa as KernelIsa;
 }
 
 function checkInteger(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value)) {
-    throw new TypeError(`${name} must be an integer; got ${String(value)}`);
+    throw new ArgumentTypeError(`${name} must be an integer; got ${String(value)}`);
   }
-  if (value < min || value > max) throw new RangeError(`${name} must be in [${min}, ${max}]; got ${value}`);
+  if (value < min || value > max) throw new ArgumentRangeError(`${name} must be in [${min}, ${max}]; got ${value}`);
   return value;
 }
 
 function checkFinite(name: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isFinite(value)) throw new TypeError(`${name} must be a finite number; got ${String(value)}`);
+  if (typeof value !== "number" || !Number.isFinite(value)) throw new ArgumentTypeError(`${name} must be a finite number; got ${String(value)}`);
   return value;
 }
 
 function checkMultiple(name: string, value: number, blockSize: number, what: string): void {
-  if (value % blockSize !== 0) throw new RangeError(`${name} must be a multiple of ${what}'s block size ${blockSize}; got ${value}`);
+  if (value % blockSize !== 0) throw new ArgumentRangeError(`${name} must be a multiple of ${what}'s block size ${blockSize}; got ${value}`);
 }
 
 function checkFloats(name: string, value: unknown, minLength: number, exact = false): Float32Array {
-  if (!(value instanceof Float32Array)) throw new TypeError(`${name} must be a Float32Array`);
+  if (!(value instanceof Float32Array)) throw new ArgumentTypeError(`${name} must be a Float32Array`);
   if (exact ? value.length !== minLength : value.length < minLength) {
-    throw new RangeError(`${name} must hold ${exact ? "exactly" : "at least"} ${minLength} values; got ${value.length}`);
+    throw new ArgumentRangeError(`${name} must hold ${exact ? "exactly" : "at least"} ${minLength} values; got ${value.length}`);
   }
   return value;
 }
 
 function checkBytes(name: string, value: unknown, length: number): Uint8Array {
-  if (!(value instanceof Uint8Array)) throw new TypeError(`${name} must be a Uint8Array`);
-  if (value.byteLength !== length) throw new RangeError(`${name} must hold exactly ${length} bytes; got ${value.byteLength}`);
+  if (!(value instanceof Uint8Array)) throw new ArgumentTypeError(`${name} must be a Uint8Array`);
+  if (value.byteLength !== length) throw new ArgumentRangeError(`${name} must hold exactly ${length} bytes; got ${value.byteLength}`);
   return value;
 }
 
 function checkCache(name: string, value: unknown, length: number): Uint16Array | Float32Array {
   if (!(value instanceof Uint16Array) && !(value instanceof Float32Array)) {
-    throw new TypeError(`${name} must be a Uint16Array (F16 cache) or a Float32Array (F32 cache)`);
+    throw new ArgumentTypeError(`${name} must be a Uint16Array (F16 cache) or a Float32Array (F32 cache)`);
   }
-  if (value.length !== length) throw new RangeError(`${name} must hold exactly ${length} values; got ${value.length}`);
+  if (value.length !== length) throw new ArgumentRangeError(`${name} must hold exactly ${length} values; got ${value.length}`);
   return value;
 }
 
 function checkType(name: string, type: unknown, allowed: readonly GgmlType[]): GgmlType {
   if (!allowed.includes(type as GgmlType)) {
     const names = allowed.map((t) => GGML_TYPE_TRAITS[t].name).join(", ");
-    throw new RangeError(`${name} must be one of ${names}; got ${String(type)}`);
+    throw new ArgumentRangeError(`${name} must be one of ${names}; got ${String(type)}`, "ERR_INVALID_ARG_VALUE");
   }
   return type as GgmlType;
 }
@@ -114,7 +115,7 @@ export function rowBytes(type: GgmlType, n: number): number {
 
 /** Bytes of one activation row of n values in `format` (native activationRowBytes). */
 export function activationRowBytes(format: ActFormat, n: number): number {
-  if (!(format in ACT_BLOCK_SIZE)) throw new RangeError(`format must be an ActFormat; got ${String(format)}`);
+  if (!(format in ACT_BLOCK_SIZE)) throw new ArgumentRangeError(`format must be an ActFormat; got ${String(format)}`, "ERR_INVALID_ARG_VALUE");
   checkInteger("n", n, 1);
   checkMultiple("n", n, ACT_BLOCK_SIZE[format], ActFormat[format]);
   return native().kernelTesting.activationRowBytes(format, n);
@@ -122,13 +123,13 @@ export function activationRowBytes(format: ActFormat, n: number): number {
 
 /** The activation format matmul quantizes x to for a weight type (native activationFormatFor). */
 export function activationFormatFor(type: GgmlType): ActFormat {
-  if (GGML_TYPE_TRAITS[type] === undefined) throw new RangeError(`type must be a GgmlType; got ${String(type)}`);
+  if (GGML_TYPE_TRAITS[type] === undefined) throw new ArgumentRangeError(`type must be a GgmlType; got ${String(type)}`, "ERR_INVALID_ARG_VALUE");
   return native().kernelTesting.activationFormatFor(type) as ActFormat;
 }
 
 /** Whether matmul has kernels for a weight type (native isMatmulSupported). */
 export function isMatmulSupported(type: GgmlType): boolean {
-  if (GGML_TYPE_TRAITS[type] === undefined) throw new RangeError(`type must be a GgmlType; got ${String(type)}`);
+  if (GGML_TYPE_TRAITS[type] === undefined) throw new ArgumentRangeError(`type must be a GgmlType; got ${String(type)}`, "ERR_INVALID_ARG_VALUE");
   return native().kernelTesting.isMatmulSupported(type);
 }
 
@@ -175,7 +176,7 @@ export function quantizeActivations(isa: KernelIsa, format: ActFormat, x: Float3
   if (target === undefined) {
     target = new Uint8Array(bytes);
   } else if (!(target instanceof Uint8Array) || target.byteLength < bytes) {
-    throw new RangeError(`out must be a Uint8Array of at least ${bytes} bytes`);
+    throw new ArgumentRangeError(`out must be a Uint8Array of at least ${bytes} bytes`);
   }
   native().kernelTesting.quantizeActivations(isa, format, x, target);
   return target;
@@ -200,7 +201,7 @@ export function rmsNorm(isa: KernelIsa, x: Float32Array, weight: Float32Array, e
   checkIsa(isa);
   checkFloats("x", x, 1);
   checkFloats("weight", weight, x.length, true);
-  if (checkFinite("eps", eps) < 0) throw new RangeError(`eps must be >= 0; got ${eps}`);
+  if (checkFinite("eps", eps) < 0) throw new ArgumentRangeError(`eps must be >= 0; got ${eps}`);
   const target = out === undefined ? new Float32Array(x.length) : checkFloats("out", out, x.length);
   native().kernelTesting.rmsNorm(isa, x, weight, eps, target);
   return target;
@@ -213,9 +214,9 @@ export function rope(isa: KernelIsa, x: Float32Array, nHeads: number, headDim: n
   checkInteger("nHeads", nHeads, 1);
   checkInteger("headDim", headDim, 2);
   checkInteger("ropeDim", ropeDim, 2, headDim);
-  if (ropeDim % 2 !== 0) throw new RangeError(`ropeDim must be even; got ${ropeDim}`);
+  if (ropeDim % 2 !== 0) throw new ArgumentRangeError(`ropeDim must be even; got ${ropeDim}`);
   checkInteger("pos", pos, 0);
-  if (checkFinite("freqBase", freqBase) <= 0) throw new RangeError(`freqBase must be > 0; got ${freqBase}`);
+  if (checkFinite("freqBase", freqBase) <= 0) throw new ArgumentRangeError(`freqBase must be > 0; got ${freqBase}`);
   checkFloats("x", x, nHeads * headDim);
   native().kernelTesting.rope(isa, x, nHeads, headDim, ropeDim, pos, freqBase);
   return x;
@@ -260,7 +261,7 @@ function checkHeads(name: string, x: unknown, headDim: number): number {
   checkFloats(name, x, headDim);
   const rows = (x as Float32Array).length / headDim;
   if (!Number.isInteger(rows)) {
-    throw new RangeError(`${name} must hold whole rows of headDim ${headDim} values; got ${(x as Float32Array).length}`);
+    throw new ArgumentRangeError(`${name} must hold whole rows of headDim ${headDim} values; got ${(x as Float32Array).length}`);
   }
   return rows;
 }
@@ -304,7 +305,7 @@ export function axpy(isa: KernelIsa, y: Float32Array, a: number, x: Float32Array
  */
 export function sumWords(isa: KernelIsa, words: BigUint64Array, n?: number): bigint {
   checkIsa(isa);
-  if (!(words instanceof BigUint64Array)) throw new TypeError("words must be a BigUint64Array");
+  if (!(words instanceof BigUint64Array)) throw new ArgumentTypeError("words must be a BigUint64Array");
   const length = n === undefined ? words.length : checkInteger("n", n, 0, words.length);
   // Only the n words are copied next to the guard page, so a kernel reading past them faults.
   return native().kernelTesting.sumWords(isa, words.subarray(0, length), length);

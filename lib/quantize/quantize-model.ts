@@ -18,7 +18,7 @@ import { constants } from "node:fs";
 import { access, open, stat, type FileHandle } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 
-import { AbortError, QuantizeError, withNativeErrors } from "../errors.js";
+import { AbortError, ArgumentTypeError, GgufError, QuantizeError, withNativeErrors } from "../errors.js";
 import { inspectModel } from "../gguf/inspect.js";
 import { readGguf, type GgufTensorDescriptor } from "../gguf/reader.js";
 import { GGML_TYPE_TRAITS, GgmlType, GgufValueType } from "../gguf/types.js";
@@ -201,9 +201,9 @@ interface CheckedOptions {
 }
 
 function checkOptions(input: unknown, output: unknown, options: unknown): CheckedOptions {
-  if (typeof input !== "string" || input.length === 0) throw new TypeError(`input must be a non-empty path string; got ${describe(input)}`);
-  if (typeof output !== "string" || output.length === 0) throw new TypeError(`output must be a non-empty path string; got ${describe(output)}`);
-  if (typeof options !== "object" || options === null) throw new TypeError(`options must be an object with a type; got ${describe(options)}`);
+  if (typeof input !== "string" || input.length === 0) throw new ArgumentTypeError(`input must be a non-empty path string; got ${describe(input)}`);
+  if (typeof output !== "string" || output.length === 0) throw new ArgumentTypeError(`output must be a non-empty path string; got ${describe(output)}`);
+  if (typeof options !== "object" || options === null) throw new ArgumentTypeError(`options must be an object with a type; got ${describe(options)}`);
   const o = options as Partial<QuantizeOptions>;
   const type = typeof o.type === "string" ? o.type.toLowerCase() : o.type;
   if (!(QUANTIZE_TYPES as readonly unknown[]).includes(type)) {
@@ -252,7 +252,7 @@ async function* convertTensor(handle: FileHandle, source: GgufTensorDescriptor, 
     const length = Math.min(rowsPerChunk, rows - row) * rowBytes;
     const bytes = new Uint8Array(length);
     const { bytesRead } = await handle.read(bytes, 0, length, source.offset + row * rowBytes);
-    if (bytesRead !== length) throw new RangeError(`input tensor ${source.name} ends early: the file is shorter than its header says`);
+    if (bytesRead !== length) throw new GgufError("GGUF_TRUNCATED", `input tensor ${source.name} ends early: the file is shorter than its header says`);
     return bytes;
   };
   let next: Promise<Uint8Array> | undefined = read(0);

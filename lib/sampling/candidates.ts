@@ -7,6 +7,7 @@
  * selection geometrically until the nucleus is covered.
  * @module
  */
+import { ArgumentRangeError } from "../errors.js";
 import type { RandomSource } from "./random.js";
 
 /** Up to this many candidates, {@link Candidates.draw} sorts them by id instead of scattering. */
@@ -363,7 +364,7 @@ export class Candidates {
 }
 
 function badLogit(id: number, logit: number): RangeError {
-  return new RangeError(`logits[${id}] is ${logit}; logits must be finite or -Infinity (masked)`);
+  return new ArgumentRangeError(`logits[${id}] is ${logit}; logits must be finite or -Infinity (masked)`);
 }
 
 // ---------------------------------------------------------------------------------------------------------

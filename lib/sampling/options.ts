@@ -2,6 +2,7 @@
  * Sampling options: names, defaults (llama.cpp's), and validation at the edge.
  * @module
  */
+import { ArgumentRangeError, ArgumentTypeError } from "../errors.js";
 import type { RandomSource } from "./random.js";
 import { assertSeed } from "./random.js";
 import { assertKnownOptions } from "../validate.js";
@@ -159,18 +160,18 @@ const CHOOSING_OPTIONS = ["temperature", "topK", "topP", "minP", "typicalP"] as 
 function finiteNumber(options: SamplingOptions, name: keyof SamplingOptions, fallback: number): number {
   const value = options[name];
   if (value === undefined) return fallback;
-  if (typeof value !== "number") throw new TypeError(`options.${name} must be a number; got ${typeof value}`);
-  if (!Number.isFinite(value)) throw new RangeError(`options.${name} must be a finite number; got ${value}`);
+  if (typeof value !== "number") throw new ArgumentTypeError(`options.${name} must be a number; got ${typeof value}`);
+  if (!Number.isFinite(value)) throw new ArgumentRangeError(`options.${name} must be a finite number; got ${value}`);
   return value;
 }
 
 function inRange(name: string, value: number, low: number, high: number, detail: string): number {
-  if (value < low || value > high) throw new RangeError(`options.${name} must be ${detail}; got ${value}`);
+  if (value < low || value > high) throw new ArgumentRangeError(`options.${name} must be ${detail}; got ${value}`);
   return value;
 }
 
 function integerAtLeastZero(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0) throw new RangeError(`options.${name} must be an integer ≥ 0; got ${value}`);
+  if (!Number.isInteger(value) || value < 0) throw new ArgumentRangeError(`options.${name} must be an integer ≥ 0; got ${value}`);
   return value;
 }
 
@@ -187,18 +188,18 @@ function integerAtLeastZero(name: string, value: number): number {
  */
 export function resolveSamplingOptions(options: SamplingOptions | undefined = {}): ResolvedSamplingOptions {
   if (options === null || typeof options !== "object") {
-    throw new TypeError(`options must be an object; got ${options === null ? "null" : typeof options}`);
+    throw new ArgumentTypeError(`options must be an object; got ${options === null ? "null" : typeof options}`);
   }
   assertKnownOptions(options, SAMPLING_OPTION_NAMES, "options");
 
   const sampler = options.sampler;
   if (sampler !== undefined && typeof sampler !== "function") {
-    throw new TypeError(`options.sampler must be a function (logits, context) => token; got ${typeof sampler}`);
+    throw new ArgumentTypeError(`options.sampler must be a function (logits, context) => token; got ${typeof sampler}`);
   }
   if (sampler !== undefined) {
     const clashing = CHOOSING_OPTIONS.filter((name) => options[name] !== undefined);
     if (clashing.length > 0) {
-      throw new TypeError(`options.sampler replaces ${clashing.join(", ")}; give either the custom sampler or those options`);
+      throw new ArgumentTypeError(`options.sampler replaces ${clashing.join(", ")}; give either the custom sampler or those options`);
     }
   }
 
@@ -209,7 +210,7 @@ export function resolveSamplingOptions(options: SamplingOptions | undefined = {}
   const minP = inRange("minP", finiteNumber(options, "minP", SAMPLING_DEFAULTS.minP), 0, 1, "in [0, 1] (0 = off)");
   const typicalP = inRange("typicalP", finiteNumber(options, "typicalP", SAMPLING_DEFAULTS.typicalP), 0, 1, "in [0, 1] (1 = off)");
   const repeatPenalty = finiteNumber(options, "repeatPenalty", SAMPLING_DEFAULTS.repeatPenalty);
-  if (repeatPenalty <= 0) throw new RangeError(`options.repeatPenalty must be > 0 (1 = off); got ${repeatPenalty}`);
+  if (repeatPenalty <= 0) throw new ArgumentRangeError(`options.repeatPenalty must be > 0 (1 = off); got ${repeatPenalty}`);
   const frequencyPenalty = finiteNumber(options, "frequencyPenalty", SAMPLING_DEFAULTS.frequencyPenalty);
   const presencePenalty = finiteNumber(options, "presencePenalty", SAMPLING_DEFAULTS.presencePenalty);
   const penaltyLastN = integerAtLeastZero("penaltyLastN", finiteNumber(options, "penaltyLastN", SAMPLING_DEFAULTS.penaltyLastN));
@@ -238,14 +239,14 @@ export function resolveSamplingOptions(options: SamplingOptions | undefined = {}
 /** Checks a logit-bias map: integer keys ≥ 0, values finite or -Infinity. Vocabulary bounds are checked per call. */
 export function assertLogitBias(bias: unknown, name: string): asserts bias is ReadonlyMap<number, number> {
   if (!(bias instanceof Map)) {
-    throw new TypeError(`${name} must be a Map from token id to bias; got ${bias === null ? "null" : typeof bias}`);
+    throw new ArgumentTypeError(`${name} must be a Map from token id to bias; got ${bias === null ? "null" : typeof bias}`);
   }
   for (const [token, value] of bias) {
     if (typeof token !== "number" || !Number.isInteger(token) || token < 0) {
-      throw new RangeError(`${name} has a key that is not a token id (integer ≥ 0): ${String(token)}`);
+      throw new ArgumentRangeError(`${name} has a key that is not a token id (integer ≥ 0): ${String(token)}`);
     }
     if (typeof value !== "number" || Number.isNaN(value) || value === Infinity) {
-      throw new RangeError(`${name} for token ${token} must be a finite number or -Infinity; got ${String(value)}`);
+      throw new ArgumentRangeError(`${name} for token ${token} must be a finite number or -Infinity; got ${String(value)}`);
     }
   }
 }

@@ -14,6 +14,8 @@
  * @module
  */
 
+import { ArgumentRangeError } from "../errors.js";
+
 /**
  * A source of uniform floats in [0, 1): what {@link samplers.draw} and a custom sampler draw with.
  * {@link createRandom} makes a seeded one; any object with `nextFloat` will do.
@@ -130,7 +132,7 @@ export function createRandom(seed: number): SeededRandom {
 /** @internal Validates a seed value; shared with the sampling options. */
 export function assertSeed(seed: unknown, name: string): asserts seed is number {
   if (typeof seed !== "number" || !Number.isSafeInteger(seed) || seed < 0) {
-    throw new RangeError(`${name} must be an integer in [0, 2^53 - 1]; got ${String(seed)}`);
+    throw new ArgumentRangeError(`${name} must be an integer in [0, 2^53 - 1]; got ${String(seed)}`);
   }
 }
 

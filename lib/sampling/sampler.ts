@@ -16,6 +16,7 @@
  * ```
  * @module
  */
+import { ArgumentRangeError, ArgumentTypeError } from "../errors.js";
 import { Candidates, applyMinP, applyTopK, applyTopP, applyTypicalP } from "./candidates.js";
 import { assertKnownOptions, resolveSamplingOptions, type ResolvedSamplingOptions, type SamplingOptions } from "./options.js";
 import { createRandom, randomSeed, type RandomSource, type SeededRandom } from "./random.js";
@@ -98,14 +99,14 @@ export function scratchFor(size: number): Scratch {
 
 function assertLogits(logits: unknown): asserts logits is Float32Array {
   if (!(logits instanceof Float32Array)) {
-    throw new TypeError(`logits must be a Float32Array; got ${logits === null ? "null" : typeof logits}`);
+    throw new ArgumentTypeError(`logits must be a Float32Array; got ${logits === null ? "null" : typeof logits}`);
   }
-  if (logits.length === 0) throw new RangeError("logits must not be empty");
+  if (logits.length === 0) throw new ArgumentRangeError("logits must not be empty");
 }
 
 function assertToken(token: unknown, nVocab: number, name: string): asserts token is number {
   if (typeof token !== "number" || !Number.isInteger(token) || token < 0 || token >= nVocab) {
-    throw new RangeError(`${name} must be a token id, an integer in [0, ${nVocab}); got ${String(token)}`);
+    throw new ArgumentRangeError(`${name} must be a token id, an integer in [0, ${nVocab}); got ${String(token)}`);
   }
 }
 
@@ -148,10 +149,10 @@ export function argmax(logits: Float32Array): number {
       best = id;
       bestLogit = logit;
     } else if (logit !== logit) {
-      throw new RangeError(`logits[${id}] is NaN; logits must be finite or -Infinity (masked)`);
+      throw new ArgumentRangeError(`logits[${id}] is NaN; logits must be finite or -Infinity (masked)`);
     }
   }
-  if (bestLogit === Infinity) throw new RangeError(`logits[${best}] is Infinity; logits must be finite or -Infinity (masked)`);
+  if (bestLogit === Infinity) throw new ArgumentRangeError(`logits[${best}] is Infinity; logits must be finite or -Infinity (masked)`);
   return best;
 }
 
@@ -167,7 +168,7 @@ export function prepareBias(bias: ReadonlyMap<number, number> | undefined, nVoca
   const values = new Float64Array(bias.size);
   let i = 0;
   for (const [token, value] of bias) {
-    if (token >= nVocab) throw new RangeError(`options.logitBias has token ${token}, outside the vocabulary [0, ${nVocab})`);
+    if (token >= nVocab) throw new ArgumentRangeError(`options.logitBias has token ${token}, outside the vocabulary [0, ${nVocab})`);
     tokens[i] = token;
     values[i] = value;
     i++;
@@ -176,7 +177,7 @@ export function prepareBias(bias: ReadonlyMap<number, number> | undefined, nVoca
 }
 
 function nothingToSample(): RangeError {
-  return new RangeError("logits: every token is -Infinity (masked or banned); there is nothing to sample");
+  return new ArgumentRangeError("logits: every token is -Infinity (masked or banned); there is nothing to sample");
 }
 
 /**
@@ -238,10 +239,10 @@ function runCustom(
   const token = options.sampler!(adjusted, { previousTokens, random });
   const nVocab = original.length;
   if (typeof token !== "number" || !Number.isInteger(token) || token < 0 || token >= nVocab) {
-    throw new RangeError(`options.sampler returned ${String(token)}; it must return a token id, an integer in [0, ${nVocab})`);
+    throw new ArgumentRangeError(`options.sampler returned ${String(token)}; it must return a token id, an integer in [0, ${nVocab})`);
   }
   if (original[token] === -Infinity || options.logitBias?.get(token) === -Infinity) {
-    throw new RangeError(`options.sampler returned token ${token}, which is masked or banned (logit -Infinity)`);
+    throw new ArgumentRangeError(`options.sampler returned token ${token}, which is masked or banned (logit -Infinity)`);
   }
   return token;
 }
@@ -260,17 +261,17 @@ function runCustom(
 export function sample(logits: Float32Array, options?: SamplingOptions, context: SampleContext = {}): number {
   assertLogits(logits);
   const resolved = resolveSamplingOptions(options);
-  if (context === null || typeof context !== "object") throw new TypeError(`context must be an object; got ${typeof context}`);
+  if (context === null || typeof context !== "object") throw new ArgumentTypeError(`context must be an object; got ${typeof context}`);
   assertKnownOptions(context, SAMPLE_CONTEXT_NAMES, "context");
   const previous = context.previousTokens ?? [];
   if (typeof previous !== "object" || typeof previous.length !== "number") {
-    throw new TypeError("context.previousTokens must be an array of token ids");
+    throw new ArgumentTypeError("context.previousTokens must be an array of token ids");
   }
   const start = Math.max(0, previous.length - resolved.penaltyLastN);
   for (let i = start; i < previous.length; i++) assertToken(previous[i], logits.length, `context.previousTokens[${i}]`);
   let random = context.random;
   if (random !== undefined && typeof random.nextFloat !== "function") {
-    throw new TypeError("context.random must have a nextFloat() method returning a number in [0, 1)");
+    throw new ArgumentTypeError("context.random must have a nextFloat() method returning a number in [0, 1)");
   }
   random ??= createRandom(resolved.seed ?? randomSeed());
   const bias = prepareBias(resolved.logitBias, logits.length);
@@ -303,10 +304,10 @@ class ChainSampler implements Sampler {
       this.scratch = new Scratch(logits.length);
       this.nVocab = logits.length;
     } else if (logits.length !== this.nVocab) {
-      throw new RangeError(`logits has length ${logits.length}; this sampler was first used with ${this.nVocab} (one vocabulary per sampler)`);
+      throw new ArgumentRangeError(`logits has length ${logits.length}; this sampler was first used with ${this.nVocab} (one vocabulary per sampler)`);
     }
     for (let i = this.historyStart; i < this.historyEnd; i++) {
-      if (this.history[i] >= this.nVocab) throw new RangeError(`accepted token ${this.history[i]} is outside the vocabulary [0, ${this.nVocab})`);
+      if (this.history[i] >= this.nVocab) throw new ArgumentRangeError(`accepted token ${this.history[i]} is outside the vocabulary [0, ${this.nVocab})`);
     }
     const token = runChain(logits, this.options, this.history, this.historyStart, this.historyEnd, this.random, this.scratch, this.bias);
     this.record(token);
@@ -321,7 +322,7 @@ class ChainSampler implements Sampler {
       return;
     }
     if (tokens === null || typeof tokens !== "object" || typeof tokens.length !== "number") {
-      throw new TypeError("accept() takes a token id or an array of token ids");
+      throw new ArgumentTypeError("accept() takes a token id or an array of token ids");
     }
     for (let i = 0; i < tokens.length; i++) assertToken(tokens[i], bound, `tokens[${i}]`);
     for (let i = 0; i < tokens.length; i++) this.record(tokens[i]);

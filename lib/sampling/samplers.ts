@@ -17,24 +17,25 @@
  * ```
  * @module
  */
+import { ArgumentRangeError, ArgumentTypeError } from "../errors.js";
 import { applyMinP, applyTopK, applyTopP, applyTypicalP, type Candidates } from "./candidates.js";
 import { assertLogitBias } from "./options.js";
 import type { RandomSource } from "./random.js";
 import { argmax, scratchFor } from "./sampler.js";
 
 function checkLogits(logits: unknown, out: unknown): Float32Array {
-  if (!(logits instanceof Float32Array)) throw new TypeError(`logits must be a Float32Array; got ${typeof logits}`);
-  if (logits.length === 0) throw new RangeError("logits must not be empty");
+  if (!(logits instanceof Float32Array)) throw new ArgumentTypeError(`logits must be a Float32Array; got ${typeof logits}`);
+  if (logits.length === 0) throw new ArgumentRangeError("logits must not be empty");
   if (out === undefined) return new Float32Array(logits.length);
   if (!(out instanceof Float32Array) || out.length !== logits.length) {
-    throw new TypeError(`out must be a Float32Array of length ${logits.length}`);
+    throw new ArgumentTypeError(`out must be a Float32Array of length ${logits.length}`);
   }
   return out;
 }
 
 function checkProbability(name: string, value: unknown): number {
   if (typeof value !== "number" || Number.isNaN(value) || value < 0 || value > 1) {
-    throw new RangeError(`${name} must be a number in [0, 1]; got ${String(value)}`);
+    throw new ArgumentRangeError(`${name} must be a number in [0, 1]; got ${String(value)}`);
   }
   return value;
 }
@@ -51,7 +52,7 @@ function filter(logits: Float32Array, out: Float32Array | undefined, apply: (can
 
 /** Keeps the k highest logits (ties: lower id first). k = 0 keeps everything. */
 export function topK(logits: Float32Array, k: number, out?: Float32Array): Float32Array {
-  if (!Number.isInteger(k) || k < 0) throw new RangeError(`k must be an integer ≥ 0; got ${k}`);
+  if (!Number.isInteger(k) || k < 0) throw new ArgumentRangeError(`k must be an integer ≥ 0; got ${k}`);
   return filter(logits, out, (candidates) => applyTopK(candidates, k));
 }
 
@@ -75,7 +76,7 @@ export function typicalP(logits: Float32Array, p: number, out?: Float32Array): F
 
 /** Divides the logits by t; t = 0 keeps only the highest logit (greedy), as llama.cpp's temperature sampler. */
 export function temperature(logits: Float32Array, t: number, out?: Float32Array): Float32Array {
-  if (typeof t !== "number" || !Number.isFinite(t) || t < 0) throw new RangeError(`t must be a finite number ≥ 0; got ${t}`);
+  if (typeof t !== "number" || !Number.isFinite(t) || t < 0) throw new ArgumentRangeError(`t must be a finite number ≥ 0; got ${t}`);
   const target = checkLogits(logits, out);
   if (t === 0) {
     const best = argmax(logits);
@@ -94,7 +95,7 @@ export function logitBias(logits: Float32Array, bias: ReadonlyMap<number, number
   assertLogitBias(bias, "bias");
   if (target !== logits) target.set(logits);
   for (const [token, value] of bias) {
-    if (token >= logits.length) throw new RangeError(`bias has token ${token}, outside the vocabulary [0, ${logits.length})`);
+    if (token >= logits.length) throw new ArgumentRangeError(`bias has token ${token}, outside the vocabulary [0, ${logits.length})`);
     target[token] += value;
   }
   return target;
@@ -127,14 +128,14 @@ export function penalties(logits: Float32Array, previousTokens: ArrayLike<number
   const repeat = options.repeatPenalty ?? 1;
   const frequency = options.frequencyPenalty ?? 0;
   const presence = options.presencePenalty ?? 0;
-  if (typeof repeat !== "number" || !Number.isFinite(repeat) || repeat <= 0) throw new RangeError(`repeatPenalty must be a finite number > 0; got ${repeat}`);
-  if (typeof frequency !== "number" || !Number.isFinite(frequency)) throw new RangeError(`frequencyPenalty must be finite; got ${frequency}`);
-  if (typeof presence !== "number" || !Number.isFinite(presence)) throw new RangeError(`presencePenalty must be finite; got ${presence}`);
+  if (typeof repeat !== "number" || !Number.isFinite(repeat) || repeat <= 0) throw new ArgumentRangeError(`repeatPenalty must be a finite number > 0; got ${repeat}`);
+  if (typeof frequency !== "number" || !Number.isFinite(frequency)) throw new ArgumentRangeError(`frequencyPenalty must be finite; got ${frequency}`);
+  if (typeof presence !== "number" || !Number.isFinite(presence)) throw new ArgumentRangeError(`presencePenalty must be finite; got ${presence}`);
   const counts = new Map<number, number>();
   for (let i = 0; i < previousTokens.length; i++) {
     const token = previousTokens[i];
     if (!Number.isInteger(token) || token < 0 || token >= logits.length) {
-      throw new RangeError(`previousTokens[${i}] must be a token id in [0, ${logits.length}); got ${token}`);
+      throw new ArgumentRangeError(`previousTokens[${i}] must be a token id in [0, ${logits.length}); got ${token}`);
     }
     counts.set(token, (counts.get(token) ?? 0) + 1);
   }
@@ -158,7 +159,7 @@ export function greedy(logits: Float32Array): number {
 export function softmax(logits: Float32Array, out?: Float32Array): Float32Array {
   const target = checkLogits(logits, out);
   const best = argmax(logits);
-  if (best < 0) throw new RangeError("logits: every token is -Infinity; softmax is undefined");
+  if (best < 0) throw new ArgumentRangeError("logits: every token is -Infinity; softmax is undefined");
   const max = logits[best];
   let sum = 0;
   for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
@@ -170,10 +171,10 @@ export function softmax(logits: Float32Array, out?: Float32Array): Float32Array 
 export function draw(logits: Float32Array, random: RandomSource): number {
   checkLogits(logits, undefined);
   if (random === null || typeof random !== "object" || typeof random.nextFloat !== "function") {
-    throw new TypeError("random must have a nextFloat() method (see createRandom)");
+    throw new ArgumentTypeError("random must have a nextFloat() method (see createRandom)");
   }
   const candidates = scratchFor(logits.length).candidates;
   candidates.loadAll(logits);
-  if (candidates.size === 0) throw new RangeError("logits: every token is -Infinity; there is nothing to sample");
+  if (candidates.size === 0) throw new ArgumentRangeError("logits: every token is -Infinity; there is nothing to sample");
   return candidates.draw(1, random);
 }

@@ -29,6 +29,7 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 
+import { ArgumentRangeError, ArgumentTypeError } from "../errors.js";
 import { GgufWriter } from "../gguf/writer.js";
 import { GGML_TYPE_TRAITS, GgmlType, GgufValueType, ggmlByteLength } from "../gguf/types.js";
 import { QUANTIZABLE_TYPES, quantize } from "../gguf/quantize.js";
@@ -261,9 +262,9 @@ const OPTION_KEYS = new Set([
 
 function integerOption(name: string, value: unknown, fallback: number | undefined, min: number, max: number): number {
   if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== "number") throw new TypeError(`options.${name} must be a number; got ${describe(value)}`);
+  if (typeof value !== "number") throw new ArgumentTypeError(`options.${name} must be a number; got ${describe(value)}`);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`options.${name} must be an integer in [${min}, ${max}]; got ${value}`);
+    throw new ArgumentRangeError(`options.${name} must be an integer in [${min}, ${max}]; got ${value}`);
   }
   return value;
 }
@@ -285,9 +286,9 @@ function describe(value: unknown): string {
  * ```
  */
 export function resolveTestModelOptions(options: Omit<TestModelOptions, "path">): ResolvedTestModelOptions {
-  if (typeof options !== "object" || options === null) throw new TypeError(`options must be an object; got ${describe(options)}`);
+  if (typeof options !== "object" || options === null) throw new ArgumentTypeError(`options must be an object; got ${describe(options)}`);
   for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.has(key)) throw new TypeError(`options.${key} is not an option of createTestModel`);
+    if (!OPTION_KEYS.has(key)) throw new ArgumentTypeError(`options.${key} is not an option of createTestModel`);
   }
   const o = options as Partial<TestModelOptions>;
   const nEmbd = integerOption("nEmbd", o.nEmbd, DEFAULTS.nEmbd, 2, 65536);
@@ -303,37 +304,40 @@ export function resolveTestModelOptions(options: Omit<TestModelOptions, "path">)
   const contextLength = integerOption("contextLength", o.contextLength, DEFAULTS.contextLength, 1, 0x7fffffff);
   const slidingWindow = o.slidingWindow === undefined ? undefined : integerOption("slidingWindow", o.slidingWindow, undefined, 1, 0x7fffffff);
 
-  if (nEmbd % nHeads !== 0) throw new RangeError(`options.nHeads must divide nEmbd ${nEmbd}; got ${nHeads}`);
+  if (nEmbd % nHeads !== 0) throw new ArgumentRangeError(`options.nHeads must divide nEmbd ${nEmbd}; got ${nHeads}`);
   if ((nEmbd / nHeads) % 2 !== 0) {
-    throw new RangeError(`options.nHeads must leave an even head size (RoPE rotates pairs); nEmbd ${nEmbd} / nHeads ${nHeads} = ${nEmbd / nHeads}`);
+    throw new ArgumentRangeError(`options.nHeads must leave an even head size (RoPE rotates pairs); nEmbd ${nEmbd} / nHeads ${nHeads} = ${nEmbd / nHeads}`);
   }
-  if (nHeads % nHeadsKv !== 0) throw new RangeError(`options.nHeadsKv must divide nHeads ${nHeads}; got ${nHeadsKv}`);
+  if (nHeads % nHeadsKv !== 0) throw new ArgumentRangeError(`options.nHeadsKv must divide nHeads ${nHeads}; got ${nHeadsKv}`);
 
   const type = o.type ?? DEFAULTS.type;
-  if (typeof type !== "number") throw new TypeError(`options.type must be a GgmlType; got ${describe(type)}`);
+  if (typeof type !== "number") throw new ArgumentTypeError(`options.type must be a GgmlType; got ${describe(type)}`);
   if (!TEST_MODEL_TYPES.includes(type)) {
-    throw new RangeError(`options.type must be one of ${TEST_MODEL_TYPES.map((t) => GGML_TYPE_TRAITS[t].name).join(", ")}; got ${GGML_TYPE_TRAITS[type]?.name ?? type}`);
+    throw new ArgumentRangeError(
+      `options.type must be one of ${TEST_MODEL_TYPES.map((t) => GGML_TYPE_TRAITS[t].name).join(", ")}; got ${GGML_TYPE_TRAITS[type]?.name ?? type}`,
+      "ERR_INVALID_ARG_VALUE",
+    );
   }
   const blockSize = GGML_TYPE_TRAITS[type].blockSize;
-  if (nEmbd % blockSize !== 0) throw new RangeError(`options.nEmbd must be a multiple of ${GGML_TYPE_TRAITS[type].name}'s block size ${blockSize}; got ${nEmbd}`);
-  if (nFf % blockSize !== 0) throw new RangeError(`options.nFf must be a multiple of ${GGML_TYPE_TRAITS[type].name}'s block size ${blockSize}; got ${nFf}`);
+  if (nEmbd % blockSize !== 0) throw new ArgumentRangeError(`options.nEmbd must be a multiple of ${GGML_TYPE_TRAITS[type].name}'s block size ${blockSize}; got ${nEmbd}`);
+  if (nFf % blockSize !== 0) throw new ArgumentRangeError(`options.nFf must be a multiple of ${GGML_TYPE_TRAITS[type].name}'s block size ${blockSize}; got ${nFf}`);
   // The generator indexes one tensor's elements with 32 bits; token_embd is the largest single tensor.
   if (nEmbd * TEST_MODEL_VOCAB_SIZE > 0xffffffff || nEmbd * nFf > 0xffffffff) {
-    throw new RangeError(`options.nEmbd ${nEmbd} × nFf ${nFf} or × vocabulary is beyond 2^32 elements per tensor`);
+    throw new ArgumentRangeError(`options.nEmbd ${nEmbd} × nFf ${nFf} or × vocabulary is beyond 2^32 elements per tensor`);
   }
 
   const layout = o.layout ?? DEFAULTS.layout;
-  if (layout !== "merged" && layout !== "legacy") throw new RangeError(`options.layout must be "merged" or "legacy"; got ${describe(layout)}`);
-  if (layout === "legacy" && nExperts === 0) throw new RangeError(`options.layout "legacy" stores experts; a dense model (nExperts 0) has none`);
+  if (layout !== "merged" && layout !== "legacy") throw new ArgumentRangeError(`options.layout must be "merged" or "legacy"; got ${describe(layout)}`, "ERR_INVALID_ARG_VALUE");
+  if (layout === "legacy" && nExperts === 0) throw new ArgumentRangeError(`options.layout "legacy" stores experts; a dense model (nExperts 0) has none`);
 
   const ropeFreqBase = o.ropeFreqBase ?? DEFAULTS.ropeFreqBase;
-  if (typeof ropeFreqBase !== "number") throw new TypeError(`options.ropeFreqBase must be a number; got ${describe(ropeFreqBase)}`);
-  if (!Number.isFinite(ropeFreqBase) || ropeFreqBase <= 1) throw new RangeError(`options.ropeFreqBase must be a finite number above 1; got ${ropeFreqBase}`);
+  if (typeof ropeFreqBase !== "number") throw new ArgumentTypeError(`options.ropeFreqBase must be a number; got ${describe(ropeFreqBase)}`);
+  if (!Number.isFinite(ropeFreqBase) || ropeFreqBase <= 1) throw new ArgumentRangeError(`options.ropeFreqBase must be a finite number above 1; got ${ropeFreqBase}`);
 
   const tiedOutput = o.tiedOutput ?? DEFAULTS.tiedOutput;
-  if (typeof tiedOutput !== "boolean") throw new TypeError(`options.tiedOutput must be a boolean; got ${describe(tiedOutput)}`);
+  if (typeof tiedOutput !== "boolean") throw new ArgumentTypeError(`options.tiedOutput must be a boolean; got ${describe(tiedOutput)}`);
   const name = o.name ?? DEFAULTS.name;
-  if (typeof name !== "string") throw new TypeError(`options.name must be a string; got ${describe(name)}`);
+  if (typeof name !== "string") throw new ArgumentTypeError(`options.name must be a string; got ${describe(name)}`);
 
   return {
     nEmbd, nLayers, nHeads, nHeadsKv, nFf, nExperts, nExpertsUsed, type, seed, contextLength, slidingWindow,
@@ -480,7 +484,7 @@ function plan(o: ResolvedTestModelOptions): PlannedTensor[] {
 export function synthesizeTensor(options: Omit<TestModelOptions, "path">, name: string): Float32Array {
   const resolved = resolveTestModelOptions(options);
   const tensor = plan(resolved).find((t) => t.name === name);
-  if (tensor === undefined) throw new RangeError(`name ${JSON.stringify(name)} is not a tensor of this test model`);
+  if (tensor === undefined) throw new ArgumentRangeError(`name ${JSON.stringify(name)} is not a tensor of this test model`);
   const out = new Float32Array(tensor.parts.reduce((n, p) => n + p.rowLength * p.rows, 0));
   let offset = 0;
   for (const part of tensor.parts) {
@@ -533,9 +537,9 @@ async function tensorBytes(tensor: PlannedTensor, seed: number, scratch: Float32
  * ```
  */
 export async function createTestModel(options: TestModelOptions): Promise<TestModelFile> {
-  if (typeof options !== "object" || options === null) throw new TypeError(`options must be an object; got ${describe(options)}`);
+  if (typeof options !== "object" || options === null) throw new ArgumentTypeError(`options must be an object; got ${describe(options)}`);
   const { path, ...rest } = options;
-  if (typeof path !== "string" || path.length === 0) throw new TypeError(`options.path must be a non-empty string; got ${describe(path)}`);
+  if (typeof path !== "string" || path.length === 0) throw new ArgumentTypeError(`options.path must be a non-empty string; got ${describe(path)}`);
   const o = resolveTestModelOptions(rest);
   const vocab = await loadMistralV1Vocabulary();
 
@@ -633,9 +637,9 @@ export function testModelCacheName(options: Omit<TestModelOptions, "path">): str
  */
 export async function cachedTestModel(options: Omit<TestModelOptions, "path"> = {}, cacheDir = DEFAULT_TEST_MODEL_CACHE_DIR): Promise<string> {
   if (typeof options === "object" && options !== null && "path" in options) {
-    throw new TypeError("options.path is chosen by cachedTestModel; pass cacheDir instead");
+    throw new ArgumentTypeError("options.path is chosen by cachedTestModel; pass cacheDir instead");
   }
-  if (typeof cacheDir !== "string" || cacheDir.length === 0) throw new TypeError(`cacheDir must be a non-empty string; got ${describe(cacheDir)}`);
+  if (typeof cacheDir !== "string" || cacheDir.length === 0) throw new ArgumentTypeError(`cacheDir must be a non-empty string; got ${describe(cacheDir)}`);
   const path = join(cacheDir, testModelCacheName(options));
   if (existsSync(path)) return path;
   let pending = building.get(path);

@@ -3,6 +3,7 @@
  * next push. The text of all pushes plus {@link StreamingDecoder.flush} equals `decode` of the same tokens.
  * @module
  */
+import { ArgumentRangeError } from "../errors.js";
 import { unfinishedTailLength, type PieceTable } from "./pieces.js";
 
 const lossyDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
@@ -38,7 +39,7 @@ export class StreamingDecoder {
   /** Adds one token; returns the text it completes (possibly ""). RangeError for an id outside the vocabulary. */
   push(token: number): string {
     if (!Number.isInteger(token) || token < 0 || token >= this.vocabSize) {
-      throw new RangeError(`token ${String(token)} (push #${this.pushed}) is not a token id in [0, ${this.vocabSize})`);
+      throw new ArgumentRangeError(`token ${String(token)} (push #${this.pushed}) is not a token id in [0, ${this.vocabSize})`);
     }
     this.pushed++;
     const pieces = this.pieces;

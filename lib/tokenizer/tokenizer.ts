@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-import { MixtralError } from "../errors.js";
+import { ArgumentRangeError, ArgumentTypeError, MixtralError } from "../errors.js";
 import { readGguf, type GgufMetadataEntry } from "../gguf/reader.js";
 import { GgufValueType } from "../gguf/types.js";
 import { native } from "../native.js";
@@ -174,21 +174,21 @@ export class Tokenizer {
    * Throws TypeError/RangeError for malformed arguments and {@link TokenizerError} for an unusable vocabulary.
    */
   static fromVocabulary(vocabulary: TokenizerVocabulary): Tokenizer {
-    if (vocabulary === undefined) throw new TypeError("vocabulary must be an object; got undefined");
+    if (vocabulary === undefined) throw new ArgumentTypeError("vocabulary must be an object; got undefined");
     checkOptions("vocabulary", vocabulary, VOCABULARY_KEYS);
     const { tokens } = vocabulary;
-    if (!Array.isArray(tokens)) throw new TypeError(`vocabulary.tokens must be an array of strings; got ${describe(tokens)}`);
+    if (!Array.isArray(tokens)) throw new ArgumentTypeError(`vocabulary.tokens must be an array of strings; got ${describe(tokens)}`);
     const count = tokens.length;
-    if (count === 0) throw new RangeError("vocabulary.tokens must not be empty");
+    if (count === 0) throw new ArgumentRangeError("vocabulary.tokens must not be empty");
     const texts: string[] = new Array(count);
     for (let id = 0; id < count; id++) {
       const token: unknown = tokens[id];
-      if (typeof token !== "string") throw new TypeError(`vocabulary.tokens[${id}] must be a string; got ${describe(token)}`);
+      if (typeof token !== "string") throw new ArgumentTypeError(`vocabulary.tokens[${id}] must be a string; got ${describe(token)}`);
       texts[id] = token === "" ? `[EMPTY_${id}]` : token;
     }
     const scores = toTypedArray("vocabulary.scores", vocabulary.scores, count, Float32Array, 0);
     for (let id = 0; id < count; id++) {
-      if (Number.isNaN(scores[id])) throw new RangeError(`vocabulary.scores[${id}] is NaN`);
+      if (Number.isNaN(scores[id])) throw new ArgumentRangeError(`vocabulary.scores[${id}] is NaN`);
     }
     const types = toTypedArray("vocabulary.tokenTypes", vocabulary.tokenTypes, count, Int32Array, TokenType.NORMAL);
     const bosId = tokenIdOption("vocabulary.bosId", vocabulary.bosId, 1, count);
@@ -225,7 +225,7 @@ export class Tokenizer {
 
   /** Builds the tokenizer from metadata already read with `readGguf` (the model does this). Errors as {@link fromGguf}. */
   static fromGgufMetadata(metadata: ReadonlyMap<string, GgufMetadataEntry>): Tokenizer {
-    if (!(metadata instanceof Map)) throw new TypeError(`metadata must be the Map readGguf returns; got ${describe(metadata)}`);
+    if (!(metadata instanceof Map)) throw new ArgumentTypeError(`metadata must be the Map readGguf returns; got ${describe(metadata)}`);
     const model = metadata.get("tokenizer.ggml.model");
     if (model === undefined) {
       throw new TokenizerError("TOKENIZER_UNSUPPORTED", "the file has no tokenizer: tokenizer.ggml.model is missing");
@@ -272,7 +272,7 @@ export class Tokenizer {
    * Lone surrogates are encoded as U+FFFD, as they reach llama.cpp.
    */
   encode(text: string, options?: EncodeOptions): Int32Array {
-    if (typeof text !== "string") throw new TypeError(`text must be a string; got ${describe(text)}`);
+    if (typeof text !== "string") throw new ArgumentTypeError(`text must be a string; got ${describe(text)}`);
     const [bosId, eosId, special] = this.encodeRequest(options);
     try {
       return this.handle.encode(text, bosId, eosId, special);
@@ -283,7 +283,7 @@ export class Tokenizer {
 
   /** {@link encode} on a worker thread, for long texts, so the event loop stays free. Same ids. */
   async encodeAsync(text: string, options?: EncodeOptions): Promise<Int32Array> {
-    if (typeof text !== "string") throw new TypeError(`text must be a string; got ${describe(text)}`);
+    if (typeof text !== "string") throw new ArgumentTypeError(`text must be a string; got ${describe(text)}`);
     const [bosId, eosId, special] = this.encodeRequest(options);
     try {
       if (text.length < ASYNC_THRESHOLD) return this.handle.encode(text, bosId, eosId, special);
@@ -299,7 +299,7 @@ export class Tokenizer {
    * adds a space prefix. RangeError for an id outside `[0, vocabSize)`, naming it and its position.
    */
   decode(tokens: ArrayLike<number>, options?: DecodeOptions): string {
-    if (!isIdList(tokens)) throw new TypeError(`tokens must be an array or typed array of token ids; got ${describe(tokens)}`);
+    if (!isIdList(tokens)) throw new ArgumentTypeError(`tokens must be an array or typed array of token ids; got ${describe(tokens)}`);
     checkOptions("options", options, DECODE_KEYS);
     const special = booleanOption("options.special", options?.special, false);
     const continuation = booleanOption("options.continuation", options?.continuation, false);
@@ -309,7 +309,7 @@ export class Tokenizer {
     for (let i = 0; i < count; i++) {
       const id = tokens[i];
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new RangeError(`tokens[${i}] is ${String(id)}, not a token id in [0, ${this.vocabSize})`);
+        throw new ArgumentRangeError(`tokens[${i}] is ${String(id)}, not a token id in [0, ${this.vocabSize})`);
       }
       total += pieces.length(id, special);
     }
@@ -388,7 +388,7 @@ export class Tokenizer {
 
   private checkId(name: string, id: number): void {
     if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-      throw new RangeError(`${name} must be a token id in [0, ${this.vocabSize}); got ${String(id)}`);
+      throw new ArgumentRangeError(`${name} must be a token id in [0, ${this.vocabSize}); got ${String(id)}`);
     }
   }
 
@@ -397,8 +397,8 @@ export class Tokenizer {
     const addBos = booleanOption("options.addBos", options?.addBos, this.addBos);
     const addEos = booleanOption("options.addEos", options?.addEos, this.addEos);
     const special = booleanOption("options.special", options?.special, false);
-    if (addBos && this.bos === null) throw new RangeError("options.addBos is true but the vocabulary has no BOS token");
-    if (addEos && this.eos === null) throw new RangeError("options.addEos is true but the vocabulary has no EOS token");
+    if (addBos && this.bos === null) throw new ArgumentRangeError("options.addBos is true but the vocabulary has no BOS token");
+    if (addEos && this.eos === null) throw new ArgumentRangeError("options.addEos is true but the vocabulary has no EOS token");
     return [addBos ? this.bos! : -1, addEos ? this.eos! : -1, special];
   }
 }
@@ -416,7 +416,7 @@ function describe(value: unknown): string {
 
 function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
-  if (typeof value !== "boolean") throw new TypeError(`${name} must be a boolean; got ${describe(value)}`);
+  if (typeof value !== "boolean") throw new ArgumentTypeError(`${name} must be a boolean; got ${describe(value)}`);
   return value;
 }
 
@@ -424,7 +424,7 @@ function tokenIdOption(name: string, value: unknown, fallback: number, count: nu
   if (value === undefined) return fallback < count ? fallback : null;
   if (value === null) return null;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value >= count) {
-    throw new RangeError(`${name} must be a token id in [0, ${count}) or null; got ${describe(value)}`);
+    throw new ArgumentRangeError(`${name} must be a token id in [0, ${count}) or null; got ${describe(value)}`);
   }
   return value;
 }
@@ -441,11 +441,11 @@ function toTypedArray<T extends Float32Array | Int32Array>(
     out.fill(fallback);
     return out;
   }
-  if (!isIdList(values)) throw new TypeError(`${name} must be an array or typed array of numbers; got ${describe(values)}`);
-  if (values.length !== count) throw new RangeError(`${name} has ${values.length} entries; the vocabulary has ${count} tokens`);
+  if (!isIdList(values)) throw new ArgumentTypeError(`${name} must be an array or typed array of numbers; got ${describe(values)}`);
+  if (values.length !== count) throw new ArgumentRangeError(`${name} has ${values.length} entries; the vocabulary has ${count} tokens`);
   for (let i = 0; i < count; i++) {
     const value = values[i];
-    if (typeof value !== "number") throw new TypeError(`${name}[${i}] must be a number; got ${describe(value)}`);
+    if (typeof value !== "number") throw new ArgumentTypeError(`${name}[${i}] must be a number; got ${describe(value)}`);
     out[i] = value;
   }
   return out;
