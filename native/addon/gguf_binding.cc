@@ -35,7 +35,10 @@ Napi::Value arrayValue(Napi::Env env, const GgufValue& array) {
     case GgufValueType::INT64: return typedArray<int64_t>(env, array);
     default: break;
   }
-  if (array.count > UINT32_MAX) throw Napi::RangeError::New(env, "a metadata array is too long for a JS array");
+  if (array.count > UINT32_MAX) {
+    throw toJsError(env, makeError("GGUF_BAD_COUNT", "a metadata array of " + std::to_string(array.count) +
+                                                         " elements is too long for a JS array"));
+  }
   Napi::Array out = Napi::Array::New(env, static_cast<size_t>(array.count));
   for (uint32_t i = 0; i < array.count; i++) {
     if (array.elementType == GgufValueType::BOOL) {
