@@ -73,7 +73,8 @@ export class ArgumentRangeError extends RangeError {
 /**
  * A GGUF file that cannot be used: unreadable, malformed, hostile, or not a model this library runs.
  * Codes start with `GGUF_` (the container) or `MODEL_` (the hyperparameters and tensors), for example
- * `GGUF_TRUNCATED`, `GGUF_BAD_OFFSET`, `MODEL_SHAPE_MISMATCH`.
+ * `GGUF_TRUNCATED`, `GGUF_BAD_OFFSET`, `MODEL_SHAPE_MISMATCH`; `GGUF_WRITE_FAILED` when a file cannot be written
+ * (the system error, with its own `code` such as `ENOSPC`, is the `cause`).
  * @example
  * ```ts
  * try { await Mixtral.load(path); }

@@ -1,9 +1,10 @@
-import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import { beforeAll, describe, expect, it } from "vitest";
 
-import { ArgumentTypeError, GgufError, GgufValueType, GgmlType, GgufWriter, readGguf, type GgufFileInfo } from "../lib/index.js";
+import { ArgumentTypeError, GgufError, GgufValueType, GgmlType, GgufWriter, inspectModel, Mixtral, readGguf, type GgufFileInfo } from "../lib/index.js";
 import { everyTypeSpec } from "./helpers/every-type.js";
 import { concatBytes, fieldBytes, ggufLayout, rawGguf } from "./helpers/gguf-layout.js";
 import { writeSpec } from "./helpers/tiny-model.js";
@@ -144,6 +145,28 @@ describe("10 gguf reader: what GgufWriter writes, readGguf reads back exactly", 
     await expect(readGguf(missing)).rejects.toMatchObject({ code: "GGUF_OPEN_FAILED", message: expect.stringContaining(missing) });
     await expect(readGguf(missing)).rejects.toBeInstanceOf(GgufError);
     await expect(readGguf(dir)).rejects.toMatchObject({ code: "GGUF_OPEN_FAILED", message: expect.stringContaining("not a regular file") });
+  });
+
+  it.runIf(process.platform !== "win32")("a FIFO is refused at once as not a regular file (GGUF_OPEN_FAILED), never waiting for a writer", async () => {
+    const fifo = join(dir, "fifo.gguf");
+    execFileSync("mkfifo", [fifo]);
+    for (const open of [() => readGguf(fifo), () => inspectModel(fifo), () => Mixtral.load(fifo), () => Mixtral.load(fifo, { weights: "copied" })]) {
+      await expect(open()).rejects.toMatchObject({ code: "GGUF_OPEN_FAILED", message: `${fifo}: not a regular file` });
+    }
+  }, 10_000);
+
+  it("GgufWriter.write into a missing folder or onto a folder rejects with GGUF_WRITE_FAILED naming the path, and leaves no temporary file", async () => {
+    const writer = new GgufWriter().set("general.name", GgufValueType.STRING, "x");
+    const missing = join(dir, "no-such-folder", "out.gguf");
+    const onFolder = join(dir, "a-folder");
+    await mkdir(onFolder);
+    for (const [path, cause] of [[missing, "ENOENT"], [onFolder, "EISDIR"]]) {
+      const error = await writer.write(path).catch((e: unknown) => e);
+      expect(error, path).toBeInstanceOf(GgufError);
+      expect(error, path).toMatchObject({ code: "GGUF_WRITE_FAILED", cause: { code: cause } });
+      expect((error as Error).message, path).toContain(`cannot write ${JSON.stringify(path)}`);
+    }
+    expect((await readdir(dir)).filter((name) => name.endsWith(".tmp"))).toEqual([]);
   });
 
   it("bad arguments throw TypeError naming the argument before any file is touched", async () => {

@@ -15,7 +15,7 @@
 import { open, rename, rm } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 
-import { AbortError, ArgumentRangeError, ArgumentTypeError } from "../errors.js";
+import { AbortError, ArgumentRangeError, ArgumentTypeError, GgufError } from "../errors.js";
 import { GGML_TYPE_TRAITS, GgmlType, GgufValueType, type GgufValue } from "./types.js";
 
 const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
@@ -149,17 +149,25 @@ export class GgufWriter {
     return this;
   }
 
-  /** Writes the file to `path` (via a temporary file renamed at the end; nothing is left behind on failure). */
+  /**
+   * Writes the file to `path` (via a temporary file renamed at the end; nothing is left behind on failure). When the
+   * file system refuses (a missing folder, no space left), rejects with GgufError `GGUF_WRITE_FAILED` naming `path`.
+   */
   async write(path: string, options: WriteOptions = {}): Promise<void> {
     const { signal, onProgress } = options;
     if (signal?.aborted) throw new AbortError("GGUF write aborted", { cause: signal.reason });
     const tempPath = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-    const handle = await open(tempPath, "wx");
+    // The file system's errors name the temporary file; the caller asked for `path`.
+    const io = <T>(operation: Promise<T>): Promise<T> =>
+      operation.catch((error: unknown) => {
+        throw new GgufError("GGUF_WRITE_FAILED", `cannot write ${JSON.stringify(path)}: ${String((error as Error)?.message ?? error)}`, { cause: error });
+      });
+    const handle = await io(open(tempPath, "wx"));
     let done = false;
     try {
       const header = this.serializeHeader();
       let position = 0;
-      await handle.write(header, 0, header.length, position);
+      await io(handle.write(header, 0, header.length, position));
       position += header.length;
       const tensors = [...this.tensors.values()];
       for (let i = 0; i < tensors.length; i++) {
@@ -170,7 +178,7 @@ export class GgufWriter {
         for await (const bytes of data instanceof Uint8Array ? [data] : data) {
           if (signal?.aborted) throw new AbortError("GGUF write aborted", { cause: signal.reason });
           if (position - start + bytes.byteLength > tensor.byteLength) break;
-          await handle.write(bytes, 0, bytes.byteLength, position);
+          await io(handle.write(bytes, 0, bytes.byteLength, position));
           position += bytes.byteLength;
         }
         if (position - start !== tensor.byteLength) {
@@ -178,14 +186,14 @@ export class GgufWriter {
         }
         const padding = alignUp(position, this.alignment) - position;
         if (padding > 0) {
-          await handle.write(new Uint8Array(padding), 0, padding, position);
+          await io(handle.write(new Uint8Array(padding), 0, padding, position));
           position += padding;
         }
         onProgress?.(i + 1, tensors.length);
       }
-      await handle.sync();
-      await handle.close();
-      await rename(tempPath, path);
+      await io(handle.sync());
+      await io(handle.close());
+      await io(rename(tempPath, path));
       done = true;
     } finally {
       if (!done) {

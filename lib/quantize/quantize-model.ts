@@ -116,7 +116,8 @@ interface PlannedTensor {
  * @throws {TypeError} or {@link QuantizeError} for bad arguments, all before any work starts: an unknown type
  * (`QUANTIZE_UNKNOWN_TYPE`, listing the valid ones), output equal to input (`QUANTIZE_SAME_PATH`), an output folder
  * that is missing or not writable (`QUANTIZE_OUTPUT_UNWRITABLE`).
- * @throws {GgufError} when the input is not a valid model file.
+ * @throws {GgufError} when the input is not a valid model file, or `GGUF_WRITE_FAILED` (naming `output`) when the
+ * file system refuses the output after the checks (no space left, say); the output path is then left as it was.
  * @throws {AbortError} when `options.signal` fires; the output path is then left as it was.
  * @example
  * ```ts

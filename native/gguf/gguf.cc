@@ -407,7 +407,8 @@ Error GgufFile::open(const std::string& path, const GgufReadOptions& options, st
     return makeError("GGUF_OPEN_FAILED",
                      cat(path, ": cannot ", action, ": ", std::generic_category().message(error)));
   };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below as not a regular file.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return openFailed("open", errno);
   struct stat status;
   if (fstat(fd, &status) != 0) {
