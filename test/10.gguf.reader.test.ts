@@ -169,6 +169,25 @@ describe("10 gguf reader: what GgufWriter writes, readGguf reads back exactly", 
     expect((await readdir(dir)).filter((name) => name.endsWith(".tmp"))).toEqual([]);
   });
 
+  it("GgufWriter.write checks its path and options before creating any file", async () => {
+    const writer = new GgufWriter();
+    const before = await readdir(process.cwd());
+    for (const [call, code, message] of [
+      [() => writer.write(42 as unknown as string), "ERR_INVALID_ARG_TYPE", /^path must be a non-empty string; got 42/],
+      [() => writer.write(""), "ERR_INVALID_ARG_TYPE", /^path must be a non-empty string/],
+      [() => writer.write(join(dir, "x.gguf"), null as unknown as {}), "ERR_INVALID_ARG_TYPE", /^options must be an object; got null/],
+      [() => writer.write(join(dir, "x.gguf"), { signal: {} as AbortSignal }), "ERR_INVALID_ARG_TYPE", /^options\.signal must be an AbortSignal/],
+      [() => writer.write(join(dir, "x.gguf"), { onProgres: () => {} } as {}), "ERR_INVALID_ARG_VALUE", /unknown option "onProgres" \(did you mean "onProgress"\?\)/],
+    ] as const) {
+      const error = await call().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ArgumentTypeError);
+      expect((error as ArgumentTypeError).code).toBe(code);
+      expect((error as Error).message).toMatch(message);
+    }
+    expect(await readdir(process.cwd())).toEqual(before);
+    expect((await readdir(dir)).filter((name) => name.startsWith("x.gguf"))).toEqual([]);
+  });
+
   it("bad arguments throw TypeError naming the argument before any file is touched", async () => {
     await expect(readGguf("")).rejects.toThrow(new ArgumentTypeError('path must be a non-empty string; got ""'));
     await expect(readGguf(42 as unknown as string)).rejects.toThrow(/path must be a non-empty string; got 42/);

@@ -16,6 +16,8 @@ import { open, rename, rm } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 
 import { AbortError, ArgumentRangeError, ArgumentTypeError, GgufError } from "../errors.js";
+import { checkFunction, checkOptions, checkSignal } from "../validate.js";
+import { checkPath } from "./reader.js";
 import { GGML_TYPE_TRAITS, GgmlType, GgufValueType, type GgufValue } from "./types.js";
 
 const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
@@ -133,7 +135,7 @@ export class GgufWriter {
     if (Buffer.byteLength(name) > MAX_TENSOR_NAME_BYTES) {
       throw new ArgumentRangeError(`tensor name ${JSON.stringify(name)} is longer than ${MAX_TENSOR_NAME_BYTES} bytes`);
     }
-    if (this.tensors.has(name)) throw new ArgumentRangeError(`tensor ${name} was added twice`);
+    if (this.tensors.has(name)) throw new ArgumentRangeError(`tensor ${name} was added twice`, "ERR_INVALID_ARG_VALUE");
     if (shape.length < 1 || shape.length > 4 || shape.some((d) => !Number.isSafeInteger(d) || d <= 0)) {
       throw new ArgumentRangeError(`tensor ${name}: shape must be 1 to 4 positive integers; got [${shape.join(", ")}]`);
     }
@@ -154,7 +156,11 @@ export class GgufWriter {
    * file system refuses (a missing folder, no space left), rejects with GgufError `GGUF_WRITE_FAILED` naming `path`.
    */
   async write(path: string, options: WriteOptions = {}): Promise<void> {
-    const { signal, onProgress } = options;
+    checkPath(path);
+    const o = checkOptions<WriteOptions>("options", options, ["signal", "onProgress"]);
+    const signal = checkSignal("options.signal", o.signal);
+    const onProgress =
+      o.onProgress === undefined ? undefined : checkFunction<NonNullable<WriteOptions["onProgress"]>>("options.onProgress", o.onProgress);
     if (signal?.aborted) throw new AbortError("GGUF write aborted", { cause: signal.reason });
     const tempPath = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     // The file system's errors name the temporary file; the caller asked for `path`.
