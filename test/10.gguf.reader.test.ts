@@ -197,6 +197,12 @@ describe("10 gguf reader: what GgufWriter writes, readGguf reads back exactly", 
       /options.verifyTensorData must be a boolean; got "yes"/,
     );
     await expect(readGguf("")).rejects.toBeInstanceOf(TypeError);
+    for (const read of [readGguf, inspectModel]) {
+      await expect(read("x.gguf", { verifyTensorDta: true } as {})).rejects.toMatchObject({
+        code: "ERR_INVALID_ARG_VALUE",
+        message: expect.stringMatching(/^options has an unknown option "verifyTensorDta" \(did you mean "verifyTensorData"\?\)/),
+      });
+    }
   });
 
   it("tensor data stays in the file: reading a 64 MiB tensor returns descriptors, not its bytes", async () => {

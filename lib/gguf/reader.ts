@@ -11,6 +11,7 @@
  */
 import { ArgumentTypeError, withNativeErrors } from "../errors.js";
 import { native } from "../native.js";
+import { checkBoolean, checkOptions } from "../validate.js";
 import type { GgmlType, GgufValue, GgufValueType } from "./types.js";
 
 /**
@@ -142,14 +143,8 @@ export function checkPath(path: unknown): asserts path is string {
 
 /** The verifyTensorData flag of an options object, checked. @internal */
 export function checkVerifyOption(options: unknown): boolean {
-  if (typeof options !== "object" || options === null) {
-    throw new ArgumentTypeError(`options must be an object; got ${describe(options)}`);
-  }
-  const { verifyTensorData } = options as { verifyTensorData?: unknown };
-  if (verifyTensorData !== undefined && typeof verifyTensorData !== "boolean") {
-    throw new ArgumentTypeError(`options.verifyTensorData must be a boolean; got ${describe(verifyTensorData)}`);
-  }
-  return verifyTensorData ?? false;
+  const { verifyTensorData } = checkOptions<ReadGgufOptions>("options", options, ["verifyTensorData"]);
+  return verifyTensorData === undefined ? false : checkBoolean("options.verifyTensorData", verifyTensorData);
 }
 
 function describe(value: unknown): string {
