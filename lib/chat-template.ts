@@ -117,7 +117,8 @@ export function checkMessages(name: string, messages: unknown): ChatMessage[] {
     checkOptions(`${name}[${i}]`, message, ["role", "content"]);
     const { role, content } = message as { role: unknown; content: unknown };
     if (typeof role !== "string" || !ROLES.includes(role)) {
-      throw new ArgumentTypeError(`${name}[${i}].role must be "system", "user" or "assistant"; got ${JSON.stringify(role)}`);
+      const message = `${name}[${i}].role must be "system", "user" or "assistant"; got ${JSON.stringify(role)}`;
+      throw new ArgumentTypeError(message, typeof role === "string" ? "ERR_INVALID_ARG_VALUE" : "ERR_INVALID_ARG_TYPE");
     }
     return { role: role as ChatRole, content: checkString(`${name}[${i}].content`, content) };
   });

@@ -327,6 +327,8 @@ export class Chat implements Disposable {
   /**
    * Replaces the conversation (system prompt included, if any). Queued after pending turns. The next turn still
    * reuses whatever prefix of the KV cache the new history shares (few-shot examples, an edited last message).
+   * Throws ChatTemplateError, keeping the old history, when the template cannot continue the new one with a user
+   * turn (the Mixtral template wants user and assistant to alternate, so a history ending with a user message).
    * @example
    * ```ts
    * await chat.setHistory([
@@ -338,6 +340,8 @@ export class Chat implements Disposable {
   setHistory(messages: readonly ChatMessage[]): Promise<void> {
     this.checkAlive();
     const copy = checkMessages("messages", messages);
+    // A history the template cannot continue with a user turn would make every later send fail: refuse it now.
+    this.render([...copy, { role: "user", content: "" }]);
     return this.enqueue(async () => {
       this.messages = copy;
     });
@@ -486,9 +490,14 @@ export class Chat implements Disposable {
     return attachJson({ text, tokens: generated, stopReason, usage, droppedMessages }, send.constraint, text, stopReason);
   }
 
+  /** The messages through the template, ending with the assistant's turn to speak (ChatTemplateError if it refuses). */
+  private render(messages: readonly ChatMessage[]): RenderedPrompt {
+    return this.formatter.render(this.safePrompt ? withSafePrompt(messages) : messages, true);
+  }
+
   /** The prompt's tokens: a recorded prefix of the transcript where the text still matches, then the rest. */
   private buildPrompt(messages: readonly ChatMessage[]): { rendered: RenderedPrompt; tokens: Int32Array; marks: Transcript["marks"] } {
-    const rendered = this.formatter.render(this.safePrompt ? withSafePrompt(messages) : messages, true);
+    const rendered = this.render(messages);
     const { text, tokens, marks } = this.transcript;
     for (let i = marks.length - 1; i >= 0; i--) {
       const mark = marks[i];

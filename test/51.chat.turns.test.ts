@@ -6,6 +6,7 @@ import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import type { Chat, ChatResult } from "../lib/chat.js";
+import { ChatTemplateError } from "../lib/chat-template.js";
 import { ContextOverflowError } from "../lib/errors.js";
 import { Mixtral } from "../lib/model.js";
 import { cachedTestModel } from "../lib/testing/test-model.js";
@@ -187,6 +188,23 @@ describe("51 chat: KV reuse", () => {
     await chat.setHistory([...fewShot]);
     const second = await chat.send("Greece?", { ...GREEDY, maxTokens: 3 });
     expect(second.usage.cachedTokens).toBe(examples.length + commonPrefix(encode("[INST] Spain? [/INST]"), encode("[INST] Greece? [/INST]")));
+  });
+
+  it("setHistory refuses a history the template cannot continue with a user turn, and keeps the old one: the next send still works", async () => {
+    using chat = model.createChat();
+    await chat.send("Hello", { ...GREEDY, maxTokens: 3 });
+    const kept = chat.history;
+    for (const history of [
+      [{ role: "user", content: "a" }, { role: "user", content: "b" }],
+      [{ role: "user", content: "a" }, { role: "assistant", content: "b" }, { role: "assistant", content: "c" }],
+      [{ role: "user", content: "ends with the user" }],
+    ] as const) {
+      expect(() => chat.setHistory([...history]), JSON.stringify(history)).toThrow(ChatTemplateError);
+      expect(chat.history).toEqual(kept);
+    }
+    const next = await chat.send("Again", { ...GREEDY, maxTokens: 2 });
+    expect(next.usage.completionTokens).toBeGreaterThan(0);
+    expect(chat.history.slice(0, kept.length)).toEqual(kept);
   });
 });
 
