@@ -44,7 +44,6 @@ export class ArgumentTypeError extends TypeError {
   readonly code: "ERR_INVALID_ARG_TYPE" | "ERR_INVALID_ARG_VALUE";
   constructor(message: string, code: ArgumentTypeError["code"] = "ERR_INVALID_ARG_TYPE") {
     super(message);
-    this.name = "TypeError";
     this.code = code;
   }
 }
@@ -65,7 +64,6 @@ export class ArgumentRangeError extends RangeError {
   readonly code: "ERR_OUT_OF_RANGE" | "ERR_INVALID_ARG_VALUE";
   constructor(message: string, code: ArgumentRangeError["code"] = "ERR_OUT_OF_RANGE") {
     super(message);
-    this.name = "RangeError";
     this.code = code;
   }
 }

@@ -20,6 +20,7 @@ import { CompiledGrammar, GrammarMatcher, type GrammarMatcherOptions } from "./m
 import type { JsonSchema, JsonSchemaToType } from "./types.js";
 import { TokenVocabulary } from "./vocabulary.js";
 import { ArgumentTypeError } from "../errors.js";
+import { checkBoolean, checkOptions } from "../validate.js";
 
 /** Compiled grammars by GBNF text, so repeated calls with one schema reuse the warm automaton and masks. */
 const compiledCache = new Map<string, CompiledGrammar>();
@@ -103,16 +104,8 @@ export class Grammar {
   /** A matcher for one generation with `vocabulary`'s tokens. */
   createMatcher(vocabulary: TokenVocabulary, options?: GrammarMatcherOptions): GrammarMatcher {
     if (!(vocabulary instanceof TokenVocabulary)) throw new ArgumentTypeError("vocabulary must be a TokenVocabulary (TokenVocabulary.from(pieces, …))");
-    if (options !== undefined && (options === null || typeof options !== "object")) {
-      throw new ArgumentTypeError(`options must be an object; got ${options === null ? "null" : typeof options}`);
-    }
-    for (const key of Object.keys(options ?? {})) {
-      if (key !== "dropLeadingSpace") throw new ArgumentTypeError(`options has an unknown option "${key}"; valid options: dropLeadingSpace`, "ERR_INVALID_ARG_VALUE");
-    }
-    const dropLeadingSpace = options?.dropLeadingSpace;
-    if (dropLeadingSpace !== undefined && typeof dropLeadingSpace !== "boolean") {
-      throw new ArgumentTypeError(`options.dropLeadingSpace must be a boolean; got ${typeof dropLeadingSpace}`);
-    }
+    const o = checkOptions<GrammarMatcherOptions>("options", options, ["dropLeadingSpace"]);
+    const dropLeadingSpace = o.dropLeadingSpace === undefined ? undefined : checkBoolean("options.dropLeadingSpace", o.dropLeadingSpace);
     return new GrammarMatcher(this.compiled, vocabulary, { dropLeadingSpace });
   }
 
