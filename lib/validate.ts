@@ -7,13 +7,22 @@
 
 import { ArgumentRangeError, ArgumentTypeError } from "./errors.js";
 
-function show(value: unknown): string {
+/**
+ * A short description of a bad argument for an error message: strings quoted (cut at 40 characters), numbers as
+ * written, and objects by kind ("an array of length 3", "a Float32Array of length 8", "an object", "a Map").
+ * @internal
+ */
+export function describeValue(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
   if (typeof value === "bigint") return `${value}n`;
   if (typeof value === "function") return "a function";
+  if (value === null || typeof value !== "object") return String(value);
   if (Array.isArray(value)) return `an array of length ${value.length}`;
-  if (value !== null && typeof value === "object") return Object.prototype.toString.call(value);
-  return String(value);
+  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of ${"length" in value ? `length ${value.length}` : `${value.byteLength} bytes`}`;
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype === Object.prototype || prototype === null) return "an object";
+  const name = (prototype as { constructor?: { name?: unknown } }).constructor?.name;
+  return typeof name === "string" && name !== "" ? `a ${name}` : "an object";
 }
 
 /**
@@ -23,7 +32,7 @@ function show(value: unknown): string {
 export function checkOptions<T extends object>(name: string, options: unknown, allowed: readonly (keyof T & string)[]): T {
   if (options === undefined) return {} as T;
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
-    throw new ArgumentTypeError(`${name} must be an object; got ${show(options)}`);
+    throw new ArgumentTypeError(`${name} must be an object; got ${describeValue(options)}`);
   }
   assertKnownOptions(options, allowed, name);
   return options as T;
@@ -74,7 +83,7 @@ function editDistance(a: string, b: string): number {
 
 
 export function checkString(name: string, value: unknown, { allowEmpty = true } = {}): string {
-  if (typeof value !== "string") throw new ArgumentTypeError(`${name} must be a string; got ${show(value)}`);
+  if (typeof value !== "string") throw new ArgumentTypeError(`${name} must be a string; got ${describeValue(value)}`);
   if (!allowEmpty && value.length === 0) throw new ArgumentRangeError(`${name} must not be empty`);
   return value;
 }
@@ -84,19 +93,19 @@ export function checkChoice<T extends string>(name: string, value: unknown, choi
   if (typeof value === "string" && (choices as readonly string[]).includes(value)) return value as T;
   const listed = choices.map((c) => JSON.stringify(c));
   const expected = listed.length > 1 ? `${listed.slice(0, -1).join(", ")} or ${listed[listed.length - 1]}` : listed[0];
-  const message = `${name} must be ${expected}; got ${show(value)}`;
+  const message = `${name} must be ${expected}; got ${describeValue(value)}`;
   throw typeof value === "string" ? new ArgumentRangeError(message, "ERR_INVALID_ARG_VALUE") : new ArgumentTypeError(message);
 }
 
 export function checkBoolean(name: string, value: unknown): boolean {
-  if (typeof value !== "boolean") throw new ArgumentTypeError(`${name} must be a boolean; got ${show(value)}`);
+  if (typeof value !== "boolean") throw new ArgumentTypeError(`${name} must be a boolean; got ${describeValue(value)}`);
   return value;
 }
 
 /** An integer in [min, max]. */
 export function checkInteger(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== "number") throw new ArgumentTypeError(`${name} must be an integer; got ${show(value)}`);
-  if (!Number.isInteger(value)) throw new ArgumentRangeError(`${name} must be an integer; got ${show(value)}`);
+  if (typeof value !== "number") throw new ArgumentTypeError(`${name} must be an integer; got ${describeValue(value)}`);
+  if (!Number.isInteger(value)) throw new ArgumentRangeError(`${name} must be an integer; got ${describeValue(value)}`);
   if (value < min || value > max) {
     throw new ArgumentRangeError(`${name} must be between ${min} and ${max === Number.MAX_SAFE_INTEGER ? "2^53" : max}; got ${value}`);
   }
@@ -105,20 +114,20 @@ export function checkInteger(name: string, value: unknown, min: number, max = Nu
 
 /** A finite number in [min, max]. */
 export function checkNumber(name: string, value: unknown, min = -Infinity, max = Infinity): number {
-  if (typeof value !== "number") throw new ArgumentTypeError(`${name} must be a number; got ${show(value)}`);
-  if (!Number.isFinite(value)) throw new ArgumentRangeError(`${name} must be a finite number; got ${show(value)}`);
+  if (typeof value !== "number") throw new ArgumentTypeError(`${name} must be a number; got ${describeValue(value)}`);
+  if (!Number.isFinite(value)) throw new ArgumentRangeError(`${name} must be a finite number; got ${describeValue(value)}`);
   if (value < min || value > max) throw new ArgumentRangeError(`${name} must be between ${min} and ${max}; got ${value}`);
   return value;
 }
 
 export function checkFunction<F extends (...args: never[]) => unknown>(name: string, value: unknown): F {
-  if (typeof value !== "function") throw new ArgumentTypeError(`${name} must be a function; got ${show(value)}`);
+  if (typeof value !== "function") throw new ArgumentTypeError(`${name} must be a function; got ${describeValue(value)}`);
   return value as F;
 }
 
 export function checkSignal(name: string, value: unknown): AbortSignal | undefined {
   if (value === undefined) return undefined;
-  if (!(value instanceof AbortSignal)) throw new ArgumentTypeError(`${name} must be an AbortSignal; got ${show(value)}`);
+  if (!(value instanceof AbortSignal)) throw new ArgumentTypeError(`${name} must be an AbortSignal; got ${describeValue(value)}`);
   return value;
 }
 
@@ -128,7 +137,7 @@ export function checkSignal(name: string, value: unknown): AbortSignal | undefin
  */
 export function checkTokens(name: string, tokens: unknown, nVocab: number, { allowEmpty = false } = {}): Int32Array {
   if (tokens === null || typeof tokens !== "object" || typeof (tokens as ArrayLike<unknown>).length !== "number") {
-    throw new ArgumentTypeError(`${name} must be an array or typed array of token ids; got ${show(tokens)}`);
+    throw new ArgumentTypeError(`${name} must be an array or typed array of token ids; got ${describeValue(tokens)}`);
   }
   const list = tokens as ArrayLike<unknown>;
   if (list.length === 0 && !allowEmpty) throw new ArgumentRangeError(`${name} must not be empty`);
@@ -136,7 +145,7 @@ export function checkTokens(name: string, tokens: unknown, nVocab: number, { all
   for (let i = 0; i < list.length; i++) {
     const id = list[i];
     if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= nVocab) {
-      throw new ArgumentRangeError(`${name}[${i}] is ${show(id)}, not a token id in [0, ${nVocab})`);
+      throw new ArgumentRangeError(`${name}[${i}] is ${describeValue(id)}, not a token id in [0, ${nVocab})`);
     }
     out[i] = id;
   }

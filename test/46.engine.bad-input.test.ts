@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import { ArgumentRangeError, ArgumentTypeError, ContextOverflowError, GgufError, Mixtral, MixtralError, type Session } from "../lib/index.js";
 import { cachedTestModel } from "../lib/testing/test-model.js";
+import { describeValue } from "../lib/validate.js";
 
 const SHAPE = { nEmbd: 128, nFf: 256, nLayers: 2, nHeads: 4, nHeadsKv: 2, nExperts: 8, nExpertsUsed: 2 } as const;
 const CONTEXT_LENGTH = 2048; // the test model's llama.context_length
@@ -162,6 +163,25 @@ describe("46 engine: bad input is refused before any native work", () => {
       expect((error as { code: string }).code, label).toBe(code);
       expect((error as Error).name, label).toBe(type === ArgumentTypeError ? "TypeError" : "RangeError");
     }
+  });
+
+  it("messages show the bad value by kind: strings quoted and cut at 40 characters, numbers as written, arrays and typed arrays with their length, objects by class", () => {
+    expect(describeValue("abc")).toBe('"abc"');
+    expect(describeValue("x".repeat(50))).toBe(`"${"x".repeat(40)}…"`);
+    expect(describeValue(42)).toBe("42");
+    expect(describeValue(10n)).toBe("10n");
+    expect(describeValue(null)).toBe("null");
+    expect(describeValue(undefined)).toBe("undefined");
+    expect(describeValue(() => 0)).toBe("a function");
+    expect(describeValue([1, 2, 3])).toBe("an array of length 3");
+    expect(describeValue(new Float32Array(8))).toBe("a Float32Array of length 8");
+    expect(describeValue(new DataView(new ArrayBuffer(4)))).toBe("a DataView of 4 bytes");
+    expect(describeValue({ a: 1 })).toBe("an object");
+    expect(describeValue(Object.create(null))).toBe("an object");
+    expect(describeValue(new Map())).toBe("a Map");
+    // The same words from every module's checks.
+    expect(() => model.tokenizer.encode({} as never)).toThrow(/^text must be a string; got an object$/);
+    expect(() => session.eval(new Map() as never)).toThrow(/got a Map$/);
   });
 
   it("Mixtral.load with more experts per token than the file has rejects with RangeError", async () => {

@@ -11,7 +11,7 @@
  */
 import { ArgumentTypeError, withNativeErrors } from "../errors.js";
 import { native } from "../native.js";
-import { checkBoolean, checkOptions } from "../validate.js";
+import { checkBoolean, checkOptions, describeValue } from "../validate.js";
 import type { GgmlType, GgufValue, GgufValueType } from "./types.js";
 
 /**
@@ -136,7 +136,7 @@ export async function readGguf(path: string, options: ReadGgufOptions = {}): Pro
 /** @internal */
 export function checkPath(path: unknown): asserts path is string {
   if (typeof path !== "string" || path.length === 0) {
-    throw new ArgumentTypeError(`path must be a non-empty string; got ${describe(path)}`);
+    throw new ArgumentTypeError(`path must be a non-empty string; got ${describeValue(path)}`);
   }
   if (path.includes("\0")) throw new ArgumentTypeError(`path must not contain NUL characters; got ${JSON.stringify(path)}`);
 }
@@ -147,9 +147,3 @@ export function checkVerifyOption(options: unknown): boolean {
   return verifyTensorData === undefined ? false : checkBoolean("options.verifyTensorData", verifyTensorData);
 }
 
-function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "bigint") return `${value}n`;
-  if (value === null || typeof value !== "object") return String(value);
-  return Array.isArray(value) ? "an array" : "an object";
-}

@@ -25,7 +25,7 @@ import { GGML_TYPE_TRAITS, GgmlType, GgufValueType } from "../gguf/types.js";
 import { GgufWriter } from "../gguf/writer.js";
 import { physicalCoreCount } from "../model.js";
 import { native } from "../native.js";
-import { checkFunction, checkInteger, checkSignal } from "../validate.js";
+import { checkFunction, checkInteger, checkSignal, describeValue } from "../validate.js";
 import { QUANTIZE_TYPES, quantizeFileType, tensorTypeFor, type QuantizeType } from "./recipes.js";
 
 export { QUANTIZE_TYPES, type QuantizeType } from "./recipes.js";
@@ -202,13 +202,13 @@ interface CheckedOptions {
 }
 
 function checkOptions(input: unknown, output: unknown, options: unknown): CheckedOptions {
-  if (typeof input !== "string" || input.length === 0) throw new ArgumentTypeError(`input must be a non-empty path string; got ${describe(input)}`);
-  if (typeof output !== "string" || output.length === 0) throw new ArgumentTypeError(`output must be a non-empty path string; got ${describe(output)}`);
-  if (typeof options !== "object" || options === null) throw new ArgumentTypeError(`options must be an object with a type; got ${describe(options)}`);
+  if (typeof input !== "string" || input.length === 0) throw new ArgumentTypeError(`input must be a non-empty path string; got ${describeValue(input)}`);
+  if (typeof output !== "string" || output.length === 0) throw new ArgumentTypeError(`output must be a non-empty path string; got ${describeValue(output)}`);
+  if (typeof options !== "object" || options === null) throw new ArgumentTypeError(`options must be an object with a type; got ${describeValue(options)}`);
   const o = options as Partial<QuantizeOptions>;
   const type = typeof o.type === "string" ? o.type.toLowerCase() : o.type;
   if (!(QUANTIZE_TYPES as readonly unknown[]).includes(type)) {
-    throw new QuantizeError("QUANTIZE_UNKNOWN_TYPE", `options.type must be one of ${QUANTIZE_TYPES.join(", ")}; got ${describe(o.type)}`);
+    throw new QuantizeError("QUANTIZE_UNKNOWN_TYPE", `options.type must be one of ${QUANTIZE_TYPES.join(", ")}; got ${describeValue(o.type)}`);
   }
   return {
     type: type as QuantizeType,
@@ -271,8 +271,3 @@ async function* convertTensor(handle: FileHandle, source: GgufTensorDescriptor, 
   }
 }
 
-function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === null || typeof value !== "object") return String(value);
-  return Array.isArray(value) ? "an array" : "an object";
-}

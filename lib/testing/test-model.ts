@@ -34,6 +34,7 @@ import { GgufWriter } from "../gguf/writer.js";
 import { GGML_TYPE_TRAITS, GgmlType, GgufValueType, ggmlByteLength } from "../gguf/types.js";
 import { QUANTIZABLE_TYPES, quantize } from "../gguf/quantize.js";
 import { packageRoot } from "../native.js";
+import { describeValue } from "../validate.js";
 import { loadMistralV1Vocabulary } from "./mistral-vocab.js";
 
 /**
@@ -262,17 +263,11 @@ const OPTION_KEYS = new Set([
 
 function integerOption(name: string, value: unknown, fallback: number | undefined, min: number, max: number): number {
   if (value === undefined && fallback !== undefined) return fallback;
-  if (typeof value !== "number") throw new ArgumentTypeError(`options.${name} must be a number; got ${describe(value)}`);
+  if (typeof value !== "number") throw new ArgumentTypeError(`options.${name} must be a number; got ${describeValue(value)}`);
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new ArgumentRangeError(`options.${name} must be an integer in [${min}, ${max}]; got ${value}`);
   }
   return value;
-}
-
-function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === null) return "null";
-  return typeof value === "object" ? "an object" : `${typeof value} ${String(value)}`;
 }
 
 /**
@@ -286,7 +281,7 @@ function describe(value: unknown): string {
  * ```
  */
 export function resolveTestModelOptions(options: Omit<TestModelOptions, "path">): ResolvedTestModelOptions {
-  if (typeof options !== "object" || options === null) throw new ArgumentTypeError(`options must be an object; got ${describe(options)}`);
+  if (typeof options !== "object" || options === null) throw new ArgumentTypeError(`options must be an object; got ${describeValue(options)}`);
   for (const key of Object.keys(options)) {
     if (!OPTION_KEYS.has(key)) throw new ArgumentTypeError(`options.${key} is not an option of createTestModel`);
   }
@@ -311,7 +306,7 @@ export function resolveTestModelOptions(options: Omit<TestModelOptions, "path">)
   if (nHeads % nHeadsKv !== 0) throw new ArgumentRangeError(`options.nHeadsKv must divide nHeads ${nHeads}; got ${nHeadsKv}`);
 
   const type = o.type ?? DEFAULTS.type;
-  if (typeof type !== "number") throw new ArgumentTypeError(`options.type must be a GgmlType; got ${describe(type)}`);
+  if (typeof type !== "number") throw new ArgumentTypeError(`options.type must be a GgmlType; got ${describeValue(type)}`);
   if (!TEST_MODEL_TYPES.includes(type)) {
     throw new ArgumentRangeError(
       `options.type must be one of ${TEST_MODEL_TYPES.map((t) => GGML_TYPE_TRAITS[t].name).join(", ")}; got ${GGML_TYPE_TRAITS[type]?.name ?? type}`,
@@ -327,17 +322,17 @@ export function resolveTestModelOptions(options: Omit<TestModelOptions, "path">)
   }
 
   const layout = o.layout ?? DEFAULTS.layout;
-  if (layout !== "merged" && layout !== "legacy") throw new ArgumentRangeError(`options.layout must be "merged" or "legacy"; got ${describe(layout)}`, "ERR_INVALID_ARG_VALUE");
+  if (layout !== "merged" && layout !== "legacy") throw new ArgumentRangeError(`options.layout must be "merged" or "legacy"; got ${describeValue(layout)}`, "ERR_INVALID_ARG_VALUE");
   if (layout === "legacy" && nExperts === 0) throw new ArgumentRangeError(`options.layout "legacy" stores experts; a dense model (nExperts 0) has none`);
 
   const ropeFreqBase = o.ropeFreqBase ?? DEFAULTS.ropeFreqBase;
-  if (typeof ropeFreqBase !== "number") throw new ArgumentTypeError(`options.ropeFreqBase must be a number; got ${describe(ropeFreqBase)}`);
+  if (typeof ropeFreqBase !== "number") throw new ArgumentTypeError(`options.ropeFreqBase must be a number; got ${describeValue(ropeFreqBase)}`);
   if (!Number.isFinite(ropeFreqBase) || ropeFreqBase <= 1) throw new ArgumentRangeError(`options.ropeFreqBase must be a finite number above 1; got ${ropeFreqBase}`);
 
   const tiedOutput = o.tiedOutput ?? DEFAULTS.tiedOutput;
-  if (typeof tiedOutput !== "boolean") throw new ArgumentTypeError(`options.tiedOutput must be a boolean; got ${describe(tiedOutput)}`);
+  if (typeof tiedOutput !== "boolean") throw new ArgumentTypeError(`options.tiedOutput must be a boolean; got ${describeValue(tiedOutput)}`);
   const name = o.name ?? DEFAULTS.name;
-  if (typeof name !== "string") throw new ArgumentTypeError(`options.name must be a string; got ${describe(name)}`);
+  if (typeof name !== "string") throw new ArgumentTypeError(`options.name must be a string; got ${describeValue(name)}`);
 
   return {
     nEmbd, nLayers, nHeads, nHeadsKv, nFf, nExperts, nExpertsUsed, type, seed, contextLength, slidingWindow,
@@ -537,9 +532,9 @@ async function tensorBytes(tensor: PlannedTensor, seed: number, scratch: Float32
  * ```
  */
 export async function createTestModel(options: TestModelOptions): Promise<TestModelFile> {
-  if (typeof options !== "object" || options === null) throw new ArgumentTypeError(`options must be an object; got ${describe(options)}`);
+  if (typeof options !== "object" || options === null) throw new ArgumentTypeError(`options must be an object; got ${describeValue(options)}`);
   const { path, ...rest } = options;
-  if (typeof path !== "string" || path.length === 0) throw new ArgumentTypeError(`options.path must be a non-empty string; got ${describe(path)}`);
+  if (typeof path !== "string" || path.length === 0) throw new ArgumentTypeError(`options.path must be a non-empty string; got ${describeValue(path)}`);
   const o = resolveTestModelOptions(rest);
   const vocab = await loadMistralV1Vocabulary();
 
@@ -639,7 +634,7 @@ export async function cachedTestModel(options: Omit<TestModelOptions, "path"> = 
   if (typeof options === "object" && options !== null && "path" in options) {
     throw new ArgumentTypeError("options.path is chosen by cachedTestModel; pass cacheDir instead");
   }
-  if (typeof cacheDir !== "string" || cacheDir.length === 0) throw new ArgumentTypeError(`cacheDir must be a non-empty string; got ${describe(cacheDir)}`);
+  if (typeof cacheDir !== "string" || cacheDir.length === 0) throw new ArgumentTypeError(`cacheDir must be a non-empty string; got ${describeValue(cacheDir)}`);
   const path = join(cacheDir, testModelCacheName(options));
   if (existsSync(path)) return path;
   let pending = building.get(path);

@@ -17,7 +17,7 @@ import { GgufValueType } from "../gguf/types.js";
 import { native } from "../native.js";
 import { PieceTable, TokenType, utf8Table } from "./pieces.js";
 import { StreamingDecoder } from "./streaming-decoder.js";
-import { checkOptions } from "../validate.js";
+import { checkOptions, describeValue } from "../validate.js";
 
 export { TokenType } from "./pieces.js";
 export { StreamingDecoder } from "./streaming-decoder.js";
@@ -177,13 +177,13 @@ export class Tokenizer {
     if (vocabulary === undefined) throw new ArgumentTypeError("vocabulary must be an object; got undefined");
     checkOptions("vocabulary", vocabulary, VOCABULARY_KEYS);
     const { tokens } = vocabulary;
-    if (!Array.isArray(tokens)) throw new ArgumentTypeError(`vocabulary.tokens must be an array of strings; got ${describe(tokens)}`);
+    if (!Array.isArray(tokens)) throw new ArgumentTypeError(`vocabulary.tokens must be an array of strings; got ${describeValue(tokens)}`);
     const count = tokens.length;
     if (count === 0) throw new ArgumentRangeError("vocabulary.tokens must not be empty");
     const texts: string[] = new Array(count);
     for (let id = 0; id < count; id++) {
       const token: unknown = tokens[id];
-      if (typeof token !== "string") throw new ArgumentTypeError(`vocabulary.tokens[${id}] must be a string; got ${describe(token)}`);
+      if (typeof token !== "string") throw new ArgumentTypeError(`vocabulary.tokens[${id}] must be a string; got ${describeValue(token)}`);
       texts[id] = token === "" ? `[EMPTY_${id}]` : token;
     }
     const scores = toTypedArray("vocabulary.scores", vocabulary.scores, count, Float32Array, 0);
@@ -225,7 +225,7 @@ export class Tokenizer {
 
   /** Builds the tokenizer from metadata already read with `readGguf` (the model does this). Errors as {@link fromGguf}. */
   static fromGgufMetadata(metadata: ReadonlyMap<string, GgufMetadataEntry>): Tokenizer {
-    if (!(metadata instanceof Map)) throw new ArgumentTypeError(`metadata must be the Map readGguf returns; got ${describe(metadata)}`);
+    if (!(metadata instanceof Map)) throw new ArgumentTypeError(`metadata must be the Map readGguf returns; got ${describeValue(metadata)}`);
     const model = metadata.get("tokenizer.ggml.model");
     if (model === undefined) {
       throw new TokenizerError("TOKENIZER_UNSUPPORTED", "the file has no tokenizer: tokenizer.ggml.model is missing");
@@ -233,7 +233,7 @@ export class Tokenizer {
     if (model.type !== GgufValueType.STRING || model.value !== "llama") {
       throw new TokenizerError(
         "TOKENIZER_UNSUPPORTED",
-        `tokenizer.ggml.model is ${describe(model.value)}; only "llama" (SentencePiece BPE, Mixtral and Mistral) is supported`,
+        `tokenizer.ggml.model is ${describeValue(model.value)}; only "llama" (SentencePiece BPE, Mixtral and Mistral) is supported`,
       );
     }
     const tokens = metadataArray(metadata, "tokenizer.ggml.tokens", [GgufValueType.STRING], true) as string[];
@@ -272,7 +272,7 @@ export class Tokenizer {
    * Lone surrogates are encoded as U+FFFD, as they reach llama.cpp.
    */
   encode(text: string, options?: EncodeOptions): Int32Array {
-    if (typeof text !== "string") throw new ArgumentTypeError(`text must be a string; got ${describe(text)}`);
+    if (typeof text !== "string") throw new ArgumentTypeError(`text must be a string; got ${describeValue(text)}`);
     const [bosId, eosId, special] = this.encodeRequest(options);
     try {
       return this.handle.encode(text, bosId, eosId, special);
@@ -283,7 +283,7 @@ export class Tokenizer {
 
   /** {@link encode} on a worker thread, for long texts, so the event loop stays free. Same ids. */
   async encodeAsync(text: string, options?: EncodeOptions): Promise<Int32Array> {
-    if (typeof text !== "string") throw new ArgumentTypeError(`text must be a string; got ${describe(text)}`);
+    if (typeof text !== "string") throw new ArgumentTypeError(`text must be a string; got ${describeValue(text)}`);
     const [bosId, eosId, special] = this.encodeRequest(options);
     try {
       if (text.length < ASYNC_THRESHOLD) return this.handle.encode(text, bosId, eosId, special);
@@ -299,7 +299,7 @@ export class Tokenizer {
    * adds a space prefix. RangeError for an id outside `[0, vocabSize)`, naming it and its position.
    */
   decode(tokens: ArrayLike<number>, options?: DecodeOptions): string {
-    if (!isIdList(tokens)) throw new ArgumentTypeError(`tokens must be an array or typed array of token ids; got ${describe(tokens)}`);
+    if (!isIdList(tokens)) throw new ArgumentTypeError(`tokens must be an array or typed array of token ids; got ${describeValue(tokens)}`);
     checkOptions("options", options, DECODE_KEYS);
     const special = booleanOption("options.special", options?.special, false);
     const continuation = booleanOption("options.continuation", options?.continuation, false);
@@ -403,20 +403,9 @@ export class Tokenizer {
   }
 }
 
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name}`;
-  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  if (typeof value === "object") return "an object";
-  if (typeof value === "function") return "a function";
-  return `${typeof value} ${String(value)}`;
-}
-
-
 function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
-  if (typeof value !== "boolean") throw new ArgumentTypeError(`${name} must be a boolean; got ${describe(value)}`);
+  if (typeof value !== "boolean") throw new ArgumentTypeError(`${name} must be a boolean; got ${describeValue(value)}`);
   return value;
 }
 
@@ -424,7 +413,7 @@ function tokenIdOption(name: string, value: unknown, fallback: number, count: nu
   if (value === undefined) return fallback < count ? fallback : null;
   if (value === null) return null;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value >= count) {
-    throw new ArgumentRangeError(`${name} must be a token id in [0, ${count}) or null; got ${describe(value)}`);
+    throw new ArgumentRangeError(`${name} must be a token id in [0, ${count}) or null; got ${describeValue(value)}`);
   }
   return value;
 }
@@ -441,11 +430,11 @@ function toTypedArray<T extends Float32Array | Int32Array>(
     out.fill(fallback);
     return out;
   }
-  if (!isIdList(values)) throw new ArgumentTypeError(`${name} must be an array or typed array of numbers; got ${describe(values)}`);
+  if (!isIdList(values)) throw new ArgumentTypeError(`${name} must be an array or typed array of numbers; got ${describeValue(values)}`);
   if (values.length !== count) throw new ArgumentRangeError(`${name} has ${values.length} entries; the vocabulary has ${count} tokens`);
   for (let i = 0; i < count; i++) {
     const value = values[i];
-    if (typeof value !== "number") throw new ArgumentTypeError(`${name}[${i}] must be a number; got ${describe(value)}`);
+    if (typeof value !== "number") throw new ArgumentTypeError(`${name}[${i}] must be a number; got ${describeValue(value)}`);
     out[i] = value;
   }
   return out;
