@@ -6,13 +6,14 @@
 // each trial).
 //
 //   node bench/mixtral-slice.mjs [--trials 3] [--threads 2] [--types q4_0,q4_k_m] [--sweeps] [--json out.json]
+// --types takes q4_0 and any type quantizeModel makes (q8_0, q5_k_m, q6_k, ...).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 
-import { GgmlType, Tokenizer, readGguf } from "../dist/index.js";
+import { GgmlType, QUANTIZE_TYPES, Tokenizer, quantizeModel, readGguf } from "../dist/index.js";
 import { native, packageRoot } from "../dist/native.js";
 import { cachedTestModel } from "../dist/testing/index.js";
 import { benchmarkText } from "./text.mjs";
@@ -27,6 +28,10 @@ const { values: args } = parseArgs({
   },
 });
 const trials = Number(args.trials);
+const types = args.types.split(",");
+for (const type of types) {
+  if (!QUANTIZE_TYPES.includes(type)) throw new Error(`--types: unknown type "${type}"; pick from ${QUANTIZE_TYPES.join(", ")}`);
+}
 const threads = Number(args.threads);
 const cacheDir = join(packageRoot, ".cache", "bench");
 mkdirSync(cacheDir, { recursive: true });
@@ -36,24 +41,19 @@ export const SLICE_SHAPE = {
   nEmbd: 4096, nFf: 14336, nHeads: 32, nHeadsKv: 8, nExperts: 8, nExpertsUsed: 2, nLayers: 2,
   contextLength: 32768, ropeFreqBase: 1e6, seed: 1,
 };
-const TYPES = { q4_0: GgmlType.Q4_0, q4_k_m: "q4_k_m" };
 const ENGINES = ["ours", "ours-copied", "llama"];
 const ENGINE_NAMES = { ours: "mixtral-native", "ours-copied": "mixtral-native, copied", llama: "llama.cpp" };
 
+/** The slice in `type`: Q4_0 written directly by the project's writer, every other type of `quantizeModel` quantized
+ * from the F16 twin as llama.cpp's `llama-quantize` would (both cached). */
 async function slicePath(type) {
-  if (type === "q4_k_m") {
-    const { quantizeModel } = await import("../dist/index.js");
-    if (typeof quantizeModel !== "function") return undefined;
-    const f16 = await cachedTestModel({ ...SLICE_SHAPE, type: GgmlType.F16 });
-    const out = join(cacheDir, "mixtral-slice-q4_k_m.gguf");
-    try {
-      return (await import("node:fs")).statSync(out) && out;
-    } catch {
-      await quantizeModel(f16, out, { type: "q4_k_m" });
-      return out;
-    }
-  }
-  return cachedTestModel({ ...SLICE_SHAPE, type: TYPES[type] });
+  if (type === "q4_0") return cachedTestModel({ ...SLICE_SHAPE, type: GgmlType.Q4_0 });
+  const out = join(cacheDir, `mixtral-slice-${type}.gguf`);
+  if (existsSync(out)) return out;
+  const f16 = await cachedTestModel({ ...SLICE_SHAPE, type: GgmlType.F16 });
+  process.stderr.write(`  ${type}: quantizing the F16 slice into ${out}\n`);
+  await quantizeModel(f16, out, { type });
+  return out;
 }
 
 /** Bytes one decode step reads: every non-expert weight, k of n experts, one embedding row. */
@@ -166,12 +166,8 @@ const machine = `${cpus()[0].model}, ${availableParallelism()} CPUs, ${(totalmem
 process.stderr.write(`machine: ${machine}\n`);
 
 const results = [];
-for (const type of args.types.split(",")) {
+for (const type of types) {
   const path = await slicePath(type);
-  if (path === undefined) {
-    process.stderr.write(`${type}: skipped (the quantizer is not built into this version)\n`);
-    continue;
-  }
   results.push(await compare(type, path));
 }
 
