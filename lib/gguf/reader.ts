@@ -146,4 +146,3 @@ export function checkVerifyOption(options: unknown): boolean {
   const { verifyTensorData } = checkOptions<ReadGgufOptions>("options", options, ["verifyTensorData"]);
   return verifyTensorData === undefined ? false : checkBoolean("options.verifyTensorData", verifyTensorData);
 }
-

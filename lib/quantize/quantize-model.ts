@@ -270,4 +270,3 @@ async function* convertTensor(handle: FileHandle, source: GgufTensorDescriptor, 
     yield converted;
   }
 }
-
