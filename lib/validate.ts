@@ -17,12 +17,17 @@ export function describeValue(value: unknown): string {
   if (typeof value === "bigint") return `${value}n`;
   if (typeof value === "function") return "a function";
   if (value === null || typeof value !== "object") return String(value);
-  if (Array.isArray(value)) return `an array of length ${value.length}`;
-  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of ${"length" in value ? `length ${value.length}` : `${value.byteLength} bytes`}`;
-  const prototype = Object.getPrototypeOf(value);
-  if (prototype === Object.prototype || prototype === null) return "an object";
-  const name = (prototype as { constructor?: { name?: unknown } }).constructor?.name;
-  return typeof name === "string" && name !== "" ? `a ${name}` : "an object";
+  // A revoked proxy or a throwing getter must not turn the caller's argument error into another error.
+  try {
+    if (Array.isArray(value)) return `an array of length ${value.length}`;
+    if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of ${"length" in value ? `length ${value.length}` : `${value.byteLength} bytes`}`;
+    const prototype = Object.getPrototypeOf(value);
+    if (prototype === Object.prototype || prototype === null) return "an object";
+    const name = (prototype as { constructor?: { name?: unknown } }).constructor?.name;
+    return typeof name === "string" && name !== "" ? `a ${name}` : "an object";
+  } catch {
+    return "an object";
+  }
 }
 
 /**

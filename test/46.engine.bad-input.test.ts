@@ -179,6 +179,10 @@ describe("46 engine: bad input is refused before any native work", () => {
     expect(describeValue({ a: 1 })).toBe("an object");
     expect(describeValue(Object.create(null))).toBe("an object");
     expect(describeValue(new Map())).toBe("a Map");
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    expect(describeValue(proxy)).toBe("an object");
+    expect(describeValue(new (class { static get name(): string { throw new Error("boom"); } })())).toBe("an object");
     // The same words from every module's checks.
     expect(() => model.tokenizer.encode({} as never)).toThrow(/^text must be a string; got an object$/);
     expect(() => session.eval(new Map() as never)).toThrow(/got a Map$/);
