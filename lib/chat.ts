@@ -5,13 +5,13 @@
  */
 import { ChatFormatter, checkMessages, withSafePrompt, type ChatMessage, type RenderedPrompt } from "./chat-template.js";
 import { attachJson, resolveConstraint, type Constraint } from "./constrained.js";
-import { AbortError, ArgumentRangeError, ArgumentTypeError, ContextOverflowError, DisposedError } from "./errors.js";
+import { AbortError, ArgumentRangeError, ContextOverflowError, DisposedError } from "./errors.js";
 import type { Grammar, JsonGrammar } from "./grammar/grammar.js";
 import type { JsonSchema, JsonSchemaToType } from "./grammar/types.js";
 import { SAMPLING_OPTION_NAMES, resolveSamplingOptions, type SamplingOptions } from "./sampling/index.js";
 import type { GenerateOptions, GeneratedToken, RoutingStats, Session } from "./session.js";
 import type { Tokenizer } from "./tokenizer/tokenizer.js";
-import { checkBoolean, checkChoice, checkFunction, checkInteger, checkOptions, checkSignal, checkString } from "./validate.js";
+import { checkBoolean, checkChoice, checkFunction, checkInteger, checkOptions, checkSignal, checkStops, checkString } from "./validate.js";
 
 /**
  * What a chat does when a turn (prompt plus `maxTokens`) does not fit in its context.
@@ -388,10 +388,7 @@ export class Chat implements Disposable {
     const maxTokens = o.maxTokens === undefined ? 256 : checkInteger("options.maxTokens", o.maxTokens, 0);
     const signal = checkSignal("options.signal", o.signal);
     if (o.onRouting !== undefined) checkFunction("options.onRouting", o.onRouting);
-    if (o.stop !== undefined && typeof o.stop !== "string") {
-      if (!Array.isArray(o.stop)) throw new ArgumentTypeError(`options.stop must be a string or an array of strings; got ${typeof o.stop}`);
-      o.stop.forEach((s, i) => checkString(`options.stop[${i}]`, s));
-    }
+    if (o.stop !== undefined) checkStops("options.stop", o.stop);
     const sampling: SamplingOptions = {};
     for (const key of SAMPLING_OPTION_NAMES) if (o[key] !== undefined) (sampling as Record<string, unknown>)[key] = o[key];
     resolveSamplingOptions(sampling);

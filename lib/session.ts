@@ -12,7 +12,7 @@ import type { NativeSessionHandle } from "./native.js";
 import { SAMPLING_OPTION_NAMES, createSampler, type SamplingOptions } from "./sampling/index.js";
 import { StopStringMatcher } from "./stop-strings.js";
 import type { Tokenizer } from "./tokenizer/tokenizer.js";
-import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal, checkString, checkTokens } from "./validate.js";
+import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal, checkStops, checkTokens } from "./validate.js";
 
 /**
  * Options of {@link Mixtral.createSession}.
@@ -195,11 +195,6 @@ export interface SessionHost {
   readonly slidingWindow: number | null;
   readonly tokenizer: Tokenizer;
   sessionClosed(session: Session): void;
-}
-
-function checkStopList(stop: unknown): string[] {
-  if (!Array.isArray(stop)) throw new ArgumentTypeError(`options.stop must be a string or an array of strings; got ${typeof stop}`);
-  return stop.map((s, i) => checkString(`options.stop[${i}]`, s));
 }
 
 /**
@@ -402,7 +397,7 @@ export class Session implements Disposable {
     const o = checkOptions<GenerateOptions>("options", options, GENERATE_OPTION_KEYS);
     const constraint = resolveConstraint(o.grammar, o.jsonSchema);
     const maxTokens = o.maxTokens === undefined ? 256 : checkInteger("options.maxTokens", o.maxTokens, 0);
-    const stops = o.stop === undefined ? [] : typeof o.stop === "string" ? [o.stop] : checkStopList(o.stop);
+    const stops = o.stop === undefined ? [] : checkStops("options.stop", o.stop);
     const signal = checkSignal("options.signal", o.signal);
     const addBos = o.addBos === undefined ? undefined : checkBoolean("options.addBos", o.addBos);
     const onRouting = o.onRouting === undefined ? undefined : checkFunction<NonNullable<GenerateOptions["onRouting"]>>("options.onRouting", o.onRouting);

@@ -102,6 +102,13 @@ export function checkChoice<T extends string>(name: string, value: unknown, choi
   throw typeof value === "string" ? new ArgumentRangeError(message, "ERR_INVALID_ARG_VALUE") : new ArgumentTypeError(message);
 }
 
+/** One stop string or a list of them, as a list. */
+export function checkStops(name: string, value: unknown): string[] {
+  if (typeof value === "string") return [value];
+  if (!Array.isArray(value)) throw new ArgumentTypeError(`${name} must be a string or an array of strings; got ${typeof value}`);
+  return value.map((s, i) => checkString(`${name}[${i}]`, s));
+}
+
 export function checkBoolean(name: string, value: unknown): boolean {
   if (typeof value !== "boolean") throw new ArgumentTypeError(`${name} must be a boolean; got ${describeValue(value)}`);
   return value;
