@@ -1,6 +1,6 @@
 // One engine, one trial, in its own process so load time and peak RSS are its own:
-//   node bench/slice-worker.mjs <ours|ours-copied|llama> <model.gguf> <threads> <tokens.json> <decodeTokens>
-// ours-copied loads with weights: "copied" (read into memory at load) instead of the default mapping.
+//   node bench/slice-worker.mjs <ours|ours-copied|ours-repacked|llama> <model.gguf> <threads> <tokens.json> <decodeTokens>
+// ours-copied and ours-repacked load with weights: "copied" or "repacked" instead of the default mapping.
 // Prints one JSON line: { loadMs, coldPrefillTokensPerSecond, prefillTokensPerSecond, decodeTokensPerSecond, peakRssBytes }.
 // Cold prefill is the first evaluation of the prompt after load: it also pays for the first touch of every weight
 // page and compute buffer (about 2-4 us per 4 KiB page on this VM). The prefill that counts, as llama-bench counts
@@ -68,7 +68,7 @@ async function llama() {
   return { loadMs, coldPrefillSeconds, prefillSeconds, decodeSeconds, decoded: count - 1 };
 }
 
-const result = engine === "llama" ? await llama() : await ours(engine === "ours-copied" ? "copied" : "mapped");
+const result = engine === "llama" ? await llama() : await ours(engine === "ours-copied" ? "copied" : engine === "ours-repacked" ? "repacked" : "mapped");
 process.stdout.write(
   `${JSON.stringify({
     engine,

@@ -13,6 +13,7 @@ export { inspectModel, fileTypeName, type ModelInfo, type InspectModelOptions, t
 export * from "./sampling/index.js";
 export * from "./grammar/index.js";
 export { Mixtral, physicalCoreCount, type LoadOptions } from "./model.js";
+export type { WeightMemory } from "./native.js";
 export {
   Session, type SessionOptions, type SessionStats, type EvalOptions, type GenerateOptions, type GeneratedToken, type GenerateResult, type StopReason,
   type RoutingStats, type JsonSchemaGenerateOptions, type JsonGrammarGenerateOptions,

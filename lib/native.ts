@@ -12,6 +12,15 @@ import type { NativeModelInfo } from "./gguf/inspect.js";
 import type { NativeGgufFile } from "./gguf/reader.js";
 
 export type IsaName = "scalar" | "avx2" | "avx512";
+/**
+ * Where a model's weights live while it runs (`LoadOptions.weights`).
+ * @example
+ * ```ts
+ * const model = await Mixtral.load(path, { weights: "repacked" });
+ * const where: WeightMemory = model.weights; // "mapped" when the file has no Q4_0 matrix to repack
+ * ```
+ */
+export type WeightMemory = "mapped" | "copied" | "repacked";
 const ISA_NAMES: readonly IsaName[] = ["scalar", "avx2", "avx512"];
 
 export interface CpuInfo {
@@ -38,7 +47,8 @@ export interface NativeAddon {
    */
   kernelTesting: {
     matmul(isa: IsaName | "active", type: number, weights: Uint8Array, n: number, x: Float32Array, nCols: number,
-      rowBegin: number, rowEnd: number, out: Float32Array, ldy: number): void;
+      rowBegin: number, rowEnd: number, out: Float32Array, ldy: number, repacked: boolean): void;
+    hasQ4_0x64Kernel(isa: IsaName | "active"): boolean;
     quantizeActivations(isa: IsaName | "active", format: number, x: Float32Array, out: Uint8Array): void;
     dequantizeRow(isa: IsaName | "active", type: number, row: Uint8Array, n: number, out: Float32Array): void;
     rmsNorm(isa: IsaName | "active", x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): void;
@@ -80,7 +90,7 @@ export interface NativeAddon {
 
 export interface NativeModelOptions {
   threads: number;
-  weights: "mapped" | "copied";
+  weights: WeightMemory;
   /** -1: the file's; 0: none; > 0: window */
   slidingWindow: number;
   /** 0: the file's */
@@ -90,7 +100,7 @@ export interface NativeModelOptions {
 
 export interface NativeModelHandle {
   info(): NativeModelInfo;
-  weights(): "mapped" | "copied";
+  weights(): WeightMemory;
   dispose(): void;
 }
 

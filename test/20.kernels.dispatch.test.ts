@@ -35,7 +35,7 @@ try {
   const x = data(nCols * n, 2);
   for (const isa of ["active", "scalar"]) {
     const out = new Float32Array(nRows * nCols);
-    addon.kernelTesting.matmul(isa, ${GgmlType.Q4_0}, weights, n, x, nCols, 0, nRows, out, nRows);
+    addon.kernelTesting.matmul(isa, ${GgmlType.Q4_0}, weights, n, x, nCols, 0, nRows, out, nRows, false);
     result[isa] = Array.from(out);
   }
 } catch (error) {

@@ -142,8 +142,8 @@ describe("46 engine: bad input is refused before any native work", () => {
     ["expertsPerToken 0", { expertsPerToken: 0 }, RangeError, /^options\.expertsPerToken must be between 1/],
     ["a misspelt option", { thread: 2 }, TypeError, /unknown option "thread" \(did you mean "threads"\?\)/],
     ["onProgress 3", { onProgress: 3 }, TypeError, /^options\.onProgress must be a function/],
-    ["weights mmap", { weights: "mmap" }, RangeError, /^options\.weights must be "mapped" or "copied"; got "mmap"/],
-    ["weights true", { weights: true }, TypeError, /^options\.weights must be "mapped" or "copied"; got true/],
+    ["weights mmap", { weights: "mmap" }, RangeError, /^options\.weights must be "mapped", "copied" or "repacked"; got "mmap"/],
+    ["weights true", { weights: true }, TypeError, /^options\.weights must be "mapped", "copied" or "repacked"; got true/],
   ])("Mixtral.load with %s rejects naming the option", async (_label, options, type, message) => {
     expectArgumentError(await Mixtral.load(path, options as never).catch((e: unknown) => e), type, message);
   });

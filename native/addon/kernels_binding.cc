@@ -137,13 +137,28 @@ size_t sizeArg(const Napi::CallbackInfo& info, size_t index) {
 
 float floatArg(const Napi::CallbackInfo& info, size_t index) { return info[index].As<Napi::Number>().FloatValue(); }
 
-// matmul(isa, type, weights: Uint8Array, n, x: Float32Array, nCols, rowBegin, rowEnd, out: Float32Array, ldy)
-// quantizes x (nCols rows of n) with that ISA's quantizeActivations, then out[c * ldy + r] = W row r . x column c
+// matmul(isa, type, weights: Uint8Array, n, x: Float32Array, nCols, rowBegin, rowEnd, out: Float32Array, ldy,
+//        repacked: boolean)
+// quantizes x (nCols rows of n) with that ISA's quantizeActivations, then out[c * ldy + r] = W row r . x column c;
+// with `repacked`, the Q4_0 weights (rows a multiple of 64) are repacked to Q4_0x64 and go through matmulQ4_0x64.
 Napi::Value testMatmul(const Napi::CallbackInfo& info) {
   const KernelTable& k = tableArg(info);
   const GgmlType type = static_cast<GgmlType>(info[1].As<Napi::Number>().Uint32Value());
-  GuardedCopy weights = guarded(info[2].As<Napi::Uint8Array>());
   const size_t n = sizeArg(info, 3);
+  const bool repacked = info[10].As<Napi::Boolean>().Value();
+  if (repacked && k.matmulQ4_0x64 == nullptr) {
+    throw Napi::RangeError::New(info.Env(), std::string("ISA ") + isaName(k.isa) + " has no Q4_0x64 kernel");
+  }
+  Napi::Uint8Array input = info[2].As<Napi::Uint8Array>();
+  std::vector<uint8_t> repackedRows;
+  if (repacked) {
+    const size_t rowBytes = ggmlRowBytes(type, n), groupBytes = kQ4_0x64Rows * rowBytes;
+    repackedRows.resize(input.ByteLength());
+    for (size_t g = 0; g < input.ByteLength() / groupBytes; g++) {
+      repackQ4_0x64(input.Data() + g * groupBytes, rowBytes, n, repackedRows.data() + g * groupBytes);
+    }
+  }
+  GuardedCopy weights = repacked ? GuardedCopy(repackedRows.data(), repackedRows.size()) : guarded(input);
   Napi::Float32Array x = info[4].As<Napi::Float32Array>();
   const size_t nCols = sizeArg(info, 5), rowBegin = sizeArg(info, 6), rowEnd = sizeArg(info, 7);
   Napi::Float32Array out = info[8].As<Napi::Float32Array>();
@@ -154,8 +169,12 @@ Napi::Value testMatmul(const Napi::CallbackInfo& info) {
   for (size_t c = 0; c < nCols; c++) k.quantizeActivations(format, x.Data() + c * n,
       quantized.data() + c * actRowBytes, n);
   GuardedCopy activations(quantized.data(), quantized.size());
-  k.matmul(type, weights.data(), ggmlRowBytes(type, n), n, rowBegin, rowEnd, activations.data(), actRowBytes, nCols,
-           out.Data(), ldy);
+  if (repacked) {
+    k.matmulQ4_0x64(weights.data(), n, rowBegin, rowEnd, activations.data(), actRowBytes, nCols, out.Data(), ldy);
+  } else {
+    k.matmul(type, weights.data(), ggmlRowBytes(type, n), n, rowBegin, rowEnd, activations.data(), actRowBytes, nCols,
+             out.Data(), ldy);
+  }
   return info.Env().Undefined();
 }
 
@@ -269,6 +288,11 @@ Napi::Value testActivationFormatFor(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(activationFormatFor(type)));
 }
 
+// hasQ4_0x64Kernel(isa): whether that ISA's table multiplies Q4_0x64 weights
+Napi::Value testHasQ4_0x64Kernel(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), tableArg(info).matmulQ4_0x64 != nullptr);
+}
+
 Napi::Value testIsMatmulSupported(const Napi::CallbackInfo& info) {
   const GgmlType type = static_cast<GgmlType>(info[0].As<Napi::Number>().Uint32Value());
   return Napi::Boolean::New(info.Env(), isMatmulSupported(type));
@@ -295,6 +319,7 @@ void registerKernelsBinding(Napi::Env env, Napi::Object exports) {
   testing.Set("activationRowBytes", Napi::Function::New(env, testActivationRowBytes));
   testing.Set("activationFormatFor", Napi::Function::New(env, testActivationFormatFor));
   testing.Set("isMatmulSupported", Napi::Function::New(env, testIsMatmulSupported));
+  testing.Set("hasQ4_0x64Kernel", Napi::Function::New(env, testHasQ4_0x64Kernel));
   exports.Set("kernelTesting", testing);
 }
 

@@ -46,7 +46,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   Napi::Value weights(const Napi::CallbackInfo& info) {
     if (!model_) throw toJsError(info.Env(), makeError("DISPOSED", "the model has been disposed"));
-    return Napi::String::New(info.Env(), model_->weightMemory() == WeightMemory::Copied ? "copied" : "mapped");
+    const WeightMemory memory = model_->weightMemory();
+    return Napi::String::New(info.Env(), memory == WeightMemory::Copied     ? "copied"
+                                         : memory == WeightMemory::Repacked ? "repacked"
+                                                                            : "mapped");
   }
 
   Napi::Value dispose(const Napi::CallbackInfo& info) {
@@ -85,7 +88,8 @@ Napi::Value loadModel(const Napi::CallbackInfo& info) {
   Napi::Object o = info[1].As<Napi::Object>();
   ModelOptions options;
   options.threads = o.Get("threads").As<Napi::Number>().Uint32Value();
-  options.weights = o.Get("weights").As<Napi::String>().Utf8Value() == "copied" ? WeightMemory::Copied : WeightMemory::Mapped;
+  const std::string weights = o.Get("weights").As<Napi::String>().Utf8Value();
+  options.weights = weights == "copied" ? WeightMemory::Copied : weights == "repacked" ? WeightMemory::Repacked : WeightMemory::Mapped;
   options.slidingWindow = o.Get("slidingWindow").As<Napi::Number>().Int64Value();
   options.expertsPerToken = o.Get("expertsPerToken").As<Napi::Number>().Uint32Value();
   options.verifyTensorData = o.Get("verifyTensorData").As<Napi::Boolean>().Value();

@@ -3,16 +3,12 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <thread>
 #include <vector>
 
+#include "common/huge_pages.h"
 #include "kernels/kernels.h"
 #include "kernels/scalar.h"
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 namespace mn {
 
@@ -41,47 +37,16 @@ const KernelTable& widestTable() {
   return *kernelsFor(Isa::Scalar);
 }
 
-// A buffer in 2 MiB pages where the system grants them: the ceiling is what memory delivers when page walks do not
-// get in the way, as for weights in 2 MiB page-cache folios (gguf.cc).
-class HugePageBuffer {
- public:
-  explicit HugePageBuffer(size_t bytes) : bytes_(bytes + kHugePage) {
-#if defined(__linux__)
-    void* mapping = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mapping != MAP_FAILED) {
-      mapping_ = mapping;
-      aligned_ = reinterpret_cast<uint64_t*>((reinterpret_cast<uintptr_t>(mapping) + kHugePage - 1) & ~(kHugePage - 1));
-      madvise(aligned_, bytes, MADV_HUGEPAGE);
-      return;
-    }
-#endif
-    fallback_.reset(new uint64_t[bytes / sizeof(uint64_t) + 1]);
-    aligned_ = fallback_.get();
-  }
-  ~HugePageBuffer() {
-#if defined(__linux__)
-    if (mapping_ != nullptr) munmap(mapping_, bytes_);
-#endif
-  }
-  HugePageBuffer(const HugePageBuffer&) = delete;
-  HugePageBuffer& operator=(const HugePageBuffer&) = delete;
-  uint64_t* words() const { return aligned_; }
-
- private:
-  static constexpr uintptr_t kHugePage = uintptr_t(2) << 20;
-  size_t bytes_;
-  void* mapping_ = nullptr;
-  uint64_t* aligned_ = nullptr;
-  std::unique_ptr<uint64_t[]> fallback_;
-};
-
 }  // namespace
 
 std::vector<double> measureReadBandwidth(size_t bytes, unsigned threads, unsigned passes) {
   if (threads == 0) threads = 1;
   const size_t words = bytes / sizeof(uint64_t);
-  HugePageBuffer buffer(words * sizeof(uint64_t));
-  uint64_t* data = buffer.words();
+  // In 2 MiB pages: the ceiling is what memory delivers when page walks do not get in the way, as for weights in
+  // 2 MiB page-cache folios (gguf.cc) or repacked into huge pages (model/repack.cc).
+  HugePages buffer;
+  if (!buffer.allocate(words * sizeof(uint64_t))) return {};
+  uint64_t* data = reinterpret_cast<uint64_t*>(buffer.data());
   for (size_t i = 0; i < words; i++) data[i] = i;  // touch every page so the pass reads memory, not zero pages
   const auto sumWords = widestTable().sumWords;
   std::vector<uint64_t> sums(threads);

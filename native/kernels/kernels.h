@@ -68,6 +68,12 @@ struct KernelTable : OpKernels {
   void (*matmul)(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
                  const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
 
+  // W (nRows, n) Q4_0 repacked into Q4_0x64 groups (quants.h) rows [rowBegin, rowEnd) @ X (nCols, n) Q8_0
+  // -> Y[c * ldy + r], any row range; w is the matrix's first group. nullptr where the ISA has no fast kernel for the
+  // layout (AVX2), so the model keeps Q4_0 as the file has it there.
+  void (*matmulQ4_0x64)(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                        size_t actRowBytes, size_t nCols, float* y, size_t ldy);
+
   // One row of n values of `type` -> floats (token embedding lookup, tests, the TS reference).
   void (*dequantizeRow)(GgmlType type, const uint8_t* row, float* out, size_t n);
 };

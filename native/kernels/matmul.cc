@@ -1,6 +1,7 @@
 // Scalar reference matmul: one dot product per (row, column), written as ggml's generic vec_dot_* so the fast
 // kernels and llama.cpp can both be held to it. Float weights accumulate in double (ggml_float); the integer block
 // types sum q_w * q_x exactly per block and scale by d_w * d_x in float (REFERENCE.md "ggml types").
+#include <cmath>
 #include <cstddef>
 #include <cstring>
 
@@ -257,6 +258,35 @@ void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t
   if (dot == nullptr) return;
   for (size_t r = rowBegin; r < rowEnd; r++) {
     for (size_t c = 0; c < nCols; c++) y[c * ldy + r] = dot(w + r * wRowBytes, x + c * actRowBytes, n);
+  }
+}
+
+// W (nRows, n) Q4_0x64 (quants.h) rows [rowBegin, rowEnd) @ X (nCols, n) Q8_0 -> Y[c * ldy + r]. Each (row, column)
+// adds its blocks in order with one rounding each, acc = fma(sum_j (q_w - 8) * q_x, d_w * d_x, acc); the product
+// of the two fp16 scales is exact in float, so the SIMD kernels give these bits exactly.
+void matmulQ4_0x64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
+                   size_t nCols, float* y, size_t ldy) {
+  const size_t nBlocks = n / kQK;
+  for (size_t r = rowBegin; r < rowEnd; r++) {
+    const uint8_t* group = w + r / kQ4_0x64Rows * nBlocks * kQ4_0x64BlockBytes;
+    const size_t s = r % kQ4_0x64Rows / 16, j = r % 16;
+    for (size_t c = 0; c < nCols; c++) {
+      const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(x + c * actRowBytes);
+      float sum = 0.0f;
+      for (size_t b = 0; b < nBlocks; b++) {
+        const uint8_t* block = group + b * kQ4_0x64BlockBytes;
+        int sumi = 0;
+        for (size_t k = 0; k < 4; k++) {
+          for (size_t i = 0; i < 4; i++) {
+            const uint8_t byte = block[q4_0x64LineOffset(s, k) + 4 * j + i];
+            sumi += ((byte & 15) - 8) * xb[b].qs[4 * k + i] + ((byte >> 4) - 8) * xb[b].qs[kQK / 2 + 4 * k + i];
+          }
+        }
+        const float dw = fp16ToFloat(loadU16(block + q4_0x64ScaleOffset(s, j)));
+        sum = std::fma(static_cast<float>(sumi), dw * fp16ToFloat(xb[b].d), sum);
+      }
+      y[c * ldy + r] = sum;
+    }
   }
 }
 

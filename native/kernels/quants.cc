@@ -297,6 +297,17 @@ bool convertRows(GgmlType srcType, const uint8_t* src, GgmlType dstType, uint8_t
   return true;
 }
 
+void repackQ4_0x64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
+  for (size_t b = 0; b < n / kQK; b++, dst += kQ4_0x64BlockBytes) {
+    for (size_t row = 0; row < kQ4_0x64Rows; row++) {
+      const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(src + row * srcRowBytes)[b];
+      const size_t s = row / 16, j = row % 16;
+      std::memcpy(dst + q4_0x64ScaleOffset(s, j), &block.d, 2);
+      for (size_t k = 0; k < 4; k++) std::memcpy(dst + q4_0x64LineOffset(s, k) + 4 * j, block.qs + 4 * k, 4);
+    }
+  }
+}
+
 namespace scalar {
 
 // x (n,) -> one activation row in `format` (REFERENCE.md: Q8_0 for Q4_0/Q5_0/Q8_0 weights, as quantize_row_q8_0_ref)

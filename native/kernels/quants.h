@@ -121,6 +121,21 @@ void dequantizeRowQ4_K(const BlockQ4_K* blocks, float* out, size_t n);
 void dequantizeRowQ5_K(const BlockQ5_K* blocks, float* out, size_t n);
 void dequantizeRowQ6_K(const BlockQ6_K* blocks, float* out, size_t n);
 
+// Q4_0 rows repacked 64 at a time ("Q4_0x64", docs/kernels.md), so that one 512-bit vector holds 4 quants of each of
+// 16 rows, a dot product sums every block of a row as one integer, and each activation value read serves 64 rows.
+// A group of 64 rows keeps their blocks in order, 1152 bytes each (18 lines): the 64 rows' d (128 bytes), then for
+// each run of 16 rows (row 16s + j) 4 lines, line k holding row j's qs[4k..4k+3] at bytes 4j..4j+3. A group takes
+// exactly the bytes of its 64 rows, so row r's group starts (r / 64) * 64 rows into the matrix.
+constexpr size_t kQ4_0x64Rows = 64;
+constexpr size_t kQ4_0x64BlockBytes = kQ4_0x64Rows * 18;  // one block of every row of a group
+// Offsets inside one block of a group: the d of row 16s + j, and line k of the quants of rows 16s .. 16s + 15
+// (static: the AVX-512 kernels include them too, see scalar.h).
+static constexpr size_t q4_0x64ScaleOffset(size_t s, size_t j) { return 32 * s + 2 * j; }
+static constexpr size_t q4_0x64LineOffset(size_t s, size_t k) { return 128 + 256 * s + 64 * k; }
+
+// Rows [0, 64) of src (Q4_0, n values each, srcRowBytes apart) -> one Q4_0x64 group at dst (64 rows' bytes).
+void repackQ4_0x64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst);
+
 // The packed sub-block scales of a K-quant super-block, as small integers.
 // Q4_K / Q5_K: 8 scales and 8 mins of 6 bits from 12 bytes.
 void unpackQ4Scales(const uint8_t* packed, uint8_t* scales, uint8_t* mins);

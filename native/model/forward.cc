@@ -16,6 +16,7 @@ namespace {
 
 struct MatmulJob {
   GgmlType type;
+  RowLayout layout;
   const uint8_t* w;
   uint64_t wRowBytes;
   size_t n;        // row length
@@ -33,14 +34,17 @@ constexpr size_t kMaxJobs = 3 + 2 * kMaxExperts;
 // decode matmul is a few hundred microseconds, and a thread left waiting for the other's last chunk cost 2% of it).
 void runMatmuls(ThreadPool& pool, WorkCounter& work, const KernelTable& k, const MatmulJob* jobs, size_t jobCount) {
   size_t totalRows = 0, maxCols = 0;
+  bool repacked = false;
   for (size_t j = 0; j < jobCount; j++) {
     totalRows += jobs[j].rows;
     maxCols = std::max(maxCols, jobs[j].nCols);
+    repacked |= jobs[j].layout == RowLayout::Q4_0x64;
   }
   if (totalRows == 0) return;
   const size_t parts = 2 * size_t(pool.threadCount());
-  // Prefill tiles pack their activations once per call, which a 64-row chunk amortizes and a 16-row one does not.
-  const size_t grain = maxCols > 1 ? 64 : 16;
+  // Prefill tiles pack their activations once per call, which a 64-row chunk amortizes and a 16-row one does not;
+  // a Q4_0x64 group is 64 rows, which a chunk boundary inside it would make two threads compute.
+  const size_t grain = maxCols > 1 || repacked ? 64 : 16;
   work.reset();
   pool.parallel([&](unsigned, unsigned) {
     size_t begin, end;
@@ -50,7 +54,11 @@ void runMatmuls(ThreadPool& pool, WorkCounter& work, const KernelTable& k, const
         const MatmulJob& job = jobs[j];
         if (begin >= base + job.rows) continue;
         const size_t r0 = begin - base, r1 = std::min(end - base, job.rows);
-        k.matmul(job.type, job.w, job.wRowBytes, job.n, r0, r1, job.x, job.xRowBytes, job.nCols, job.y, job.ldy);
+        if (job.layout == RowLayout::Q4_0x64) {
+          k.matmulQ4_0x64(job.w, job.n, r0, r1, job.x, job.xRowBytes, job.nCols, job.y, job.ldy);
+        } else {
+          k.matmul(job.type, job.w, job.wRowBytes, job.n, r0, r1, job.x, job.xRowBytes, job.nCols, job.y, job.ldy);
+        }
         begin = base + r1;
       }
     }
@@ -58,7 +66,7 @@ void runMatmuls(ThreadPool& pool, WorkCounter& work, const KernelTable& k, const
 }
 
 MatmulJob matrixJob(const MatrixRef& m, const uint8_t* x, size_t xRowBytes, size_t nCols, float* y, size_t ldy) {
-  return MatmulJob{m.type, m.data, m.rowBytes, m.nIn, m.nOut, x, xRowBytes, nCols, y, ldy};
+  return MatmulJob{m.type, m.layout, m.data, m.rowBytes, m.nIn, m.nOut, x, xRowBytes, nCols, y, ldy};
 }
 
 // out (n,) = fp16(x) as floats, through the active ISA's converters; x may equal out; half holds n values
@@ -351,8 +359,8 @@ void Session::expertFeedForward(size_t layer, const LayerWeights& w, size_t coun
     const size_t s = groupStart_[e], c = groupCount_[e];
     const ExpertsRef& g = w.ffnGateExps;
     const ExpertsRef& u = w.ffnUpExps;
-    jobs[jobCount++] = MatmulJob{g.type, g.data[e], g.rowBytes, g.nIn, g.nOut, gatheredGate + s * ag.rowBytes, ag.rowBytes, c, gate_.data() + s * nFf, nFf};
-    jobs[jobCount++] = MatmulJob{u.type, u.data[e], u.rowBytes, u.nIn, u.nOut, gatheredUp + s * au.rowBytes, au.rowBytes, c, up_.data() + s * nFf, nFf};
+    jobs[jobCount++] = MatmulJob{g.type, g.layout, g.data[e], g.rowBytes, g.nIn, g.nOut, gatheredGate + s * ag.rowBytes, ag.rowBytes, c, gate_.data() + s * nFf, nFf};
+    jobs[jobCount++] = MatmulJob{u.type, u.layout, u.data[e], u.rowBytes, u.nIn, u.nOut, gatheredUp + s * au.rowBytes, au.rowBytes, c, up_.data() + s * nFf, nFf};
   }
   runMatmuls(pool_, work_, k_, jobs, jobCount);
 
@@ -364,7 +372,7 @@ void Session::expertFeedForward(size_t layer, const LayerWeights& w, size_t coun
     if (groupCount_[e] == 0) continue;
     const size_t s = groupStart_[e], c = groupCount_[e];
     const ExpertsRef& d = w.ffnDownExps;
-    jobs[jobCount++] = MatmulJob{d.type, d.data[e], d.rowBytes, d.nIn, d.nOut, ah.data + s * ah.rowBytes, ah.rowBytes, c, down_.data() + s * nEmbd, nEmbd};
+    jobs[jobCount++] = MatmulJob{d.type, d.layout, d.data[e], d.rowBytes, d.nIn, d.nOut, ah.data + s * ah.rowBytes, ah.rowBytes, c, down_.data() + s * nEmbd, nEmbd};
   }
   runMatmuls(pool_, work_, k_, jobs, jobCount);
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <sys/stat.h>
 
@@ -42,18 +41,6 @@ Error checkMatmulTypes(const Hparams& hp, const ModelWeights& w) {
     if (!(e = checkExperts(L.ffnDownExps, p + "ffn_down_exps.weight")).ok()) return e;
   }
   return Error::none();
-}
-
-// Bytes the system can hand out without swapping (Linux: MemAvailable), or 0 when it does not say.
-uint64_t availableMemoryBytes() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  uint64_t kib = 0;
-  while (meminfo >> key >> kib) {
-    if (key == "MemAvailable:") return kib * 1024;
-    meminfo.ignore(64, '\n');
-  }
-  return 0;
 }
 
 // Copied weights must fit the memory available: OUT_OF_MEMORY up front rather than a process the system kills
@@ -98,6 +85,14 @@ Error Model::load(const std::string& path, const ModelOptions& options, std::uni
     hp.nExpertsUsed = options.expertsPerToken;
   }
   model->pool_ = std::make_unique<ThreadPool>(std::max(1u, options.threads));
+  model->weightMemory_ = readOptions.copyToMemory ? WeightMemory::Copied : WeightMemory::Mapped;
+  if (options.weights == WeightMemory::Repacked && kernels().matmulQ4_0x64 != nullptr) {
+    bool repacked = false;
+    error = repackQ4_0Weights(model->hparams_, &model->weights_, *model->pool_, &model->repacked_, &repacked);
+    if (!error.ok()) return error;
+    if (repacked) model->weightMemory_ = WeightMemory::Repacked;
+  }
+
   *out = std::move(model);
   return Error::none();
 }

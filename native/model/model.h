@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/huge_pages.h"
 #include "gguf/gguf.h"
 #include "kernels/kernels.h"
 #include "model/thread_pool.h"
@@ -23,6 +24,9 @@ namespace mn {
 enum class WeightMemory {
   Mapped,  // used in place from the file's mapping: no copy, pages shared with other processes
   Copied,  // read into anonymous memory in 2 MiB pages at load: decode no longer depends on the page cache's pages
+  // Q4_0 matrices moved into anonymous memory in 2 MiB pages, 64 rows interleaved (model/repack.cc), the rest mapped;
+  // where the CPU has no kernel for that layout (kernels().matmulQ4_0x64), or the model has no such matrix, Mapped.
+  Repacked,
 };
 
 struct ModelOptions {
@@ -40,7 +44,7 @@ class Model {
   const Hparams& hparams() const { return hparams_; }
   const ModelWeights& weights() const { return weights_; }
   const GgufFile& file() const { return *file_; }
-  WeightMemory weightMemory() const { return file_->copied() ? WeightMemory::Copied : WeightMemory::Mapped; }
+  WeightMemory weightMemory() const { return weightMemory_; }
   ThreadPool& pool() { return *pool_; }
   std::mutex& computeMutex() { return computeMutex_; }
   // Identifies the weights a session state belongs to (state.cc); computed on first use.
@@ -51,6 +55,8 @@ class Model {
   mutable std::once_flag fingerprintOnce_;
   mutable uint64_t fingerprint_ = 0;
   std::unique_ptr<GgufFile> file_;
+  WeightMemory weightMemory_ = WeightMemory::Mapped;
+  HugePages repacked_;  // the Q4_0x64 matrices (WeightMemory::Repacked)
   Hparams hparams_;
   ModelWeights weights_;
   std::unique_ptr<ThreadPool> pool_;

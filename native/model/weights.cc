@@ -221,7 +221,7 @@ class Binder {
   Error matrix(const std::string& name, uint32_t nIn, uint32_t nOut, MatrixRef* out) const {
     const GgufTensorInfo* tensor = nullptr;
     if (Error e = this->tensor(name, {nIn, nOut}, &tensor); !e.ok()) return e;
-    *out = {tensor->type, file_.tensorData(*tensor), ggmlRowBytes(tensor->type, nIn), nIn, nOut};
+    *out = {tensor->type, RowLayout::AsFile, file_.tensorData(*tensor), ggmlRowBytes(tensor->type, nIn), nIn, nOut};
     return Error::none();
   }
 

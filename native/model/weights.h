@@ -35,18 +35,27 @@ struct Hparams {
   bool legacyExpertLayout = false;  // blk.N.ffn_gate.E.weight instead of ffn_gate_exps
 };
 
-// One weight matrix W (nOut, nIn): row r holds nIn values of `type`, rowBytes apart, starting at data.
+// How a matrix's rows are laid out in memory.
+enum class RowLayout : uint8_t {
+  AsFile,   // row r holds nIn values of `type`, rowBytes apart
+  Q4_0x64,  // Q4_0 rows repacked 64 at a time (kernels/quants.h; model/repack.cc), rowBytes per row all the same
+};
+
+// One weight matrix W (nOut, nIn) of `type`, starting at data.
 struct MatrixRef {
   GgmlType type = GgmlType::F32;
+  RowLayout layout = RowLayout::AsFile;
   const uint8_t* data = nullptr;
   uint64_t rowBytes = 0;
   uint32_t nIn = 0;   // ne[0]
   uint32_t nOut = 0;  // ne[1]
 };
 
-// nExperts matrices of one shape and type; merged files give evenly spaced pointers, legacy files arbitrary ones.
+// nExperts matrices of one shape, type and layout; merged files give evenly spaced pointers, legacy files arbitrary
+// ones.
 struct ExpertsRef {
   GgmlType type = GgmlType::F32;
+  RowLayout layout = RowLayout::AsFile;
   const uint8_t* data[kMaxExperts] = {};
   uint64_t rowBytes = 0;
   uint32_t nIn = 0;
@@ -78,5 +87,13 @@ struct BindOptions {
 // Validates the hyperparameters and every tensor against them (REFERENCE.md "Mixtral in GGUF", "Hostile files")
 // and fills hparams and weights with pointers into file's mapping. Codes: MODEL_* (see docs/gguf.md).
 Error bindModel(const GgufFile& file, const BindOptions& options, Hparams* hparams, ModelWeights* weights);
+
+class HugePages;
+class ThreadPool;
+
+// Moves every Q4_0 matrix the forward pass multiplies by (rows a multiple of 64) into `memory` in the Q4_0x64 layout
+// and points weights at the copies; the file's pages they came from are released from this process. `repacked`
+// says whether any matrix moved. OUT_OF_MEMORY when the copies would not fit the memory available (repack.cc).
+Error repackQ4_0Weights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory, bool* repacked);
 
 }  // namespace mn

@@ -1,6 +1,7 @@
 // Child program of test 45, run as `node --single-threaded decode-allocations.mjs MODEL...` with LD_PRELOAD set
-// to alloc-count.so: counts the heap allocations made off the main thread (where evaluations run) in each phase,
-// and prints them as JSON, one entry per model. --single-threaded keeps V8's own background threads idle.
+// to alloc-count.so (a MODEL written `repacked:PATH` loads with weights: "repacked"): counts the heap allocations
+// made off the main thread (where evaluations run) in each phase, and prints them as JSON, one entry per model.
+// --single-threaded keeps V8's own background threads idle.
 import { Mixtral } from "../../dist/index.js";
 
 /** Allocations made so far on threads other than the main one (alloc-count.so reports them as ipcSent). */
@@ -13,8 +14,9 @@ async function drain(steps) {
 }
 
 const results = [];
-for (const path of process.argv.slice(2)) {
-  const model = await Mixtral.load(path, { threads: 2 });
+for (const arg of process.argv.slice(2)) {
+  const repacked = arg.startsWith("repacked:");
+  const model = await Mixtral.load(repacked ? arg.slice("repacked:".length) : arg, { threads: 2, weights: repacked ? "repacked" : "mapped" });
   const session = model.createSession({ contextSize: 512 });
   const greedy = { temperature: 0, logitBias: new Map([[model.tokenizer.eos, -Infinity]]) };
   const prompt = model.tokenizer.encode("In the beginning God created the heaven and the earth.");
@@ -31,7 +33,7 @@ for (const path of process.argv.slice(2)) {
   const afterControl = allocations();
 
   results.push({
-    path,
+    model: arg,
     warmUpTokens,
     decodeTokens,
     warmUp: afterWarmUp - beforeWarmUp,

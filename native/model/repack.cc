@@ -1,0 +1,100 @@
+// ModelOptions::weights == Repacked: the Q4_0 matrices move at load into anonymous memory in 2 MiB pages, 64 rows
+// interleaved (Q4_0x64, kernels/quants.h), where prefill sums whole blocks with one scaling each
+// (docs/performance.md, "Repacked weights"). Every other tensor stays mapped from the file.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "common/huge_pages.h"
+#include "kernels/kernels.h"
+#include "kernels/quants.h"
+#include "model/thread_pool.h"
+#include "model/weights.h"
+
+namespace mn {
+namespace {
+
+// One matrix to move: where it is, and the pointer and layout to update once it has moved.
+struct Move {
+  const uint8_t* source;
+  uint64_t bytes;
+  uint64_t rowBytes;
+  uint32_t nIn;
+  const uint8_t** data;
+  RowLayout* layout;
+};
+
+constexpr uint64_t kMoveAlignment = 4096;
+
+bool canRepack(GgmlType type, uint32_t nOut) { return type == GgmlType::Q4_0 && nOut % kQ4_0x64Rows == 0; }
+
+void addMatrix(MatrixRef& m, std::vector<Move>& moves) {
+  if (m.data == nullptr || !canRepack(m.type, m.nOut)) return;
+  moves.push_back(Move{m.data, m.rowBytes * m.nOut, m.rowBytes, m.nIn, &m.data, &m.layout});
+}
+
+void addExperts(ExpertsRef& m, uint32_t nExperts, std::vector<Move>& moves) {
+  if (m.data[0] == nullptr || !canRepack(m.type, m.nOut)) return;
+  for (uint32_t e = 0; e < nExperts; e++) {
+    moves.push_back(Move{m.data[e], m.rowBytes * m.nOut, m.rowBytes, m.nIn, &m.data[e], &m.layout});
+  }
+}
+
+// Gives back this process's pages of [begin, begin + bytes) of a read-only file mapping (whole pages inside it
+// only; a later read maps them again from the page cache).
+void releaseMappedPages(const uint8_t* begin, uint64_t bytes) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(begin) + page - 1) & ~(page - 1);
+  const uintptr_t last = (reinterpret_cast<uintptr_t>(begin) + bytes) & ~(page - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+}  // namespace
+
+Error repackQ4_0Weights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory, bool* repacked) {
+  *repacked = false;
+  std::vector<Move> moves;
+  for (LayerWeights& layer : weights->layers) {
+    for (MatrixRef* m : {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.ffnGate, &layer.ffnUp, &layer.ffnDown,
+                         &layer.ffnGateInp}) {
+      addMatrix(*m, moves);
+    }
+    for (ExpertsRef* m : {&layer.ffnGateExps, &layer.ffnUpExps, &layer.ffnDownExps}) addExperts(*m, hp.nExperts, moves);
+  }
+  addMatrix(weights->output, moves);
+  if (moves.empty()) return Error::none();
+
+  uint64_t total = 0;
+  for (const Move& move : moves) total += (move.bytes + kMoveAlignment - 1) / kMoveAlignment * kMoveAlignment;
+  const uint64_t available = availableMemoryBytes();
+  if (available > 0 && total > available) {
+    return makeError("OUT_OF_MEMORY", "options.weights is \"repacked\", but the " + std::to_string(total) +
+                                          " bytes of Q4_0 matrices exceed the " + std::to_string(available) +
+                                          " bytes of memory available");
+  }
+  if (!memory->allocate(size_t(total))) {
+    return makeError("OUT_OF_MEMORY", "options.weights is \"repacked\", but " + std::to_string(total) +
+                                          " bytes of memory for the Q4_0 matrices could not be allocated");
+  }
+  uint8_t* next = memory->data();
+  for (const Move& move : moves) {
+    const size_t groups = size_t(move.bytes / move.rowBytes) / kQ4_0x64Rows;
+    const size_t groupBytes = size_t(move.rowBytes) * kQ4_0x64Rows;
+    uint8_t* const destination = next;
+    pool.parallel([&](unsigned t, unsigned n) {
+      for (size_t g = groups * t / n; g < groups * (t + 1) / n; g++) {
+        repackQ4_0x64(move.source + g * groupBytes, size_t(move.rowBytes), move.nIn, destination + g * groupBytes);
+      }
+    });
+    releaseMappedPages(move.source, move.bytes);
+    *move.data = destination;
+    *move.layout = RowLayout::Q4_0x64;
+    next += (move.bytes + kMoveAlignment - 1) / kMoveAlignment * kMoveAlignment;
+  }
+  *repacked = true;
+  return Error::none();
+}
+
+}  // namespace mn
