@@ -10,6 +10,7 @@ import { Grammar, JsonGrammar } from "./grammar/grammar.js";
 import { TokenVocabulary } from "./grammar/vocabulary.js";
 import type { JsonSchema } from "./grammar/types.js";
 import type { Tokenizer } from "./tokenizer/tokenizer.js";
+import { describeValue } from "./validate.js";
 
 const vocabularies = new WeakMap<Tokenizer, TokenVocabulary>();
 
@@ -36,13 +37,12 @@ export function resolveGrammar(grammar: unknown, jsonSchema: unknown): Grammar |
   if (grammar !== undefined) {
     if (grammar instanceof Grammar) return grammar;
     if (typeof grammar === "string") return Grammar.fromGbnf(grammar);
-    throw new ArgumentTypeError(`options.grammar must be GBNF text or a Grammar; got ${grammar === null ? "null" : typeof grammar}`);
+    throw new ArgumentTypeError(`options.grammar must be GBNF text or a Grammar; got ${describeValue(grammar)}`);
   }
   if (jsonSchema !== undefined) {
     if (typeof jsonSchema === "boolean") return Grammar.fromJsonSchema(jsonSchema);
     if (jsonSchema === null || typeof jsonSchema !== "object" || Array.isArray(jsonSchema)) {
-      const got = jsonSchema === null ? "null" : Array.isArray(jsonSchema) ? "an array" : typeof jsonSchema;
-      throw new ArgumentTypeError(`options.jsonSchema must be a JSON schema (an object or a boolean); got ${got}`);
+      throw new ArgumentTypeError(`options.jsonSchema must be a JSON schema (an object or a boolean); got ${describeValue(jsonSchema)}`);
     }
     return Grammar.fromJsonSchema(jsonSchema as JsonSchema);
   }

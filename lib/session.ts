@@ -12,7 +12,7 @@ import type { NativeSessionHandle } from "./native.js";
 import { SAMPLING_OPTION_NAMES, createSampler, type SamplingOptions } from "./sampling/index.js";
 import { StopStringMatcher } from "./stop-strings.js";
 import type { Tokenizer } from "./tokenizer/tokenizer.js";
-import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal, checkStops, checkTokens } from "./validate.js";
+import { checkBoolean, checkFunction, checkInteger, checkOptions, checkSignal, checkStops, checkTokens, describeValue } from "./validate.js";
 
 /**
  * Options of {@link Mixtral.createSession}.
@@ -333,7 +333,7 @@ export class Session implements Disposable {
    */
   loadState(bytes: Uint8Array): void {
     this.checkIdle();
-    if (!(bytes instanceof Uint8Array)) throw new ArgumentTypeError(`bytes must be a Uint8Array; got ${bytes === null ? "null" : typeof bytes}`);
+    if (!(bytes instanceof Uint8Array)) throw new ArgumentTypeError(`bytes must be a Uint8Array; got ${describeValue(bytes)}`);
     const { tokens, logits } = withNativeErrorsSync(() => this.handle.loadState(bytes));
     this.length = 0;
     this.append(tokens);

@@ -102,10 +102,17 @@ export function checkChoice<T extends string>(name: string, value: unknown, choi
   throw typeof value === "string" ? new ArgumentRangeError(message, "ERR_INVALID_ARG_VALUE") : new ArgumentTypeError(message);
 }
 
+/** A non-empty Float32Array of logits (one per vocabulary entry); the samplers and the grammar mask read them. */
+export function checkLogits(name: string, value: unknown): Float32Array {
+  if (!(value instanceof Float32Array)) throw new ArgumentTypeError(`${name} must be a Float32Array; got ${describeValue(value)}`);
+  if (value.length === 0) throw new ArgumentRangeError(`${name} must not be empty`);
+  return value;
+}
+
 /** One stop string or a list of them, as a list. */
 export function checkStops(name: string, value: unknown): string[] {
   if (typeof value === "string") return [value];
-  if (!Array.isArray(value)) throw new ArgumentTypeError(`${name} must be a string or an array of strings; got ${typeof value}`);
+  if (!Array.isArray(value)) throw new ArgumentTypeError(`${name} must be a string or an array of strings; got ${describeValue(value)}`);
   return value.map((s, i) => checkString(`${name}[${i}]`, s));
 }
 

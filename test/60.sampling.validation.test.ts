@@ -42,7 +42,7 @@ describe("60 sampling: bad options fail at the edge with the option's name and v
   }
 
   it("wrong types are TypeErrors: a string temperature, a plain-object logitBias, a non-function sampler, null options", () => {
-    expect(() => sample(logits, { temperature: "hot" } as unknown as SamplingOptions)).toThrow(/options\.temperature must be a number; got string/);
+    expect(() => sample(logits, { temperature: "hot" } as unknown as SamplingOptions)).toThrow(/options\.temperature must be a number; got "hot"/);
     expect(() => sample(logits, { logitBias: { 3: 1 } } as unknown as SamplingOptions)).toThrow(/options\.logitBias must be a Map/);
     expect(() => sample(logits, { sampler: 5 } as unknown as SamplingOptions)).toThrow(/options\.sampler must be a function/);
     expect(() => sample(logits, null as unknown as SamplingOptions)).toThrow(TypeError);

@@ -422,9 +422,9 @@ describe("71 structured: bad input and outputs that are not complete", () => {
     using chat = model.createChat();
     const cases: [GenerateOptions, RegExp | string][] = [
       [{ grammar: 'root ::= "a"', jsonSchema: {} }, /cannot both be given/],
-      [{ grammar: 42 as never }, /options\.grammar must be GBNF text or a Grammar; got number/],
+      [{ grammar: 42 as never }, /options\.grammar must be GBNF text or a Grammar; got 42$/],
       [{ grammar: null as never }, /options\.grammar must be GBNF text or a Grammar; got null/],
-      [{ jsonSchema: "object" as never }, /options\.jsonSchema must be a JSON schema .*got string/],
+      [{ jsonSchema: "object" as never }, /options\.jsonSchema must be a JSON schema .*got "object"$/],
       [{ jsonSchema: [] as never }, /options\.jsonSchema must be a JSON schema .*got an array/],
       [{ jsonSchemas: {} } as never, /did you mean "jsonSchema"/],
     ];

@@ -11,6 +11,7 @@
  */
 import { GrammarError } from "./errors.js";
 import { ArgumentTypeError } from "../errors.js";
+import { describeValue } from "../validate.js";
 
 /**
  * A node of a parsed GBNF rule body ({@link parseGbnf}); character classes hold inclusive code-point ranges, and
@@ -357,6 +358,6 @@ function describe(c: string): string {
  * @throws GrammarError with code `GRAMMAR_SYNTAX`, `line` and `column`.
  */
 export function parseGbnf(text: string): GbnfGrammar {
-  if (typeof text !== "string") throw new ArgumentTypeError(`grammar must be a string of GBNF; got ${typeof text}`);
+  if (typeof text !== "string") throw new ArgumentTypeError(`grammar must be a string of GBNF; got ${describeValue(text)}`);
   return new Parser(text).parse();
 }

@@ -20,7 +20,7 @@ import { CompiledGrammar, GrammarMatcher, type GrammarMatcherOptions } from "./m
 import type { JsonSchema, JsonSchemaToType } from "./types.js";
 import { TokenVocabulary } from "./vocabulary.js";
 import { ArgumentTypeError } from "../errors.js";
-import { checkBoolean, checkOptions } from "../validate.js";
+import { checkBoolean, checkOptions, describeValue } from "../validate.js";
 
 /** Compiled grammars by GBNF text, so repeated calls with one schema reuse the warm automaton and masks. */
 const compiledCache = new Map<string, CompiledGrammar>();
@@ -44,7 +44,7 @@ const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 function toBytes(text: string | Uint8Array, name: string): Uint8Array {
   if (typeof text === "string") return encoder.encode(text);
   if (text instanceof Uint8Array) return text;
-  throw new ArgumentTypeError(`${name} must be a string or a Uint8Array; got ${typeof text}`);
+  throw new ArgumentTypeError(`${name} must be a string or a Uint8Array; got ${describeValue(text)}`);
 }
 
 /**
@@ -82,7 +82,7 @@ export class Grammar {
    *   `GRAMMAR_NO_ROOT`, `GRAMMAR_DUPLICATE_RULE`, `GRAMMAR_LEFT_RECURSION`, `GRAMMAR_EMPTY_LANGUAGE`.
    */
   static fromGbnf(gbnf: string): Grammar {
-    if (typeof gbnf !== "string") throw new ArgumentTypeError(`gbnf must be a string; got ${typeof gbnf}`);
+    if (typeof gbnf !== "string") throw new ArgumentTypeError(`gbnf must be a string; got ${describeValue(gbnf)}`);
     return new Grammar(gbnf);
   }
 

@@ -11,6 +11,7 @@ import type { FlatGrammar } from "./compile.js";
 import { GrammarError } from "./errors.js";
 import type { TokenVocabulary } from "./vocabulary.js";
 import { ArgumentRangeError, ArgumentTypeError } from "../errors.js";
+import { checkLogits } from "../validate.js";
 
 const SPACE = 0x20;
 
@@ -249,7 +250,7 @@ export class GrammarMatcher {
    *   lacks every byte that could continue it).
    */
   applyMask(logits: Float32Array): number {
-    if (!(logits instanceof Float32Array)) throw new ArgumentTypeError(`logits must be a Float32Array; got ${typeof logits}`);
+    checkLogits("logits", logits);
     if (logits.length !== this.vocabulary.size) {
       throw new ArgumentRangeError(`logits has length ${logits.length}; the vocabulary has ${this.vocabulary.size} tokens`);
     }

@@ -14,6 +14,7 @@
  */
 
 import { ArgumentRangeError, ArgumentTypeError } from "../errors.js";
+import { describeValue } from "../validate.js";
 
 /**
  * Options of {@link TokenVocabulary.from}.
@@ -136,7 +137,7 @@ export class TokenVocabulary {
     if (!Array.isArray(pieces)) throw new ArgumentTypeError("pieces must be an array of Uint8Array (one per token)");
     if (pieces.length === 0) throw new ArgumentRangeError("pieces must not be empty");
     for (let id = 0; id < pieces.length; id++) {
-      if (!(pieces[id] instanceof Uint8Array)) throw new ArgumentTypeError(`pieces[${id}] must be a Uint8Array; got ${typeof pieces[id]}`);
+      if (!(pieces[id] instanceof Uint8Array)) throw new ArgumentTypeError(`pieces[${id}] must be a Uint8Array; got ${describeValue(pieces[id])}`);
     }
     if (options === null || typeof options !== "object" || !Array.isArray(options.endTokens)) {
       throw new ArgumentTypeError("options.endTokens must be an array of token ids (e.g. [eosId])");

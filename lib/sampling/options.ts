@@ -5,7 +5,7 @@
 import { ArgumentRangeError, ArgumentTypeError } from "../errors.js";
 import type { RandomSource } from "./random.js";
 import { assertSeed } from "./random.js";
-import { assertKnownOptions } from "../validate.js";
+import { assertKnownOptions, describeValue } from "../validate.js";
 
 export { assertKnownOptions };
 
@@ -160,7 +160,7 @@ const CHOOSING_OPTIONS = ["temperature", "topK", "topP", "minP", "typicalP"] as 
 function finiteNumber(options: SamplingOptions, name: keyof SamplingOptions, fallback: number): number {
   const value = options[name];
   if (value === undefined) return fallback;
-  if (typeof value !== "number") throw new ArgumentTypeError(`options.${name} must be a number; got ${typeof value}`);
+  if (typeof value !== "number") throw new ArgumentTypeError(`options.${name} must be a number; got ${describeValue(value)}`);
   if (!Number.isFinite(value)) throw new ArgumentRangeError(`options.${name} must be a finite number; got ${value}`);
   return value;
 }
@@ -188,13 +188,13 @@ function integerAtLeastZero(name: string, value: number): number {
  */
 export function resolveSamplingOptions(options: SamplingOptions | undefined = {}): ResolvedSamplingOptions {
   if (options === null || typeof options !== "object") {
-    throw new ArgumentTypeError(`options must be an object; got ${options === null ? "null" : typeof options}`);
+    throw new ArgumentTypeError(`options must be an object; got ${describeValue(options)}`);
   }
   assertKnownOptions(options, SAMPLING_OPTION_NAMES, "options");
 
   const sampler = options.sampler;
   if (sampler !== undefined && typeof sampler !== "function") {
-    throw new ArgumentTypeError(`options.sampler must be a function (logits, context) => token; got ${typeof sampler}`);
+    throw new ArgumentTypeError(`options.sampler must be a function (logits, context) => token; got ${describeValue(sampler)}`);
   }
   if (sampler !== undefined) {
     const clashing = CHOOSING_OPTIONS.filter((name) => options[name] !== undefined);
@@ -239,7 +239,7 @@ export function resolveSamplingOptions(options: SamplingOptions | undefined = {}
 /** Checks a logit-bias map: integer keys ≥ 0, values finite or -Infinity. Vocabulary bounds are checked per call. */
 export function assertLogitBias(bias: unknown, name: string): asserts bias is ReadonlyMap<number, number> {
   if (!(bias instanceof Map)) {
-    throw new ArgumentTypeError(`${name} must be a Map from token id to bias; got ${bias === null ? "null" : typeof bias}`);
+    throw new ArgumentTypeError(`${name} must be a Map from token id to bias; got ${describeValue(bias)}`);
   }
   for (const [token, value] of bias) {
     if (typeof token !== "number" || !Number.isInteger(token) || token < 0) {

@@ -20,6 +20,7 @@ import { ArgumentRangeError, ArgumentTypeError } from "../errors.js";
 import { Candidates, applyMinP, applyTopK, applyTopP, applyTypicalP } from "./candidates.js";
 import { assertKnownOptions, resolveSamplingOptions, type ResolvedSamplingOptions, type SamplingOptions } from "./options.js";
 import { createRandom, randomSeed, type RandomSource, type SeededRandom } from "./random.js";
+import { checkLogits, describeValue } from "../validate.js";
 
 /**
  * Per-call context of {@link sample}: the tokens the penalties look at, and optionally a generator to draw with.
@@ -95,13 +96,6 @@ let sharedScratch: Scratch | undefined;
 export function scratchFor(size: number): Scratch {
   if (sharedScratch?.size !== size) sharedScratch = new Scratch(size);
   return sharedScratch;
-}
-
-function assertLogits(logits: unknown): asserts logits is Float32Array {
-  if (!(logits instanceof Float32Array)) {
-    throw new ArgumentTypeError(`logits must be a Float32Array; got ${logits === null ? "null" : typeof logits}`);
-  }
-  if (logits.length === 0) throw new ArgumentRangeError("logits must not be empty");
 }
 
 function assertToken(token: unknown, nVocab: number, name: string): asserts token is number {
@@ -259,9 +253,9 @@ function runCustom(
  *   -Infinity.
  */
 export function sample(logits: Float32Array, options?: SamplingOptions, context: SampleContext = {}): number {
-  assertLogits(logits);
+  checkLogits("logits", logits);
   const resolved = resolveSamplingOptions(options);
-  if (context === null || typeof context !== "object") throw new ArgumentTypeError(`context must be an object; got ${typeof context}`);
+  if (context === null || typeof context !== "object") throw new ArgumentTypeError(`context must be an object; got ${describeValue(context)}`);
   assertKnownOptions(context, SAMPLE_CONTEXT_NAMES, "context");
   const previous = context.previousTokens ?? [];
   if (typeof previous !== "object" || typeof previous.length !== "number") {
@@ -298,7 +292,7 @@ class ChainSampler implements Sampler {
   }
 
   sample(logits: Float32Array): number {
-    assertLogits(logits);
+    checkLogits("logits", logits);
     if (this.scratch === undefined) {
       this.bias = prepareBias(this.options.logitBias, logits.length);
       this.scratch = new Scratch(logits.length);

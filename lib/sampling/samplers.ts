@@ -22,13 +22,14 @@ import { applyMinP, applyTopK, applyTopP, applyTypicalP, type Candidates } from 
 import { assertLogitBias } from "./options.js";
 import type { RandomSource } from "./random.js";
 import { argmax, scratchFor } from "./sampler.js";
+import { checkLogits } from "../validate.js";
 
-function checkLogits(logits: unknown, out: unknown): Float32Array {
-  if (!(logits instanceof Float32Array)) throw new ArgumentTypeError(`logits must be a Float32Array; got ${typeof logits}`);
-  if (logits.length === 0) throw new ArgumentRangeError("logits must not be empty");
-  if (out === undefined) return new Float32Array(logits.length);
-  if (!(out instanceof Float32Array) || out.length !== logits.length) {
-    throw new ArgumentTypeError(`out must be a Float32Array of length ${logits.length}`);
+/** Checks logits and returns where to write: `out` (of the same length) or a new array. */
+function outputFor(logits: unknown, out: unknown): Float32Array {
+  const checked = checkLogits("logits", logits);
+  if (out === undefined) return new Float32Array(checked.length);
+  if (!(out instanceof Float32Array) || out.length !== checked.length) {
+    throw new ArgumentTypeError(`out must be a Float32Array of length ${checked.length}`);
   }
   return out;
 }
@@ -41,7 +42,7 @@ function checkProbability(name: string, value: unknown): number {
 }
 
 function filter(logits: Float32Array, out: Float32Array | undefined, apply: (candidates: Candidates) => void): Float32Array {
-  const target = checkLogits(logits, out);
+  const target = outputFor(logits, out);
   const candidates = scratchFor(logits.length).candidates;
   candidates.loadAll(logits);
   apply(candidates);
@@ -77,7 +78,7 @@ export function typicalP(logits: Float32Array, p: number, out?: Float32Array): F
 /** Divides the logits by t; t = 0 keeps only the highest logit (greedy), as llama.cpp's temperature sampler. */
 export function temperature(logits: Float32Array, t: number, out?: Float32Array): Float32Array {
   if (typeof t !== "number" || !Number.isFinite(t) || t < 0) throw new ArgumentRangeError(`t must be a finite number ≥ 0; got ${t}`);
-  const target = checkLogits(logits, out);
+  const target = outputFor(logits, out);
   if (t === 0) {
     const best = argmax(logits);
     const bestLogit = best >= 0 ? logits[best] : -Infinity;
@@ -91,7 +92,7 @@ export function temperature(logits: Float32Array, t: number, out?: Float32Array)
 
 /** Adds `bias.get(token)` to each listed token's logit; -Infinity bans the token. */
 export function logitBias(logits: Float32Array, bias: ReadonlyMap<number, number>, out?: Float32Array): Float32Array {
-  const target = checkLogits(logits, out);
+  const target = outputFor(logits, out);
   assertLogitBias(bias, "bias");
   if (target !== logits) target.set(logits);
   for (const [token, value] of bias) {
@@ -124,7 +125,7 @@ export interface PenaltyOptions {
  * `logit = logit <= 0 ? logit * repeat : logit / repeat`, then `logit -= c * frequency + (c > 0) * presence`.
  */
 export function penalties(logits: Float32Array, previousTokens: ArrayLike<number>, options: PenaltyOptions, out?: Float32Array): Float32Array {
-  const target = checkLogits(logits, out);
+  const target = outputFor(logits, out);
   const repeat = options.repeatPenalty ?? 1;
   const frequency = options.frequencyPenalty ?? 0;
   const presence = options.presencePenalty ?? 0;
@@ -151,13 +152,13 @@ export function penalties(logits: Float32Array, previousTokens: ArrayLike<number
 
 /** The index of the highest logit (lowest id on ties); -1 if every logit is -Infinity. */
 export function greedy(logits: Float32Array): number {
-  checkLogits(logits, undefined);
+  checkLogits("logits", logits);
   return argmax(logits);
 }
 
 /** Probabilities softmax(logits); -Infinity gives 0. */
 export function softmax(logits: Float32Array, out?: Float32Array): Float32Array {
-  const target = checkLogits(logits, out);
+  const target = outputFor(logits, out);
   const best = argmax(logits);
   if (best < 0) throw new ArgumentRangeError("logits: every token is -Infinity; softmax is undefined");
   const max = logits[best];
@@ -169,7 +170,7 @@ export function softmax(logits: Float32Array, out?: Float32Array): Float32Array 
 
 /** Draws a token from softmax(logits) with one number from `random` (temperature already applied). */
 export function draw(logits: Float32Array, random: RandomSource): number {
-  checkLogits(logits, undefined);
+  checkLogits("logits", logits);
   if (random === null || typeof random !== "object" || typeof random.nextFloat !== "function") {
     throw new ArgumentTypeError("random must have a nextFloat() method (see createRandom)");
   }
