@@ -48,7 +48,7 @@ export interface NativeAddon {
   kernelTesting: {
     matmul(isa: IsaName | "active", type: number, weights: Uint8Array, n: number, x: Float32Array, nCols: number,
       rowBegin: number, rowEnd: number, out: Float32Array, ldy: number, repacked: boolean): void;
-    hasQ4_0x64Kernel(isa: IsaName | "active"): boolean;
+    hasRepackedKernels(isa: IsaName | "active"): boolean;
     quantizeActivations(isa: IsaName | "active", format: number, x: Float32Array, out: Uint8Array): void;
     dequantizeRow(isa: IsaName | "active", type: number, row: Uint8Array, n: number, out: Float32Array): void;
     rmsNorm(isa: IsaName | "active", x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): void;

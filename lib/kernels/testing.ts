@@ -143,15 +143,16 @@ export interface MatmulOptions {
   /** Where to write; at least (nCols - 1) * ldy + nRows values. */
   out?: Float32Array;
   /**
-   * Repack Q4_0 weights (nRows a multiple of 64) into the Q4_0x64 layout first and multiply with matmulQ4_0x64, as
-   * a model loaded with `weights: "repacked"` does (default false). Only ISAs in {@link q4_0x64Isas}.
+   * Repack Q4_0 or Q4_K weights (nRows a multiple of 64) into their 64-row layout first (Q4_0x64, Q4_Kx64) and
+   * multiply with its kernel, as a model loaded with `weights: "repacked"` does (default false). Only ISAs in
+   * {@link repackedIsas}.
    */
   repacked?: boolean;
 }
 
-/** The kernel ISAs this CPU runs that have a Q4_0x64 kernel (scalar first). */
-export function q4_0x64Isas(): IsaName[] {
-  return kernelIsas().filter((isa) => native().kernelTesting.hasQ4_0x64Kernel(isa));
+/** The kernel ISAs this CPU runs that have kernels for repacked rows (scalar first). */
+export function repackedIsas(): IsaName[] {
+  return kernelIsas().filter((isa) => native().kernelTesting.hasRepackedKernels(isa));
 }
 
 /**
@@ -175,9 +176,9 @@ export function matmul(isa: KernelIsa, type: GgmlType, weights: Uint8Array, nRow
   const out = options.out === undefined ? new Float32Array(needed) : checkFloats("out", options.out, needed);
   const repacked = options.repacked ?? false;
   if (repacked) {
-    if (type !== GgmlType.Q4_0) throw new ArgumentRangeError(`options.repacked needs Q4_0 weights; got ${GGML_TYPE_TRAITS[type].name}`);
+    if (type !== GgmlType.Q4_0 && type !== GgmlType.Q4_K) throw new ArgumentRangeError(`options.repacked needs Q4_0 or Q4_K weights; got ${GGML_TYPE_TRAITS[type].name}`);
     if (nRows % 64 !== 0) throw new ArgumentRangeError(`options.repacked needs nRows a multiple of 64; got ${nRows}`);
-    if (isa !== "active" && !q4_0x64Isas().includes(isa)) throw new ArgumentRangeError(`options.repacked needs an ISA with a Q4_0x64 kernel (${q4_0x64Isas().join(", ")}); got ${isa}`);
+    if (isa !== "active" && !repackedIsas().includes(isa)) throw new ArgumentRangeError(`options.repacked needs an ISA with kernels for repacked rows (${repackedIsas().join(", ")}); got ${isa}`);
   }
   native().kernelTesting.matmul(isa, type, weights, n, x, nCols, rowBegin, rowEnd, out, ldy, repacked);
   return out;

@@ -140,22 +140,25 @@ float floatArg(const Napi::CallbackInfo& info, size_t index) { return info[index
 // matmul(isa, type, weights: Uint8Array, n, x: Float32Array, nCols, rowBegin, rowEnd, out: Float32Array, ldy,
 //        repacked: boolean)
 // quantizes x (nCols rows of n) with that ISA's quantizeActivations, then out[c * ldy + r] = W row r . x column c;
-// with `repacked`, the Q4_0 weights (rows a multiple of 64) are repacked to Q4_0x64 and go through matmulQ4_0x64.
+// with `repacked`, Q4_0 or Q4_K weights (rows a multiple of 64) are repacked to their 64-row layout and go through
+// matmulQ4_0x64 or matmulQ4_Kx64.
 Napi::Value testMatmul(const Napi::CallbackInfo& info) {
   const KernelTable& k = tableArg(info);
   const GgmlType type = static_cast<GgmlType>(info[1].As<Napi::Number>().Uint32Value());
   const size_t n = sizeArg(info, 3);
   const bool repacked = info[10].As<Napi::Boolean>().Value();
-  if (repacked && k.matmulQ4_0x64 == nullptr) {
-    throw Napi::RangeError::New(info.Env(), std::string("ISA ") + isaName(k.isa) + " has no Q4_0x64 kernel");
+  const auto repackedMatmul = type == GgmlType::Q4_K ? k.matmulQ4_Kx64 : k.matmulQ4_0x64;
+  if (repacked && repackedMatmul == nullptr) {
+    throw Napi::RangeError::New(info.Env(), std::string("ISA ") + isaName(k.isa) + " has no kernels for repacked rows");
   }
   Napi::Uint8Array input = info[2].As<Napi::Uint8Array>();
   std::vector<uint8_t> repackedRows;
   if (repacked) {
-    const size_t rowBytes = ggmlRowBytes(type, n), groupBytes = kQ4_0x64Rows * rowBytes;
-    repackedRows.resize(input.ByteLength());
-    for (size_t g = 0; g < input.ByteLength() / groupBytes; g++) {
-      repackQ4_0x64(input.Data() + g * groupBytes, rowBytes, n, repackedRows.data() + g * groupBytes);
+    const size_t rowBytes = ggmlRowBytes(type, n), groups = input.ByteLength() / rowBytes / kRows64;
+    const size_t groupBytes = rows64GroupBytes(type, n);
+    repackedRows.resize(groups * groupBytes);
+    for (size_t g = 0; g < groups; g++) {
+      repackRows64(type, input.Data() + g * kRows64 * rowBytes, rowBytes, n, repackedRows.data() + g * groupBytes);
     }
   }
   GuardedCopy weights = repacked ? GuardedCopy(repackedRows.data(), repackedRows.size()) : guarded(input);
@@ -170,7 +173,7 @@ Napi::Value testMatmul(const Napi::CallbackInfo& info) {
       quantized.data() + c * actRowBytes, n);
   GuardedCopy activations(quantized.data(), quantized.size());
   if (repacked) {
-    k.matmulQ4_0x64(weights.data(), n, rowBegin, rowEnd, activations.data(), actRowBytes, nCols, out.Data(), ldy);
+    repackedMatmul(weights.data(), n, rowBegin, rowEnd, activations.data(), actRowBytes, nCols, out.Data(), ldy);
   } else {
     k.matmul(type, weights.data(), ggmlRowBytes(type, n), n, rowBegin, rowEnd, activations.data(), actRowBytes, nCols,
              out.Data(), ldy);
@@ -288,9 +291,10 @@ Napi::Value testActivationFormatFor(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(activationFormatFor(type)));
 }
 
-// hasQ4_0x64Kernel(isa): whether that ISA's table multiplies Q4_0x64 weights
-Napi::Value testHasQ4_0x64Kernel(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), tableArg(info).matmulQ4_0x64 != nullptr);
+// hasRepackedKernels(isa): whether that ISA's table multiplies rows repacked 64 at a time (Q4_0x64, Q4_Kx64)
+Napi::Value testHasRepackedKernels(const Napi::CallbackInfo& info) {
+  const KernelTable& k = tableArg(info);
+  return Napi::Boolean::New(info.Env(), k.matmulQ4_0x64 != nullptr && k.matmulQ4_Kx64 != nullptr);
 }
 
 Napi::Value testIsMatmulSupported(const Napi::CallbackInfo& info) {
@@ -319,7 +323,7 @@ void registerKernelsBinding(Napi::Env env, Napi::Object exports) {
   testing.Set("activationRowBytes", Napi::Function::New(env, testActivationRowBytes));
   testing.Set("activationFormatFor", Napi::Function::New(env, testActivationFormatFor));
   testing.Set("isMatmulSupported", Napi::Function::New(env, testIsMatmulSupported));
-  testing.Set("hasQ4_0x64Kernel", Napi::Function::New(env, testHasQ4_0x64Kernel));
+  testing.Set("hasRepackedKernels", Napi::Function::New(env, testHasRepackedKernels));
   exports.Set("kernelTesting", testing);
 }
 

@@ -73,6 +73,9 @@ struct KernelTable : OpKernels {
   // layout (AVX2), so the model keeps Q4_0 as the file has it there.
   void (*matmulQ4_0x64)(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                         size_t actRowBytes, size_t nCols, float* y, size_t ldy);
+  // The same for Q4_K repacked into Q4_Kx64 groups, against Q8_K activations (null where matmulQ4_0x64 is).
+  void (*matmulQ4_Kx64)(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                        size_t actRowBytes, size_t nCols, float* y, size_t ldy);
 
   // One row of n values of `type` -> floats (token embedding lookup, tests, the TS reference).
   void (*dequantizeRow)(GgmlType type, const uint8_t* row, float* out, size_t n);

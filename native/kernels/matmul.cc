@@ -268,8 +268,8 @@ void matmulQ4_0x64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, c
                    size_t nCols, float* y, size_t ldy) {
   const size_t nBlocks = n / kQK;
   for (size_t r = rowBegin; r < rowEnd; r++) {
-    const uint8_t* group = w + r / kQ4_0x64Rows * nBlocks * kQ4_0x64BlockBytes;
-    const size_t s = r % kQ4_0x64Rows / 16, j = r % 16;
+    const uint8_t* group = w + r / kRows64 * nBlocks * kQ4_0x64BlockBytes;
+    const size_t s = r % kRows64 / 16, j = r % 16;
     for (size_t c = 0; c < nCols; c++) {
       const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(x + c * actRowBytes);
       float sum = 0.0f;
@@ -284,6 +284,42 @@ void matmulQ4_0x64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, c
         }
         const float dw = fp16ToFloat(loadU16(block + q4_0x64ScaleOffset(s, j)));
         sum = std::fma(static_cast<float>(sumi), dw * fp16ToFloat(xb[b].d), sum);
+      }
+      y[c * ldy + r] = sum;
+    }
+  }
+}
+
+// W (nRows, n) Q4_Kx64 (quants.h) rows [rowBegin, rowEnd) @ X (nCols, n) Q8_K -> Y[c * ldy + r]. Per (row, column)
+// and super-block, the integer sums sum_j sc_j * (q . x over sub-block j) and sum_j m_j * (x's sum over sub-block j)
+// are added in order as acc = fma(sumi, d_w * d_x, acc), then acc = fma(summ, -(dmin_w * d_x), acc).
+void matmulQ4_Kx64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
+                   size_t nCols, float* y, size_t ldy) {
+  const size_t nBlocks = n / kQKK;
+  for (size_t r = rowBegin; r < rowEnd; r++) {
+    const uint8_t* group = w + r / kRows64 * nBlocks * kQ4_Kx64BlockBytes;
+    const size_t s = r % kRows64 / 16, j = r % 16;
+    for (size_t c = 0; c < nCols; c++) {
+      const BlockQ8_K* xb = reinterpret_cast<const BlockQ8_K*>(x + c * actRowBytes);
+      float sum = 0.0f;
+      for (size_t b = 0; b < nBlocks; b++) {
+        const uint8_t* block = group + b * kQ4_Kx64BlockBytes;
+        int sumi = 0, summ = 0;
+        for (size_t sub = 0; sub < 8; sub++) {
+          int dot = 0;
+          for (size_t k = 0; k < 8; k++) {
+            for (size_t i = 0; i < 4; i++) {
+              const uint8_t byte = block[q4_Kx64LineOffset(s, sub / 2, k) + 4 * j + i];
+              dot += ((byte >> (4 * (sub % 2))) & 15) * xb[b].qs[32 * sub + 4 * k + i];
+            }
+          }
+          sumi += block[q4_Kx64ScaleOffset(sub, s) + j] * dot;
+          summ += block[q4_Kx64MinOffset(sub, s) + j] * (xb[b].bsums[2 * sub] + xb[b].bsums[2 * sub + 1]);
+        }
+        const float d = fp16ToFloat(loadU16(block + q4_Kx64DOffset(s) + 2 * j));
+        const float dmin = fp16ToFloat(loadU16(block + q4_Kx64DminOffset(s) + 2 * j));
+        sum = std::fma(static_cast<float>(sumi), d * xb[b].d, sum);
+        sum = std::fma(static_cast<float>(summ), -(dmin * xb[b].d), sum);
       }
       y[c * ldy + r] = sum;
     }

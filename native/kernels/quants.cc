@@ -299,12 +299,46 @@ bool convertRows(GgmlType srcType, const uint8_t* src, GgmlType dstType, uint8_t
 
 void repackQ4_0x64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
   for (size_t b = 0; b < n / kQK; b++, dst += kQ4_0x64BlockBytes) {
-    for (size_t row = 0; row < kQ4_0x64Rows; row++) {
+    for (size_t row = 0; row < kRows64; row++) {
       const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(src + row * srcRowBytes)[b];
       const size_t s = row / 16, j = row % 16;
       std::memcpy(dst + q4_0x64ScaleOffset(s, j), &block.d, 2);
       for (size_t k = 0; k < 4; k++) std::memcpy(dst + q4_0x64LineOffset(s, k) + 4 * j, block.qs + 4 * k, 4);
     }
+  }
+}
+
+void repackQ4_Kx64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
+  for (size_t b = 0; b < n / kQKK; b++, dst += kQ4_Kx64BlockBytes) {
+    for (size_t row = 0; row < kRows64; row++) {
+      const BlockQ4_K& block = reinterpret_cast<const BlockQ4_K*>(src + row * srcRowBytes)[b];
+      const size_t s = row / 16, j = row % 16;
+      std::memcpy(dst + q4_Kx64DOffset(s) + 2 * j, &block.d, 2);
+      std::memcpy(dst + q4_Kx64DminOffset(s) + 2 * j, &block.dmin, 2);
+      uint8_t scales[8], mins[8];
+      unpackQ4Scales(block.scales, scales, mins);
+      for (size_t sub = 0; sub < 8; sub++) {
+        dst[q4_Kx64ScaleOffset(sub, s) + j] = scales[sub];
+        dst[q4_Kx64MinOffset(sub, s) + j] = mins[sub];
+      }
+      for (size_t c = 0; c < 4; c++) {
+        for (size_t k = 0; k < 8; k++) std::memcpy(dst + q4_Kx64LineOffset(s, c, k) + 4 * j, block.qs + 32 * c + 4 * k, 4);
+      }
+    }
+  }
+}
+
+bool hasRows64Layout(GgmlType type) { return type == GgmlType::Q4_0 || type == GgmlType::Q4_K; }
+
+size_t rows64GroupBytes(GgmlType type, size_t n) {
+  return type == GgmlType::Q4_K ? n / kQKK * kQ4_Kx64BlockBytes : n / kQK * kQ4_0x64BlockBytes;
+}
+
+void repackRows64(GgmlType type, const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
+  if (type == GgmlType::Q4_K) {
+    repackQ4_Kx64(src, srcRowBytes, n, dst);
+  } else {
+    repackQ4_0x64(src, srcRowBytes, n, dst);
   }
 }
 

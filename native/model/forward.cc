@@ -38,12 +38,12 @@ void runMatmuls(ThreadPool& pool, WorkCounter& work, const KernelTable& k, const
   for (size_t j = 0; j < jobCount; j++) {
     totalRows += jobs[j].rows;
     maxCols = std::max(maxCols, jobs[j].nCols);
-    repacked |= jobs[j].layout == RowLayout::Q4_0x64;
+    repacked |= jobs[j].layout == RowLayout::Rows64;
   }
   if (totalRows == 0) return;
   const size_t parts = 2 * size_t(pool.threadCount());
   // Prefill tiles pack their activations once per call, which a 64-row chunk amortizes and a 16-row one does not;
-  // a Q4_0x64 group is 64 rows, which a chunk boundary inside it would make two threads compute.
+  // a repacked group is 64 rows, which a chunk boundary inside it would make two threads compute.
   const size_t grain = maxCols > 1 || repacked ? 64 : 16;
   work.reset();
   pool.parallel([&](unsigned, unsigned) {
@@ -54,8 +54,9 @@ void runMatmuls(ThreadPool& pool, WorkCounter& work, const KernelTable& k, const
         const MatmulJob& job = jobs[j];
         if (begin >= base + job.rows) continue;
         const size_t r0 = begin - base, r1 = std::min(end - base, job.rows);
-        if (job.layout == RowLayout::Q4_0x64) {
-          k.matmulQ4_0x64(job.w, job.n, r0, r1, job.x, job.xRowBytes, job.nCols, job.y, job.ldy);
+        if (job.layout == RowLayout::Rows64) {
+          const auto matmul = job.type == GgmlType::Q4_K ? k.matmulQ4_Kx64 : k.matmulQ4_0x64;
+          matmul(job.w, job.n, r0, r1, job.x, job.xRowBytes, job.nCols, job.y, job.ldy);
         } else {
           k.matmul(job.type, job.w, job.wRowBytes, job.n, r0, r1, job.x, job.xRowBytes, job.nCols, job.y, job.ldy);
         }

@@ -88,7 +88,7 @@ Error Model::load(const std::string& path, const ModelOptions& options, std::uni
   model->weightMemory_ = readOptions.copyToMemory ? WeightMemory::Copied : WeightMemory::Mapped;
   if (options.weights == WeightMemory::Repacked && kernels().matmulQ4_0x64 != nullptr) {
     bool repacked = false;
-    error = repackQ4_0Weights(model->hparams_, &model->weights_, *model->pool_, &model->repacked_, &repacked);
+    error = repackWeights(model->hparams_, &model->weights_, *model->pool_, &model->repacked_, &repacked);
     if (!error.ok()) return error;
     if (repacked) model->weightMemory_ = WeightMemory::Repacked;
   }

@@ -24,8 +24,8 @@ namespace mn {
 enum class WeightMemory {
   Mapped,  // used in place from the file's mapping: no copy, pages shared with other processes
   Copied,  // read into anonymous memory in 2 MiB pages at load: decode no longer depends on the page cache's pages
-  // Q4_0 matrices moved into anonymous memory in 2 MiB pages, 64 rows interleaved (model/repack.cc), the rest mapped;
-  // where the CPU has no kernel for that layout (kernels().matmulQ4_0x64), or the model has no such matrix, Mapped.
+  // Q4_0 and Q4_K matrices moved into anonymous memory in 2 MiB pages, 64 rows interleaved (model/repack.cc), the
+  // rest mapped; where the CPU has no kernels for those layouts (AVX2), or the model has no such matrix, Mapped.
   Repacked,
 };
 
@@ -56,7 +56,7 @@ class Model {
   mutable uint64_t fingerprint_ = 0;
   std::unique_ptr<GgufFile> file_;
   WeightMemory weightMemory_ = WeightMemory::Mapped;
-  HugePages repacked_;  // the Q4_0x64 matrices (WeightMemory::Repacked)
+  HugePages repacked_;  // the repacked matrices (WeightMemory::Repacked)
   Hparams hparams_;
   ModelWeights weights_;
   std::unique_ptr<ThreadPool> pool_;

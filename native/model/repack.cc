@@ -1,5 +1,5 @@
-// ModelOptions::weights == Repacked: the Q4_0 matrices move at load into anonymous memory in 2 MiB pages, 64 rows
-// interleaved (Q4_0x64, kernels/quants.h), where prefill sums whole blocks with one scaling each
+// ModelOptions::weights == Repacked: the Q4_0 and Q4_K matrices move at load into anonymous memory in 2 MiB pages,
+// 64 rows interleaved (Q4_0x64 and Q4_Kx64, kernels/quants.h), where each lane sums whole blocks of one row
 // (docs/performance.md, "Repacked weights"). Every other tensor stays mapped from the file.
 #include <sys/mman.h>
 #include <unistd.h>
@@ -18,27 +18,30 @@ namespace {
 
 // One matrix to move: where it is, and the pointer and layout to update once it has moved.
 struct Move {
+  GgmlType type;
   const uint8_t* source;
-  uint64_t bytes;
   uint64_t rowBytes;
-  uint32_t nIn;
+  uint32_t nIn, nOut;
   const uint8_t** data;
   RowLayout* layout;
+
+  uint64_t sourceBytes() const { return rowBytes * nOut; }
+  uint64_t repackedBytes() const { return uint64_t(rows64GroupBytes(type, nIn)) * (nOut / kRows64); }
 };
 
 constexpr uint64_t kMoveAlignment = 4096;
 
-bool canRepack(GgmlType type, uint32_t nOut) { return type == GgmlType::Q4_0 && nOut % kQ4_0x64Rows == 0; }
+bool canRepack(GgmlType type, uint32_t nOut) { return hasRows64Layout(type) && nOut % kRows64 == 0; }
 
 void addMatrix(MatrixRef& m, std::vector<Move>& moves) {
   if (m.data == nullptr || !canRepack(m.type, m.nOut)) return;
-  moves.push_back(Move{m.data, m.rowBytes * m.nOut, m.rowBytes, m.nIn, &m.data, &m.layout});
+  moves.push_back(Move{m.type, m.data, m.rowBytes, m.nIn, m.nOut, &m.data, &m.layout});
 }
 
 void addExperts(ExpertsRef& m, uint32_t nExperts, std::vector<Move>& moves) {
   if (m.data[0] == nullptr || !canRepack(m.type, m.nOut)) return;
   for (uint32_t e = 0; e < nExperts; e++) {
-    moves.push_back(Move{m.data[e], m.rowBytes * m.nOut, m.rowBytes, m.nIn, &m.data[e], &m.layout});
+    moves.push_back(Move{m.type, m.data[e], m.rowBytes, m.nIn, m.nOut, &m.data[e], &m.layout});
   }
 }
 
@@ -53,7 +56,7 @@ void releaseMappedPages(const uint8_t* begin, uint64_t bytes) {
 
 }  // namespace
 
-Error repackQ4_0Weights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory, bool* repacked) {
+Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory, bool* repacked) {
   *repacked = false;
   std::vector<Move> moves;
   for (LayerWeights& layer : weights->layers) {
@@ -67,31 +70,32 @@ Error repackQ4_0Weights(const Hparams& hp, ModelWeights* weights, ThreadPool& po
   if (moves.empty()) return Error::none();
 
   uint64_t total = 0;
-  for (const Move& move : moves) total += (move.bytes + kMoveAlignment - 1) / kMoveAlignment * kMoveAlignment;
+  for (const Move& move : moves) total += (move.repackedBytes() + kMoveAlignment - 1) / kMoveAlignment * kMoveAlignment;
   const uint64_t available = availableMemoryBytes();
   if (available > 0 && total > available) {
     return makeError("OUT_OF_MEMORY", "options.weights is \"repacked\", but the " + std::to_string(total) +
-                                          " bytes of Q4_0 matrices exceed the " + std::to_string(available) +
+                                          " bytes of Q4_0 and Q4_K matrices exceed the " + std::to_string(available) +
                                           " bytes of memory available");
   }
   if (!memory->allocate(size_t(total))) {
     return makeError("OUT_OF_MEMORY", "options.weights is \"repacked\", but " + std::to_string(total) +
-                                          " bytes of memory for the Q4_0 matrices could not be allocated");
+                                          " bytes of memory for the Q4_0 and Q4_K matrices could not be allocated");
   }
   uint8_t* next = memory->data();
   for (const Move& move : moves) {
-    const size_t groups = size_t(move.bytes / move.rowBytes) / kQ4_0x64Rows;
-    const size_t groupBytes = size_t(move.rowBytes) * kQ4_0x64Rows;
+    const size_t groups = move.nOut / kRows64;
+    const size_t sourceGroupBytes = size_t(move.rowBytes) * kRows64, groupBytes = rows64GroupBytes(move.type, move.nIn);
     uint8_t* const destination = next;
     pool.parallel([&](unsigned t, unsigned n) {
       for (size_t g = groups * t / n; g < groups * (t + 1) / n; g++) {
-        repackQ4_0x64(move.source + g * groupBytes, size_t(move.rowBytes), move.nIn, destination + g * groupBytes);
+        repackRows64(move.type, move.source + g * sourceGroupBytes, size_t(move.rowBytes), move.nIn,
+                     destination + g * groupBytes);
       }
     });
-    releaseMappedPages(move.source, move.bytes);
+    releaseMappedPages(move.source, move.sourceBytes());
     *move.data = destination;
-    *move.layout = RowLayout::Q4_0x64;
-    next += (move.bytes + kMoveAlignment - 1) / kMoveAlignment * kMoveAlignment;
+    *move.layout = RowLayout::Rows64;
+    next += (move.repackedBytes() + kMoveAlignment - 1) / kMoveAlignment * kMoveAlignment;
   }
   *repacked = true;
   return Error::none();

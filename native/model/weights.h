@@ -38,7 +38,7 @@ struct Hparams {
 // How a matrix's rows are laid out in memory.
 enum class RowLayout : uint8_t {
   AsFile,   // row r holds nIn values of `type`, rowBytes apart
-  Q4_0x64,  // Q4_0 rows repacked 64 at a time (kernels/quants.h; model/repack.cc), rowBytes per row all the same
+  Rows64,   // rows repacked 64 at a time, Q4_0x64 or Q4_Kx64 by type (kernels/quants.h; model/repack.cc)
 };
 
 // One weight matrix W (nOut, nIn) of `type`, starting at data.
@@ -91,9 +91,10 @@ Error bindModel(const GgufFile& file, const BindOptions& options, Hparams* hpara
 class HugePages;
 class ThreadPool;
 
-// Moves every Q4_0 matrix the forward pass multiplies by (rows a multiple of 64) into `memory` in the Q4_0x64 layout
-// and points weights at the copies; the file's pages they came from are released from this process. `repacked`
-// says whether any matrix moved. OUT_OF_MEMORY when the copies would not fit the memory available (repack.cc).
-Error repackQ4_0Weights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory, bool* repacked);
+// Moves every Q4_0 and Q4_K matrix the forward pass multiplies by (rows a multiple of 64) into `memory` in their
+// 64-row layouts and points weights at the copies; the file's pages they came from are released from this process.
+// `repacked` says whether any matrix moved. OUT_OF_MEMORY when the copies would not fit the memory available
+// (repack.cc).
+Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory, bool* repacked);
 
 }  // namespace mn

@@ -1,0 +1,96 @@
+// The kernels behind `weights: "repacked"` (issue 6's repacked-weights lever), Q4_0 and Q4_K rows repacked 64 at a
+// time: the same dot products as the Q4_0 and Q4_K kernels with each block's terms added once, decode and prefill in
+// one order, so every ISA gives the scalar reference's bits at any batching and any row range.
+import { describe, expect, it } from "vitest";
+
+import { quantize } from "../lib/gguf/quantize.js";
+import { GgmlType } from "../lib/gguf/types.js";
+import { GGML_TYPE_TRAITS } from "../lib/gguf/types.js";
+import { kernelIsas, matmul, repackedIsas } from "../lib/kernels/testing.js";
+import { expectClose, expectSentinels, gaussians, guarded } from "./helpers/kernels.js";
+
+// More than one decode activation chunk (512 Q4_0 blocks, 64 Q4_K super-blocks) and many prefill chunks.
+const N = 16384 + 4096 + 256;
+// Three 64-row groups: twelve runs of 16 rows for the two-run prefill tile.
+const N_ROWS = 192;
+const COLUMN_COUNTS = [1, 2, 3, 5, 17, 64];
+const MAX_COLUMNS = 64;
+// The float terms added in another order than the file-layout kernels': the two agree to float rounding.
+const ORDER_NMSE = 1e-12;
+const TYPES = [GgmlType.Q4_0, GgmlType.Q4_K] as const;
+
+function firstBitDifference(a: Float32Array, b: Float32Array, length: number): number {
+  const x = new Uint32Array(a.buffer, a.byteOffset, length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, length);
+  for (let i = 0; i < length; i++) if (x[i] !== y[i]) return i;
+  return -1;
+}
+
+describe("20 kernels: Q4_0 and Q4_K rows repacked 64 at a time", () => {
+  const x = gaussians(MAX_COLUMNS * N, 42);
+
+  it("the scalar and AVX-512 tables have the kernels and the AVX2 table does not", () => {
+    expect(repackedIsas()).toEqual(kernelIsas().filter((isa) => isa !== "avx2"));
+  });
+
+  for (const type of TYPES) {
+    const name = GGML_TYPE_TRAITS[type].name;
+    const weights = quantize(type, gaussians(N_ROWS * N, 41), N);
+
+    it(`the scalar repacked ${name} matmul agrees with the scalar ${name} matmul to float rounding`, () => {
+      const repacked = matmul("scalar", type, weights, N_ROWS, N, x.subarray(0, 5 * N), 5, { repacked: true });
+      const asFile = matmul("scalar", type, weights, N_ROWS, N, x.subarray(0, 5 * N), 5);
+      expectClose(asFile, repacked, 5 * N_ROWS, ORDER_NMSE, `repacked ${name} against ${name}`);
+      let largestDifference = 0, largestValue = 0;
+      for (let i = 0; i < 5 * N_ROWS; i++) {
+        largestDifference = Math.max(largestDifference, Math.abs(repacked[i] - asFile[i]));
+        largestValue = Math.max(largestValue, Math.abs(asFile[i]));
+      }
+      expect(largestDifference).toBeGreaterThan(0); // the orders do differ
+      expect(largestDifference).toBeLessThan(1e-5 * largestValue);
+    });
+
+    for (const isa of repackedIsas()) {
+      it(`${isa} ${name}: every column count (${COLUMN_COUNTS.join(", ")}) and every row range gives the scalar reference's bits`, () => {
+        const reference = matmul("scalar", type, weights, N_ROWS, N, x, MAX_COLUMNS, { repacked: true });
+        for (const nCols of COLUMN_COUNTS) {
+          const out = guarded(nCols * N_ROWS);
+          matmul(isa, type, weights, N_ROWS, N, x.subarray(0, nCols * N), nCols, { repacked: true, out });
+          const at = firstBitDifference(reference, out, nCols * N_ROWS);
+          expect(at, `${nCols} columns: column ${Math.floor(at / N_ROWS)} row ${at % N_ROWS} differs`).toBe(-1);
+          expectSentinels(out, nCols * N_ROWS, `${nCols} columns`);
+        }
+        // Row ranges that cut groups and runs of 16 rows, as the thread pool's chunks may.
+        for (const nCols of [1, 17]) {
+          const out = guarded(nCols * N_ROWS);
+          for (const [rowBegin, rowEnd] of [[0, 5], [5, 6], [6, 41], [41, 64], [64, 100], [100, 192]]) {
+            matmul(isa, type, weights, N_ROWS, N, x.subarray(0, nCols * N), nCols, { repacked: true, rowBegin, rowEnd, out });
+          }
+          const at = firstBitDifference(reference, out, nCols * N_ROWS);
+          expect(at, `${nCols} columns in row ranges: column ${Math.floor(at / N_ROWS)} row ${at % N_ROWS} differs`).toBe(-1);
+          expectSentinels(out, nCols * N_ROWS, `${nCols} columns in row ranges`);
+        }
+      });
+
+      it(`${isa} ${name}: a row range writes only its own rows of each column, ldy apart`, () => {
+        const nCols = 3, ldy = N_ROWS + 7;
+        const out = guarded((nCols - 1) * ldy + N_ROWS);
+        matmul(isa, type, weights, N_ROWS, N, x.subarray(0, nCols * N), nCols, { repacked: true, rowBegin: 13, rowEnd: 150, ldy, out });
+        for (let c = 0; c < nCols; c++) {
+          for (let r = 0; r < N_ROWS; r++) {
+            const written = out[c * ldy + r] !== -987654.3125;
+            expect(written, `column ${c} row ${r}`).toBe(r >= 13 && r < 150);
+          }
+        }
+      });
+    }
+
+  }
+
+  it("refuses weights the layouts cannot hold, naming the option", () => {
+    const f16 = quantize(GgmlType.F16, gaussians(16 * 64, 1), 64);
+    expect(() => matmul("scalar", GgmlType.F16, f16, 16, 64, gaussians(64, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs Q4_0 or Q4_K weights; got F16/);
+    const q4 = quantize(GgmlType.Q4_0, gaussians(8 * 64, 1), 64);
+    expect(() => matmul("scalar", GgmlType.Q4_0, q4, 8, 64, gaussians(64, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs nRows a multiple of 64; got 8/);
+  });
+});
