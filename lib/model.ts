@@ -36,14 +36,15 @@ export interface LoadOptions {
    *   faster than one partly in small pages; docs/performance.md, "Where the weights live"), and the file may be
    *   replaced or deleted while the model runs. Rejects with `OUT_OF_MEMORY` when the file is larger than the
    *   memory available.
-   * - `"repacked"`: the Q4_0 weight matrices are copied at load into this process's memory with 64 rows
-   *   interleaved, and every other tensor stays mapped. Prefill of Q4_0 models runs faster (on the benchmark
-   *   machine 1.3–1.5× on the Mixtral slice; docs/performance.md, "Repacked weights"), while decode runs at about the
-   *   same speed or slightly slower. Logits differ from the other modes in the last bits (each block is scaled once,
-   *   not in quarters), and single-token and batched evaluation still agree to the bit. Loading reads and rewrites
-   *   the Q4_0 matrices, and RAM must hold them: rejects with `OUT_OF_MEMORY` when they are larger than the memory
-   *   available. Needs AVX-512 VNNI; elsewhere, and for models without Q4_0 matrices, the model loads as
-   *   `"mapped"` ({@link Mixtral.weights} says which).
+   * - `"repacked"`: the Q4_0 and Q4_K weight matrices (those of Q4_0 and Q4_K_M files) are copied at load into
+   *   this process's memory with 64 rows interleaved, and every other tensor stays mapped. Prefill runs faster (on
+   *   the benchmark machine 1.5–1.8× for the Q4_0 Mixtral slice and 1.1–1.2× for Q4_K_M, 1.4–1.6× on dense slices;
+   *   docs/performance.md, "Repacked weights"), and decode about as fast. Logits differ from the other modes in the
+   *   last bits (each block's terms are added once, in another order), and single-token and batched evaluation still
+   *   agree to the bit. Loading reads and rewrites those matrices (1–2.3 s for a 2 GB file there), and RAM must hold
+   *   them: rejects with `OUT_OF_MEMORY` when they are larger than the memory available. Needs AVX-512 VNNI;
+   *   elsewhere, and for models with neither Q4_0 nor Q4_K matrices, the model loads as `"mapped"`
+   *   ({@link Mixtral.weights} says which).
    */
   weights?: WeightMemory;
   /**

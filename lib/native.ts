@@ -17,7 +17,7 @@ export type IsaName = "scalar" | "avx2" | "avx512";
  * @example
  * ```ts
  * const model = await Mixtral.load(path, { weights: "repacked" });
- * const where: WeightMemory = model.weights; // "mapped" when the file has no Q4_0 matrix to repack
+ * const where: WeightMemory = model.weights; // "mapped" when the file has no Q4_0 or Q4_K matrix to repack
  * ```
  */
 export type WeightMemory = "mapped" | "copied" | "repacked";
