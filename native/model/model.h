@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "common/status.h"
 #include "common/huge_pages.h"
+#include "common/status.h"
 #include "gguf/gguf.h"
 #include "kernels/kernels.h"
 #include "model/thread_pool.h"
