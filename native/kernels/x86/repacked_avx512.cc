@@ -83,22 +83,33 @@ MN_INLINE __m512i broadcastFour(const int8_t* q) {
   return _mm512_set1_epi32(static_cast<int>(loadU32(reinterpret_cast<const uint8_t*>(q))));
 }
 
+// Prefetches the lines kPrefetchBytes past those of one block of a group (the decode stream)
+MN_INLINE void prefetchAhead(const uint8_t* block, size_t blockBytes) {
+  for (size_t line = 0; line < blockBytes; line += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(block + kPrefetchBytes + line), _MM_HINT_T0);
+  }
+}
+
 // ---- Q4_0x64: decode (one column) ----
 
-// acc[s] (one lane per row of run s) += blocks [b0, b0 + count) of the group at `group` . x, in block order
-MN_INLINE void groupDot(const uint8_t* group, size_t b0, size_t count, const BlockQ8_0* x, const int32_t* offsets,
-                        const float* scales, __m512 (&acc)[kRuns]) {
+// The activations' level offsets and scales for a chunk of blocks, prepared once per decode call
+struct DecodeActivations {
+  alignas(64) int32_t offsets[kActChunkBlocks];
+  alignas(64) float scales[kActChunkBlocks];
+};
+
+// acc[s] (one lane per row of run s) += `count` blocks of a group from `block` on . x from its block at `x` on, in
+// block order
+MN_INLINE void groupDot(const uint8_t* block, size_t count, const BlockQ8_0* x, const DecodeActivations& act,
+                        __m512 (&acc)[kRuns]) {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  const uint8_t* block = group + b0 * kQ4_0x64BlockBytes;
   for (size_t i = 0; i < count; i++, block += kQ4_0x64BlockBytes) {
-    for (size_t line = 0; line < kQ4_0x64BlockBytes; line += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(block + kPrefetchBytes + line), _MM_HINT_T0);
-    }
-    const BlockQ8_0& xb = x[b0 + i];
+    prefetchAhead(block, kQ4_0x64BlockBytes);
+    const BlockQ8_0& xb = x[i];
     // Per run, two chains of 4: low nibbles (values 0..15) from the offset, high nibbles (16..31) from zero.
     __m512i low[kRuns], high[kRuns];
     for (int s = 0; s < kRuns; s++) {
-      low[s] = _mm512_set1_epi32(offsets[i]);
+      low[s] = _mm512_set1_epi32(act.offsets[i]);
       high[s] = _mm512_setzero_si512();
     }
     for (int k = 0; k < 4; k++) {
@@ -109,31 +120,10 @@ MN_INLINE void groupDot(const uint8_t* group, size_t b0, size_t count, const Blo
         high[s] = _mm512_dpbusd_epi32(high[s], _mm512_and_si512(_mm512_srli_epi16(line, 4), low4), xHigh);
       }
     }
-    const __m512 dx = _mm512_set1_ps(scales[i]);
+    const __m512 dx = _mm512_set1_ps(act.scales[i]);
     for (int s = 0; s < kRuns; s++) {
       const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(block + q4_0x64ScaleOffset(s, 0))));
       acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(low[s], high[s])), _mm512_mul_ps(dw, dx), acc[s]);
-    }
-  }
-}
-
-void decode(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, float* y) {
-  const size_t nBlocks = n / kQK, groupBytes = nBlocks * kQ4_0x64BlockBytes;
-  const size_t gBegin = rowBegin / kGroupRows, gEnd = (rowEnd + kGroupRows - 1) / kGroupRows;
-  alignas(64) int32_t offsets[kActChunkBlocks];
-  alignas(64) float scales[kActChunkBlocks];
-  for (size_t b0 = 0; b0 < nBlocks; b0 += kActChunkBlocks) {
-    const size_t count = nBlocks - b0 < kActChunkBlocks ? nBlocks - b0 : kActChunkBlocks;
-    prepareActivations(x, b0, count, offsets, scales);
-    for (size_t g = gBegin; g < gEnd; g++) {
-      __mmask16 masks[kRuns];
-      __m512 acc[kRuns];
-      for (int s = 0; s < kRuns; s++) {
-        masks[s] = rowMask(g * kGroupRows + 16 * s, rowBegin, rowEnd);
-        acc[s] = b0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(masks[s], y + g * kGroupRows + 16 * s);
-      }
-      groupDot(w + g * groupBytes, b0, count, reinterpret_cast<const BlockQ8_0*>(x), offsets, scales, acc);
-      for (int s = 0; s < kRuns; s++) _mm512_mask_storeu_ps(y + g * kGroupRows + 16 * s, masks[s], acc[s]);
     }
   }
 }
@@ -261,50 +251,39 @@ MN_INLINE __m512i minTerm(const uint8_t* block, int s, const KActivation& a) {
   return summ;
 }
 
-void decodeK(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, float* y) {
-  const size_t nBlocks = n / kQKK, groupBytes = nBlocks * kQ4_Kx64BlockBytes;
-  const size_t gBegin = rowBegin / kGroupRows, gEnd = (rowEnd + kGroupRows - 1) / kGroupRows;
-  const BlockQ8_K* xb = reinterpret_cast<const BlockQ8_K*>(x);
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
+// The activations' sub-block sums and scales for a chunk of super-blocks, prepared once per decode call
+struct KDecodeActivations {
   KActivation act[kKActChunkBlocks];
-  for (size_t b0 = 0; b0 < nBlocks; b0 += kKActChunkBlocks) {
-    const size_t count = nBlocks - b0 < kKActChunkBlocks ? nBlocks - b0 : kKActChunkBlocks;
-    prepareKActivations(x, b0, count, act);
-    for (size_t g = gBegin; g < gEnd; g++) {
-      __mmask16 masks[kRuns];
-      __m512 acc[kRuns];
+};
+
+// acc[s] (one lane per row of run s) += `count` super-blocks of a group from `block` on . x from its super-block at `x`
+// on, in order
+MN_INLINE void kGroupDot(const uint8_t* block, size_t count, const BlockQ8_K* x, const KDecodeActivations& act,
+                         __m512 (&acc)[kRuns]) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (size_t i = 0; i < count; i++, block += kQ4_Kx64BlockBytes) {
+    prefetchAhead(block, kQ4_Kx64BlockBytes);
+    const int8_t* q = x[i].qs;
+    __m512i sumi[kRuns];
+    for (int s = 0; s < kRuns; s++) sumi[s] = _mm512_setzero_si512();
+    for (int c = 0; c < 4; c++) {
+      __m512i low[kRuns], high[kRuns];
+      for (int s = 0; s < kRuns; s++) low[s] = high[s] = _mm512_setzero_si512();
+      for (int k = 0; k < 8; k++) {
+        const __m512i xLow = broadcastFour(q + 64 * c + 4 * k), xHigh = broadcastFour(q + 64 * c + 32 + 4 * k);
+        for (int s = 0; s < kRuns; s++) {
+          const __m512i line = _mm512_load_si512(block + q4_Kx64LineOffset(s, c, k));
+          low[s] = _mm512_dpbusd_epi32(low[s], _mm512_and_si512(line, low4), xLow);
+          high[s] = _mm512_dpbusd_epi32(high[s], _mm512_and_si512(_mm512_srli_epi16(line, 4), low4), xHigh);
+        }
+      }
       for (int s = 0; s < kRuns; s++) {
-        masks[s] = rowMask(g * kGroupRows + 16 * s, rowBegin, rowEnd);
-        acc[s] = b0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(masks[s], y + g * kGroupRows + 16 * s);
+        sumi[s] = _mm512_add_epi32(sumi[s], _mm512_mullo_epi32(low[s], loadKScales(block, q4_Kx64ScaleOffset(2 * c, s))));
+        sumi[s] = _mm512_add_epi32(sumi[s], _mm512_mullo_epi32(high[s], loadKScales(block, q4_Kx64ScaleOffset(2 * c + 1, s))));
       }
-      const uint8_t* block = w + g * groupBytes + b0 * kQ4_Kx64BlockBytes;
-      for (size_t i = 0; i < count; i++, block += kQ4_Kx64BlockBytes) {
-        for (size_t line = 0; line < kQ4_Kx64BlockBytes; line += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(block + kPrefetchBytes + line), _MM_HINT_T0);
-        }
-        const int8_t* q = xb[b0 + i].qs;
-        __m512i sumi[kRuns];
-        for (int s = 0; s < kRuns; s++) sumi[s] = _mm512_setzero_si512();
-        for (int c = 0; c < 4; c++) {
-          __m512i low[kRuns], high[kRuns];
-          for (int s = 0; s < kRuns; s++) low[s] = high[s] = _mm512_setzero_si512();
-          for (int k = 0; k < 8; k++) {
-            const __m512i xLow = broadcastFour(q + 64 * c + 4 * k), xHigh = broadcastFour(q + 64 * c + 32 + 4 * k);
-            for (int s = 0; s < kRuns; s++) {
-              const __m512i line = _mm512_load_si512(block + q4_Kx64LineOffset(s, c, k));
-              low[s] = _mm512_dpbusd_epi32(low[s], _mm512_and_si512(line, low4), xLow);
-              high[s] = _mm512_dpbusd_epi32(high[s], _mm512_and_si512(_mm512_srli_epi16(line, 4), low4), xHigh);
-            }
-          }
-          for (int s = 0; s < kRuns; s++) {
-            sumi[s] = _mm512_add_epi32(sumi[s], _mm512_mullo_epi32(low[s], loadKScales(block, q4_Kx64ScaleOffset(2 * c, s))));
-            sumi[s] = _mm512_add_epi32(sumi[s], _mm512_mullo_epi32(high[s], loadKScales(block, q4_Kx64ScaleOffset(2 * c + 1, s))));
-          }
-        }
-        for (int s = 0; s < kRuns; s++) addKTerms(block, s, sumi[s], minTerm(block, s, act[i]), act[i].d, acc[s]);
-      }
-      for (int s = 0; s < kRuns; s++) _mm512_mask_storeu_ps(y + g * kGroupRows + 16 * s, masks[s], acc[s]);
     }
+    const KActivation& a = act.act[i];
+    for (int s = 0; s < kRuns; s++) addKTerms(block, s, sumi[s], minTerm(block, s, a), a.d, acc[s]);
   }
 }
 
@@ -375,14 +354,25 @@ void tileK(const KLevelBlock* const (&levels)[kTileRuns], const int (&runs)[kTil
   storeTile(acc, masks, out, ldy);
 }
 
-// ---- the prefill driver of both layouts ----
+// ---- the decode and prefill drivers of both layouts ----
 
-// What the prefill driver needs of a layout: its unpacked block, the column tile's activations, unpacking, and the tile.
+// What the drivers need of a layout: its block and activation types, decode's prepared activations and group dot
+// product, prefill's unpacked block, column tile activations, unpacking and tile.
 struct Q4_0Format {
   using Levels = LevelBlock;
   using Activations = TileActivations;
   static constexpr size_t kBlockValues = kQK, kBlockBytes = kQ4_0x64BlockBytes, kChunkBlocks = kLevelChunkBlocks;
   static constexpr int kRunsPerTile = kQ4_0TileRuns, kColsPerTile = kQ4_0TileCols;
+  using Activation = BlockQ8_0;
+  using DecodeActivations = x86::DecodeActivations;
+  static constexpr size_t kDecodeChunkBlocks = kActChunkBlocks;
+  static void prepareDecode(const uint8_t* x, size_t b0, size_t count, DecodeActivations& act) {
+    prepareActivations(x, b0, count, act.offsets, act.scales);
+  }
+  static void groupDot(const uint8_t* block, size_t count, const Activation* x, const DecodeActivations& act,
+                       __m512 (&acc)[kRuns]) {
+    x86::groupDot(block, count, x, act, acc);
+  }
   static void unpack(const uint8_t* group, int s, size_t b0, size_t count, Levels* out) {
     unpackLevels(group, s, b0, count, out);
   }
@@ -399,6 +389,16 @@ struct Q4_KFormat {
   using Activations = KTileActivations;
   static constexpr size_t kBlockValues = kQKK, kBlockBytes = kQ4_Kx64BlockBytes, kChunkBlocks = kKLevelChunkBlocks;
   static constexpr int kRunsPerTile = kQ4_KTileRuns, kColsPerTile = kQ4_KTileCols;
+  using Activation = BlockQ8_K;
+  using DecodeActivations = KDecodeActivations;
+  static constexpr size_t kDecodeChunkBlocks = kKActChunkBlocks;
+  static void prepareDecode(const uint8_t* x, size_t b0, size_t count, DecodeActivations& act) {
+    prepareKActivations(x, b0, count, act.act);
+  }
+  static void groupDot(const uint8_t* block, size_t count, const Activation* x, const DecodeActivations& act,
+                       __m512 (&acc)[kRuns]) {
+    kGroupDot(block, count, x, act, acc);
+  }
   static void unpack(const uint8_t* group, int s, size_t b0, size_t count, Levels* out) {
     unpackKLevels(group, s, b0, count, out);
   }
@@ -470,23 +470,38 @@ void prefill(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const u
   }
 }
 
-void matmulQ4_Kx64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
-                   size_t nCols, float* y, size_t ldy) {
-  if (rowBegin >= rowEnd) return;
-  if (nCols == 1) {
-    decodeK(w, n, rowBegin, rowEnd, x, y);
-  } else {
-    prefill<Q4_KFormat>(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+// Decode (one column): each group of 64 rows streamed from start to end per chunk of prepared activations; a group
+// cut by the row range is computed whole and stored through lane masks.
+template <typename F>
+void decode(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, float* y) {
+  const size_t nBlocks = n / F::kBlockValues, groupBytes = nBlocks * F::kBlockBytes;
+  const size_t gBegin = rowBegin / kGroupRows, gEnd = (rowEnd + kGroupRows - 1) / kGroupRows;
+  const typename F::Activation* activations = reinterpret_cast<const typename F::Activation*>(x);
+  typename F::DecodeActivations act;
+  for (size_t b0 = 0; b0 < nBlocks; b0 += F::kDecodeChunkBlocks) {
+    const size_t count = nBlocks - b0 < F::kDecodeChunkBlocks ? nBlocks - b0 : F::kDecodeChunkBlocks;
+    F::prepareDecode(x, b0, count, act);
+    for (size_t g = gBegin; g < gEnd; g++) {
+      __mmask16 masks[kRuns];
+      __m512 acc[kRuns];
+      for (int s = 0; s < kRuns; s++) {
+        masks[s] = rowMask(g * kGroupRows + 16 * s, rowBegin, rowEnd);
+        acc[s] = b0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(masks[s], y + g * kGroupRows + 16 * s);
+      }
+      F::groupDot(w + g * groupBytes + b0 * F::kBlockBytes, count, activations + b0, act, acc);
+      for (int s = 0; s < kRuns; s++) _mm512_mask_storeu_ps(y + g * kGroupRows + 16 * s, masks[s], acc[s]);
+    }
   }
 }
 
-void matmulQ4_0x64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
-                   size_t nCols, float* y, size_t ldy) {
+template <typename F>
+void matmulRows64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
+                  size_t nCols, float* y, size_t ldy) {
   if (rowBegin >= rowEnd) return;
   if (nCols == 1) {
-    decode(w, n, rowBegin, rowEnd, x, y);
+    decode<F>(w, n, rowBegin, rowEnd, x, y);
   } else {
-    prefill<Q4_0Format>(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+    prefill<F>(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
   }
 }
 
@@ -502,8 +517,8 @@ void matmulQ4_0x64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, c
 
 namespace mn {
 namespace x86 {
-extern const MatmulQ4_0x64Fn kMatmulQ4_0x64Avx512 = matmulQ4_0x64;
-extern const MatmulQ4_0x64Fn kMatmulQ4_Kx64Avx512 = matmulQ4_Kx64;
+extern const MatmulQ4_0x64Fn kMatmulQ4_0x64Avx512 = matmulRows64<Q4_0Format>;
+extern const MatmulQ4_0x64Fn kMatmulQ4_Kx64Avx512 = matmulRows64<Q4_KFormat>;
 }  // namespace x86
 }  // namespace mn
 
