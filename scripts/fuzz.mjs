@@ -19,7 +19,7 @@ if (!existsSync(join(corpusDir, "manifest.tsv"))) await writeCorpus();
 mkdirSync(workCorpus, { recursive: true });
 run(process.env.CXX_ASAN ?? "clang++", [
   "-std=c++17", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all", "-g", "-O1",
-  "-Inative", "native/fuzz/gguf_fuzz.cc", "native/gguf/gguf.cc", "native/model/weights.cc", "-o", binary,
+  "-Inative", "native/fuzz/gguf_fuzz.cc", "native/gguf/gguf.cc", "native/common/huge_pages.cc", "native/model/weights.cc", "-o", binary,
 ], { cwd: root });
 
 try {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 
 import { corpusDir, root, run, writeCorpus } from "./gguf-corpus.mjs";
 
-const READER_SOURCES = ["native/gguf/gguf.cc", "native/model/weights.cc"];
+const READER_SOURCES = ["native/gguf/gguf.cc", "native/common/huge_pages.cc", "native/model/weights.cc"];
 const outDir = join(root, ".cache", "asan");
 const binary = join(outDir, "gguf_test");
 

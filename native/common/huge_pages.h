@@ -22,9 +22,10 @@ class HugePages {
   bool allocate(size_t bytes);
   uint8_t* data() const { return data_; }
   size_t size() const { return bytes_; }
+  // Unmaps the buffer (if any); data() is then null.
+  void release();
 
  private:
-  void release();
   uint8_t* data_ = nullptr;
   size_t bytes_ = 0;
 };

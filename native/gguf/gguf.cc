@@ -16,6 +16,7 @@
 #include <system_error>
 
 #include "common/half.h"
+#include "common/huge_pages.h"
 #include "gguf/message.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -361,27 +362,14 @@ const char* ggufValueTypeName(GgufValueType type) {
 
 namespace {
 
-// Reads the size-byte file behind fd into a fresh anonymous region (*out, *length bytes: size rounded up to 2 MiB,
-// 2 MiB-aligned so the kernel can back it with huge pages), read-only once filled. Nothing is left allocated on
-// failure.
-Error readIntoMemory(int fd, const std::string& path, size_t size, uint8_t** out, size_t* length) {
-  constexpr size_t kHugePage = size_t(2) << 20;
-  const auto cannotAllocate = [&](int error) {
+// Reads the size-byte file behind fd into *copy (fresh memory in 2 MiB pages where the system grants them), read-only
+// once filled. Nothing is left allocated on failure.
+Error readIntoMemory(int fd, const std::string& path, size_t size, HugePages* copy) {
+  if (!copy->allocate(size)) {
     return makeError("GGUF_OPEN_FAILED", cat(path, ": cannot allocate ", size, " bytes to read the file into: ",
-                                             std::generic_category().message(error)));
-  };
-  if (size > std::numeric_limits<size_t>::max() - 2 * kHugePage) return cannotAllocate(ENOMEM);
-  const size_t bytes = (size + kHugePage - 1) / kHugePage * kHugePage;
-  void* region = mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (region == MAP_FAILED) return cannotAllocate(errno);
-  // Trim the over-allocation so the copy starts and ends on 2 MiB boundaries.
-  uint8_t* const start = static_cast<uint8_t*>(region);
-  uint8_t* const base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(start) + kHugePage - 1) & ~uintptr_t(kHugePage - 1));
-  if (base > start) munmap(start, size_t(base - start));
-  if (start + kHugePage > base) munmap(base + bytes, size_t(start + kHugePage - base));
-#ifdef MADV_HUGEPAGE
-  madvise(base, bytes, MADV_HUGEPAGE);
-#endif
+                                             std::generic_category().message(errno)));
+  }
+  uint8_t* const base = copy->data();
   size_t done = 0;
   while (done < size) {
     const ssize_t n = pread(fd, base + done, std::min<size_t>(size - done, size_t(1) << 30), static_cast<off_t>(done));
@@ -389,14 +377,12 @@ Error readIntoMemory(int fd, const std::string& path, size_t size, uint8_t** out
     if (n <= 0) {
       const std::string reason = n < 0 ? std::generic_category().message(errno)
                                        : cat("the file ended at byte ", done, " of the ", size, " it had when opened");
-      munmap(base, bytes);
+      copy->release();
       return makeError("GGUF_OPEN_FAILED", cat(path, ": cannot read: ", reason));
     }
     done += static_cast<size_t>(n);
   }
-  mprotect(base, bytes, PROT_READ);
-  *out = base;
-  *length = bytes;
+  mprotect(base, copy->size(), PROT_READ);
   return Error::none();
 }
 
@@ -429,13 +415,11 @@ Error GgufFile::open(const std::string& path, const GgufReadOptions& options, st
     }
     const size_t size = static_cast<size_t>(file->size_);
     if (options.copyToMemory) {
-      uint8_t* copy = nullptr;
-      if (Error error = readIntoMemory(fd, path, size, &copy, &file->ownedBytes_); !error.ok()) {
+      if (Error error = readIntoMemory(fd, path, size, &file->copy_); !error.ok()) {
         close(fd);
         return error;
       }
-      file->data_ = copy;
-      file->copied_ = true;
+      file->data_ = file->copy_.data();
     } else {
       void* mapping = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
       if (mapping == MAP_FAILED) {
@@ -450,7 +434,7 @@ Error GgufFile::open(const std::string& path, const GgufReadOptions& options, st
       madvise(mapping, size, MADV_HUGEPAGE);
 #endif
       file->data_ = static_cast<const uint8_t*>(mapping);
-      file->ownedBytes_ = size;
+      file->mappedBytes_ = size;
     }
   }
   close(fd);  // a mapping keeps the file open
@@ -474,7 +458,7 @@ Error GgufFile::parse(const uint8_t* data, size_t size, const GgufReadOptions& o
 }
 
 GgufFile::~GgufFile() {
-  if (ownedBytes_ > 0) munmap(const_cast<uint8_t*>(data_), ownedBytes_);
+  if (mappedBytes_ > 0) munmap(const_cast<uint8_t*>(data_), mappedBytes_);
 }
 
 Error GgufFile::parseAll(const GgufReadOptions& options) {

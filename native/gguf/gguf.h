@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/ggml_type.h"
+#include "common/huge_pages.h"
 #include "common/status.h"
 
 namespace mn {
@@ -81,8 +82,6 @@ class GgufFile {
   uint32_t alignment() const { return alignment_; }
   uint64_t dataOffset() const { return dataOffset_; }
   uint64_t fileSize() const { return size_; }
-  // True when open() read the file into memory (GgufReadOptions::copyToMemory) rather than mapping it.
-  bool copied() const { return copied_; }
   const std::vector<GgufKv>& metadata() const { return kvs_; }
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
 
@@ -112,8 +111,8 @@ class GgufFile {
 
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
-  size_t ownedBytes_ = 0;  // length of the mapping or copy that data_ starts (0: the caller's bytes)
-  bool copied_ = false;
+  size_t mappedBytes_ = 0;  // length of the mapping data_ starts (0: a copy, or the caller's bytes)
+  HugePages copy_;          // the file read into memory (GgufReadOptions::copyToMemory)
   uint32_t version_ = 0;
   uint32_t alignment_ = 32;
   uint64_t dataOffset_ = 0;
