@@ -141,14 +141,13 @@ float floatArg(const Napi::CallbackInfo& info, size_t index) { return info[index
 //        repacked: boolean)
 // quantizes x (nCols rows of n) with that ISA's quantizeActivations, then out[c * ldy + r] = W row r . x column c;
 // with `repacked`, Q4_0 or Q4_K weights (rows a multiple of 64) are repacked to their 64-row layout and go through
-// matmulQ4_0x64 or matmulQ4_Kx64.
+// matmulRows64.
 Napi::Value testMatmul(const Napi::CallbackInfo& info) {
   const KernelTable& k = tableArg(info);
   const GgmlType type = static_cast<GgmlType>(info[1].As<Napi::Number>().Uint32Value());
   const size_t n = sizeArg(info, 3);
   const bool repacked = info[10].As<Napi::Boolean>().Value();
-  const auto repackedMatmul = type == GgmlType::Q4_K ? k.matmulQ4_Kx64 : k.matmulQ4_0x64;
-  if (repacked && repackedMatmul == nullptr) {
+  if (repacked && k.matmulRows64 == nullptr) {
     throw Napi::RangeError::New(info.Env(), std::string("ISA ") + isaName(k.isa) + " has no kernels for repacked rows");
   }
   Napi::Uint8Array input = info[2].As<Napi::Uint8Array>();
@@ -173,7 +172,7 @@ Napi::Value testMatmul(const Napi::CallbackInfo& info) {
       quantized.data() + c * actRowBytes, n);
   GuardedCopy activations(quantized.data(), quantized.size());
   if (repacked) {
-    repackedMatmul(weights.data(), n, rowBegin, rowEnd, activations.data(), actRowBytes, nCols, out.Data(), ldy);
+    k.matmulRows64(type, weights.data(), n, rowBegin, rowEnd, activations.data(), actRowBytes, nCols, out.Data(), ldy);
   } else {
     k.matmul(type, weights.data(), ggmlRowBytes(type, n), n, rowBegin, rowEnd, activations.data(), actRowBytes, nCols,
              out.Data(), ldy);
@@ -294,7 +293,7 @@ Napi::Value testActivationFormatFor(const Napi::CallbackInfo& info) {
 // hasRepackedKernels(isa): whether that ISA's table multiplies rows repacked 64 at a time (Q4_0x64, Q4_Kx64)
 Napi::Value testHasRepackedKernels(const Napi::CallbackInfo& info) {
   const KernelTable& k = tableArg(info);
-  return Napi::Boolean::New(info.Env(), k.matmulQ4_0x64 != nullptr && k.matmulQ4_Kx64 != nullptr);
+  return Napi::Boolean::New(info.Env(), k.matmulRows64 != nullptr);
 }
 
 Napi::Value testIsMatmulSupported(const Napi::CallbackInfo& info) {

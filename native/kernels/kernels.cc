@@ -14,15 +14,14 @@ namespace mn {
 namespace {
 
 KernelTable makeTable(Isa isa, const OpKernels& ops, decltype(KernelTable::quantizeActivations) quantizeActivations,
-                      decltype(KernelTable::matmul) matmul, decltype(KernelTable::matmulQ4_0x64) matmulQ4_0x64,
-                      decltype(KernelTable::matmulQ4_Kx64) matmulQ4_Kx64, decltype(KernelTable::dequantizeRow) dequantizeRow) {
+                      decltype(KernelTable::matmul) matmul, decltype(KernelTable::matmulRows64) matmulRows64,
+                      decltype(KernelTable::dequantizeRow) dequantizeRow) {
   KernelTable table;
   static_cast<OpKernels&>(table) = ops;
   table.isa = isa;
   table.quantizeActivations = quantizeActivations;
   table.matmul = matmul;
-  table.matmulQ4_0x64 = matmulQ4_0x64;
-  table.matmulQ4_Kx64 = matmulQ4_Kx64;
+  table.matmulRows64 = matmulRows64;
   table.dequantizeRow = dequantizeRow;
   return table;
 }
@@ -32,15 +31,14 @@ const OpKernels kOpsScalar = {scalar::rmsNorm, scalar::rope, scalar::attnScoresF
                               scalar::siluMul, scalar::axpy, scalar::sumWords};
 
 KernelTable scalarTable() {
-  return makeTable(Isa::Scalar, kOpsScalar, scalar::quantizeActivations, scalar::matmul, scalar::matmulQ4_0x64,
-                   scalar::matmulQ4_Kx64, scalar::dequantizeRow);
+  return makeTable(Isa::Scalar, kOpsScalar, scalar::quantizeActivations, scalar::matmul, scalar::matmulRows64,
+                   scalar::dequantizeRow);
 }
 
 #if MN_X86_KERNELS
 KernelTable x86Table(Isa isa, const x86::MatmulKernels& matmul, const OpKernels& ops,
-                     x86::MatmulQ4_0x64Fn matmulQ4_0x64, x86::MatmulQ4_0x64Fn matmulQ4_Kx64) {
-  return makeTable(isa, ops, matmul.quantizeActivations, matmul.matmul, matmulQ4_0x64, matmulQ4_Kx64,
-                   matmul.dequantizeRow);
+                     x86::MatmulRows64Fn matmulRows64) {
+  return makeTable(isa, ops, matmul.quantizeActivations, matmul.matmul, matmulRows64, matmul.dequantizeRow);
 }
 
 // Q4_1, Q5_0, Q5_1 and the K-quants have their own files (quant_types_*.cc).
@@ -106,11 +104,10 @@ const Tables& tables() {
     t.available[1] = t.available[2] = false;
 #if MN_X86_KERNELS
     const CpuFeatures& cpu = detectedCpuFeatures();
-    t.byIsa[1] = x86Table(Isa::Avx2, x86::kMatmulAvx2, x86::kOpsAvx2, nullptr, nullptr);
+    t.byIsa[1] = x86Table(Isa::Avx2, x86::kMatmulAvx2, x86::kOpsAvx2, nullptr);
     t.byIsa[1].matmul = matmulAvx2;
     t.byIsa[1].dequantizeRow = dequantizeRowAvx2;
-    t.byIsa[2] = x86Table(Isa::Avx512, x86::kMatmulAvx512, x86::kOpsAvx512, x86::kMatmulQ4_0x64Avx512,
-                          x86::kMatmulQ4_Kx64Avx512);
+    t.byIsa[2] = x86Table(Isa::Avx512, x86::kMatmulAvx512, x86::kOpsAvx512, x86::kMatmulRows64Avx512);
     t.byIsa[2].matmul = cpu.avx512bf16 ? matmulAvx512WithBf16 : matmulAvx512;
     t.byIsa[2].dequantizeRow = dequantizeRowAvx512;
     t.available[1] = cpu.avx2;

@@ -68,14 +68,12 @@ struct KernelTable : OpKernels {
   void (*matmul)(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
                  const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
 
-  // W (nRows, n) Q4_0 repacked into Q4_0x64 groups (quants.h) rows [rowBegin, rowEnd) @ X (nCols, n) Q8_0
-  // -> Y[c * ldy + r], any row range; w is the matrix's first group. nullptr where the ISA has no fast kernel for the
-  // layout (AVX2), so the model keeps Q4_0 as the file has it there.
-  void (*matmulQ4_0x64)(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
-                        size_t actRowBytes, size_t nCols, float* y, size_t ldy);
-  // The same for Q4_K repacked into Q4_Kx64 groups, against Q8_K activations (null where matmulQ4_0x64 is).
-  void (*matmulQ4_Kx64)(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
-                        size_t actRowBytes, size_t nCols, float* y, size_t ldy);
+  // W (nRows, n) wType rows repacked 64 at a time (Q4_0x64 or Q4_Kx64, hasRows64Layout in quants.h), rows
+  // [rowBegin, rowEnd) @ X (nCols, n) in activationFormatFor(wType) -> Y[c * ldy + r], any row range; w is the matrix's
+  // first group. nullptr where the ISA has no fast kernels for the layouts (AVX2), so the model keeps the matrices as
+  // the file has them there.
+  void (*matmulRows64)(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                       size_t actRowBytes, size_t nCols, float* y, size_t ldy);
 
   // One row of n values of `type` -> floats (token embedding lookup, tests, the TS reference).
   void (*dequantizeRow)(GgmlType type, const uint8_t* row, float* out, size_t n);

@@ -261,6 +261,8 @@ void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t
   }
 }
 
+namespace {
+
 // W (nRows, n) Q4_0x64 (quants.h) rows [rowBegin, rowEnd) @ X (nCols, n) Q8_0 -> Y[c * ldy + r]. Each (row, column)
 // adds its blocks in order with one rounding each, acc = fma(sum_j (q_w - 8) * q_x, d_w * d_x, acc); the product
 // of the two fp16 scales is exact in float, so the SIMD kernels give these bits exactly.
@@ -324,6 +326,16 @@ void matmulQ4_Kx64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, c
       y[c * ldy + r] = sum;
     }
   }
+}
+
+}  // namespace
+
+// W (nRows, n) wType rows repacked 64 at a time (Q4_0x64 or Q4_Kx64) rows [rowBegin, rowEnd) @ X (nCols, n)
+// -> Y[c * ldy + r]
+void matmulRows64(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                  size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  const auto matmul = wType == GgmlType::Q4_K ? matmulQ4_Kx64 : matmulQ4_0x64;
+  matmul(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
 }
 
 }  // namespace scalar

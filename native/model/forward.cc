@@ -55,8 +55,7 @@ void runMatmuls(ThreadPool& pool, WorkCounter& work, const KernelTable& k, const
         if (begin >= base + job.rows) continue;
         const size_t r0 = begin - base, r1 = std::min(end - base, job.rows);
         if (job.layout == RowLayout::Rows64) {
-          const auto matmul = job.type == GgmlType::Q4_K ? k.matmulQ4_Kx64 : k.matmulQ4_0x64;
-          matmul(job.w, job.n, r0, r1, job.x, job.xRowBytes, job.nCols, job.y, job.ldy);
+          k.matmulRows64(job.type, job.w, job.n, r0, r1, job.x, job.xRowBytes, job.nCols, job.y, job.ldy);
         } else {
           k.matmul(job.type, job.w, job.wRowBytes, job.n, r0, r1, job.x, job.xRowBytes, job.nCols, job.y, job.ldy);
         }

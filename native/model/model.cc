@@ -86,7 +86,7 @@ Error Model::load(const std::string& path, const ModelOptions& options, std::uni
   }
   model->pool_ = std::make_unique<ThreadPool>(std::max(1u, options.threads));
   model->weightMemory_ = readOptions.copyToMemory ? WeightMemory::Copied : WeightMemory::Mapped;
-  if (options.weights == WeightMemory::Repacked && kernels().matmulQ4_0x64 != nullptr) {
+  if (options.weights == WeightMemory::Repacked && kernels().matmulRows64 != nullptr) {
     bool repacked = false;
     error = repackWeights(model->hparams_, &model->weights_, *model->pool_, &model->repacked_, &repacked);
     if (!error.ok()) return error;

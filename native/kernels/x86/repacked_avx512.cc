@@ -5,7 +5,7 @@
 // unsigned) with 4 of the activation's values broadcast adds 4 products to every row's lane, so 8 of them sum a
 // row's whole 32-value block (Q4_0, starting from -8 * the block's activation sum, the offset of its unsigned levels)
 // or sub-block (Q4_K, scaled by its 6-bit scale in integers). Each (row, column) then adds its blocks' float terms in
-// one order, exactly as scalar::matmulQ4_0x64 / matmulQ4_Kx64 do, so decode, prefill and the scalar reference agree to
+// one order, exactly as scalar::matmulRows64 does, so decode, prefill and the scalar reference agree to
 // the bit.
 //
 // Decode streams each group of 64 rows from start to end (one memory stream), each broadcast activation value
@@ -495,7 +495,7 @@ void decode(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const ui
 }
 
 template <typename F>
-void matmulRows64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
+void matmulLayout(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
                   size_t nCols, float* y, size_t ldy) {
   if (rowBegin >= rowEnd) return;
   if (nCols == 1) {
@@ -503,6 +503,12 @@ void matmulRows64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, co
   } else {
     prefill<F>(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
   }
+}
+
+void matmulRows64(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                  size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  const auto matmul = wType == GgmlType::Q4_K ? matmulLayout<Q4_KFormat> : matmulLayout<Q4_0Format>;
+  matmul(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
 }
 
 }  // namespace
@@ -517,8 +523,7 @@ void matmulRows64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, co
 
 namespace mn {
 namespace x86 {
-extern const MatmulQ4_0x64Fn kMatmulQ4_0x64Avx512 = matmulRows64<Q4_0Format>;
-extern const MatmulQ4_0x64Fn kMatmulQ4_Kx64Avx512 = matmulRows64<Q4_KFormat>;
+extern const MatmulRows64Fn kMatmulRows64Avx512 = matmulRows64;
 }  // namespace x86
 }  // namespace mn
 

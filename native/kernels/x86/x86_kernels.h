@@ -35,9 +35,8 @@ extern const OpKernels kOpsAvx512;  // ops_avx512.cc
 extern const QuantTypeKernels kQuantTypesAvx2;
 extern const QuantTypeKernels kQuantTypesAvx512;
 // Q4_0x64 x Q8_0 and Q4_Kx64 x Q8_K (quants.h) with VNNI, decode and prefill in one order (repacked_avx512.cc).
-using MatmulQ4_0x64Fn = decltype(KernelTable::matmulQ4_0x64);
-extern const MatmulQ4_0x64Fn kMatmulQ4_0x64Avx512;
-extern const MatmulQ4_0x64Fn kMatmulQ4_Kx64Avx512;
+using MatmulRows64Fn = decltype(KernelTable::matmulRows64);
+extern const MatmulRows64Fn kMatmulRows64Avx512;
 // BF16 weights x BF16 activations with AVX512-BF16 dot products (vdpbf16ps); only when cpu reports avx512bf16.
 extern const MatmulFn kMatmulBf16Avx512Bf16;
 
