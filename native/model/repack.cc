@@ -27,9 +27,9 @@ struct Move {
 
   uint64_t sourceBytes() const { return rowBytes * nOut; }
   uint64_t repackedBytes() const { return uint64_t(rows64GroupBytes(type, nIn)) * (nOut / kRows64); }
+  // The bytes it takes in the buffer: each copy starts on a 4 KiB boundary.
+  uint64_t slotBytes() const { return (repackedBytes() + 4095) / 4096 * 4096; }
 };
-
-constexpr uint64_t kMoveAlignment = 4096;
 
 bool canRepack(GgmlType type, uint32_t nOut) { return hasRows64Layout(type) && nOut % kRows64 == 0; }
 
@@ -56,8 +56,7 @@ void releaseMappedPages(const uint8_t* begin, uint64_t bytes) {
 
 }  // namespace
 
-Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory, bool* repacked) {
-  *repacked = false;
+Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory) {
   std::vector<Move> moves;
   for (LayerWeights& layer : weights->layers) {
     for (MatrixRef* m : {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.ffnGate, &layer.ffnUp, &layer.ffnDown,
@@ -70,7 +69,7 @@ Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, 
   if (moves.empty()) return Error::none();
 
   uint64_t total = 0;
-  for (const Move& move : moves) total += (move.repackedBytes() + kMoveAlignment - 1) / kMoveAlignment * kMoveAlignment;
+  for (const Move& move : moves) total += move.slotBytes();
   const uint64_t available = availableMemoryBytes();
   if (available > 0 && total > available) {
     return makeError("OUT_OF_MEMORY", "options.weights is \"repacked\", but the " + std::to_string(total) +
@@ -95,9 +94,8 @@ Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, 
     releaseMappedPages(move.source, move.sourceBytes());
     *move.data = destination;
     *move.layout = RowLayout::Rows64;
-    next += (move.repackedBytes() + kMoveAlignment - 1) / kMoveAlignment * kMoveAlignment;
+    next += move.slotBytes();
   }
-  *repacked = true;
   return Error::none();
 }
 

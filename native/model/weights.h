@@ -93,8 +93,8 @@ class ThreadPool;
 
 // Moves every Q4_0 and Q4_K matrix the forward pass multiplies by (rows a multiple of 64) into `memory` in their
 // 64-row layouts and points weights at the copies; the file's pages they came from are released from this process.
-// `repacked` says whether any matrix moved. OUT_OF_MEMORY when the copies would not fit the memory available
+// `memory` stays empty when no matrix moved. OUT_OF_MEMORY when the copies would not fit the memory available
 // (repack.cc).
-Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory, bool* repacked);
+Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory);
 
 }  // namespace mn
