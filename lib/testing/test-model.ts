@@ -34,7 +34,7 @@ import { GgufWriter } from "../gguf/writer.js";
 import { GGML_TYPE_TRAITS, GgmlType, GgufValueType, ggmlByteLength } from "../gguf/types.js";
 import { QUANTIZABLE_TYPES, quantize } from "../gguf/quantize.js";
 import { packageRoot } from "../native.js";
-import { describeValue } from "../validate.js";
+import { checkBoolean, checkString, describeValue } from "../validate.js";
 import { loadMistralV1Vocabulary } from "./mistral-vocab.js";
 
 /**
@@ -329,10 +329,8 @@ export function resolveTestModelOptions(options: Omit<TestModelOptions, "path">)
   if (typeof ropeFreqBase !== "number") throw new ArgumentTypeError(`options.ropeFreqBase must be a number; got ${describeValue(ropeFreqBase)}`);
   if (!Number.isFinite(ropeFreqBase) || ropeFreqBase <= 1) throw new ArgumentRangeError(`options.ropeFreqBase must be a finite number above 1; got ${ropeFreqBase}`);
 
-  const tiedOutput = o.tiedOutput ?? DEFAULTS.tiedOutput;
-  if (typeof tiedOutput !== "boolean") throw new ArgumentTypeError(`options.tiedOutput must be a boolean; got ${describeValue(tiedOutput)}`);
-  const name = o.name ?? DEFAULTS.name;
-  if (typeof name !== "string") throw new ArgumentTypeError(`options.name must be a string; got ${describeValue(name)}`);
+  const tiedOutput = checkBoolean("options.tiedOutput", o.tiedOutput ?? DEFAULTS.tiedOutput);
+  const name = checkString("options.name", o.name ?? DEFAULTS.name);
 
   return {
     nEmbd, nLayers, nHeads, nHeadsKv, nFf, nExperts, nExpertsUsed, type, seed, contextLength, slidingWindow,

@@ -17,7 +17,7 @@ import { GgufValueType } from "../gguf/types.js";
 import { native } from "../native.js";
 import { PieceTable, TokenType, utf8Table } from "./pieces.js";
 import { StreamingDecoder } from "./streaming-decoder.js";
-import { checkOptions, describeValue } from "../validate.js";
+import { checkBoolean, checkOptions, describeValue } from "../validate.js";
 
 export { TokenType } from "./pieces.js";
 export { StreamingDecoder } from "./streaming-decoder.js";
@@ -404,9 +404,7 @@ export class Tokenizer {
 }
 
 function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== "boolean") throw new ArgumentTypeError(`${name} must be a boolean; got ${describeValue(value)}`);
-  return value;
+  return value === undefined ? fallback : checkBoolean(name, value);
 }
 
 function tokenIdOption(name: string, value: unknown, fallback: number, count: number): number | null {
