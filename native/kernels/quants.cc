@@ -297,6 +297,9 @@ bool convertRows(GgmlType srcType, const uint8_t* src, GgmlType dstType, uint8_t
   return true;
 }
 
+namespace {
+
+// Rows [0, 64) of src (Q4_0, n values each, srcRowBytes apart) -> one Q4_0x64 group at dst (64 rows' bytes).
 void repackQ4_0x64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
   for (size_t b = 0; b < n / kQK; b++, dst += kQ4_0x64BlockBytes) {
     for (size_t row = 0; row < kRows64; row++) {
@@ -308,6 +311,7 @@ void repackQ4_0x64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* ds
   }
 }
 
+// Rows [0, 64) of src (Q4_K, n values each, srcRowBytes apart) -> one Q4_Kx64 group at dst (n / 256 * 9472 bytes).
 void repackQ4_Kx64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
   for (size_t b = 0; b < n / kQKK; b++, dst += kQ4_Kx64BlockBytes) {
     for (size_t row = 0; row < kRows64; row++) {
@@ -327,6 +331,8 @@ void repackQ4_Kx64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* ds
     }
   }
 }
+
+}  // namespace
 
 bool hasRows64Layout(GgmlType type) { return type == GgmlType::Q4_0 || type == GgmlType::Q4_K; }
 

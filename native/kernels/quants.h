@@ -133,9 +133,6 @@ constexpr size_t kQ4_0x64BlockBytes = kRows64 * 18;  // one block of every row o
 static constexpr size_t q4_0x64ScaleOffset(size_t s, size_t j) { return 32 * s + 2 * j; }
 static constexpr size_t q4_0x64LineOffset(size_t s, size_t k) { return 128 + 256 * s + 64 * k; }
 
-// Rows [0, 64) of src (Q4_0, n values each, srcRowBytes apart) -> one Q4_0x64 group at dst (64 rows' bytes).
-void repackQ4_0x64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst);
-
 // Q4_K rows repacked 64 at a time ("Q4_Kx64"), as Q4_0x64 but per 256-value super-block, 148 bytes a row (the file's
 // 144, with the 6-bit scales and mins unpacked to bytes): the 64 rows' d (128 bytes), dmin (128), sub-block j's scale
 // of every row (64 bytes at 256 + 64j), its min (at 768 + 64j), then per run of 16 rows 2048 bytes: per 64-value chunk
@@ -146,9 +143,6 @@ static constexpr size_t q4_Kx64DminOffset(size_t s) { return 128 + 32 * s; }
 static constexpr size_t q4_Kx64ScaleOffset(size_t j, size_t s) { return 256 + 64 * j + 16 * s; }
 static constexpr size_t q4_Kx64MinOffset(size_t j, size_t s) { return 768 + 64 * j + 16 * s; }
 static constexpr size_t q4_Kx64LineOffset(size_t s, size_t c, size_t k) { return 1280 + 2048 * s + 512 * c + 64 * k; }
-
-// Rows [0, 64) of src (Q4_K, n values each, srcRowBytes apart) -> one Q4_Kx64 group at dst (n / 256 * 9472 bytes).
-void repackQ4_Kx64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst);
 
 // The 64-row layouts by weight type (Q4_0 -> Q4_0x64, Q4_K -> Q4_Kx64): whether `type` has one, the bytes of one
 // group of 64 rows of n values, and the repack of one group.
