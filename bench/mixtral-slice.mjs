@@ -1,7 +1,7 @@
 // `npm run bench`: mixtral-native against llama.cpp (node-llama-cpp 3.21.1) on a "Mixtral slice": Mixtral
 // 8x7B's real layer shapes, 2 layers, built once (cached, deterministic) by the project's own writer.
 // Engines alternate trial by trial, each trial in a fresh process: ours with its default mapped weights, ours with
-// weights: "repacked" (Q4_0 and Q4_K matrices 64 rows interleaved in memory; other types load mapped), and
+// weights: "repacked" (Q4_0 and Q4_K matrices' rows interleaved in memory; other types load mapped), and
 // llama.cpp. Speeds are reported as ratios and as a fraction of this machine's roofline (weight bytes a decode step
 // must read ÷ the read bandwidth measured around each trial).
 //

@@ -37,7 +37,8 @@ export interface LoadOptions {
    *   replaced or deleted while the model runs. Rejects with `OUT_OF_MEMORY` when the file is larger than the
    *   memory available.
    * - `"repacked"`: the Q4_0 and Q4_K weight matrices (those of Q4_0 and Q4_K_M files) are copied at load into
-   *   this process's memory with 64 rows interleaved, and every other tensor stays mapped. Prefill runs faster (on
+   *   this process's memory with their rows interleaved (128 at a time for Q4_0, 64 for Q4_K), and every other
+   *   tensor stays mapped. Prefill runs faster (on
    *   the benchmark machine 1.5–1.8× for the Q4_0 Mixtral slice and 1.1–1.2× for Q4_K_M, 1.4–1.6× on dense slices;
    *   docs/performance.md, "Repacked weights"), and decode about as fast. Logits differ from the other modes in the
    *   last bits (each block's terms are added once, in another order), and single-token and batched evaluation still

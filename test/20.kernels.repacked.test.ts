@@ -1,5 +1,5 @@
-// The kernels behind `weights: "repacked"` (issue 6's repacked-weights lever), Q4_0 and Q4_K rows repacked 64 at a
-// time: the same dot products as the Q4_0 and Q4_K kernels with each block's terms added once, decode and prefill in
+// The kernels behind `weights: "repacked"` (issue 6's repacked-weights lever), Q4_0 rows interleaved 128 at a time and
+// Q4_K rows 64 at a time: the same dot products as the Q4_0 and Q4_K kernels with each block's terms added once, decode and prefill in
 // one order, so every ISA gives the scalar reference's bits at any batching and any row range.
 import { describe, expect, it } from "vitest";
 
@@ -11,8 +11,8 @@ import { expectClose, expectSentinels, gaussians, guarded } from "./helpers/kern
 
 // More than one decode activation chunk (512 Q4_0 blocks, 64 Q4_K super-blocks) and many prefill chunks.
 const N = 16384 + 4096 + 256;
-// Three 64-row groups: twelve runs of 16 rows for the two-run prefill tile.
-const N_ROWS = 192;
+// Two Q4_0x128 groups, four Q4_Kx64 groups: sixteen runs of 16 rows for the prefill tiles.
+const N_ROWS = 256;
 const COLUMN_COUNTS = [1, 2, 3, 5, 17, 64];
 const MAX_COLUMNS = 64;
 // The float terms added in another order than the file-layout kernels': the two agree to float rounding.
@@ -26,7 +26,7 @@ function firstBitDifference(a: Float32Array, b: Float32Array, length: number): n
   return -1;
 }
 
-describe("20 kernels: Q4_0 and Q4_K rows repacked 64 at a time", () => {
+describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a time", () => {
   const x = gaussians(MAX_COLUMNS * N, 42);
 
   it("the scalar and AVX-512 tables have the kernels and the AVX2 table does not", () => {
@@ -63,7 +63,7 @@ describe("20 kernels: Q4_0 and Q4_K rows repacked 64 at a time", () => {
         // Row ranges that cut groups and runs of 16 rows, as the thread pool's chunks may.
         for (const nCols of [1, 17]) {
           const out = guarded(nCols * N_ROWS);
-          for (const [rowBegin, rowEnd] of [[0, 5], [5, 6], [6, 41], [41, 64], [64, 100], [100, 192]]) {
+          for (const [rowBegin, rowEnd] of [[0, 5], [5, 6], [6, 41], [41, 64], [64, 100], [100, 192], [192, 256]]) {
             matmul(isa, type, weights, N_ROWS, N, x.subarray(0, nCols * N), nCols, { repacked: true, rowBegin, rowEnd, out });
           }
           const at = firstBitDifference(reference, out, nCols * N_ROWS);
@@ -75,11 +75,11 @@ describe("20 kernels: Q4_0 and Q4_K rows repacked 64 at a time", () => {
       it(`${isa} ${name}: a row range writes only its own rows of each column, ldy apart`, () => {
         const nCols = 3, ldy = N_ROWS + 7;
         const out = guarded((nCols - 1) * ldy + N_ROWS);
-        matmul(isa, type, weights, N_ROWS, N, x.subarray(0, nCols * N), nCols, { repacked: true, rowBegin: 13, rowEnd: 150, ldy, out });
+        matmul(isa, type, weights, N_ROWS, N, x.subarray(0, nCols * N), nCols, { repacked: true, rowBegin: 13, rowEnd: 210, ldy, out });
         for (let c = 0; c < nCols; c++) {
           for (let r = 0; r < N_ROWS; r++) {
             const written = out[c * ldy + r] !== -987654.3125;
-            expect(written, `column ${c} row ${r}`).toBe(r >= 13 && r < 150);
+            expect(written, `column ${c} row ${r}`).toBe(r >= 13 && r < 210);
           }
         }
       });
@@ -90,7 +90,9 @@ describe("20 kernels: Q4_0 and Q4_K rows repacked 64 at a time", () => {
   it("refuses weights the layouts cannot hold, naming the option", () => {
     const f16 = quantize(GgmlType.F16, gaussians(16 * 64, 1), 64);
     expect(() => matmul("scalar", GgmlType.F16, f16, 16, 64, gaussians(64, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs Q4_0 or Q4_K weights; got F16/);
-    const q4 = quantize(GgmlType.Q4_0, gaussians(8 * 64, 1), 64);
-    expect(() => matmul("scalar", GgmlType.Q4_0, q4, 8, 64, gaussians(64, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs nRows a multiple of 64; got 8/);
+    const q4_0 = quantize(GgmlType.Q4_0, gaussians(64 * 64, 1), 64);
+    expect(() => matmul("scalar", GgmlType.Q4_0, q4_0, 64, 64, gaussians(64, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs Q4_0 nRows a multiple of 128; got 64/);
+    const q4_k = quantize(GgmlType.Q4_K, gaussians(8 * 256, 1), 256);
+    expect(() => matmul("scalar", GgmlType.Q4_K, q4_k, 8, 256, gaussians(256, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs Q4_K nRows a multiple of 64; got 8/);
   });
 });

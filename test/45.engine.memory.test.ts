@@ -1,7 +1,7 @@
 // Memory (issue 4, item 6): weights stay in the file's memory map (loading copies none and reads only what the
 // tokens route to), and a decode step allocates nothing. With `weights: "copied"` (issue 6's faster decode) they
 // are read into memory once at load instead; with `weights: "repacked"` (issue 6's faster prefill) the Q4_0
-// matrices are, 64 rows interleaved.
+// and Q4_K matrices are, their rows interleaved.
 import { execFileSync } from "node:child_process";
 import { copyFile, mkdir, open, readFile, rm, stat, truncate } from "node:fs/promises";
 import { totalmem } from "node:os";
@@ -198,7 +198,7 @@ describe("45 engine: weights: \"copied\" reads the file into memory once", () =>
 const ACTIVE_ISA_REPACKS = repackedIsas().includes(native().cpuInfo().isa);
 const EXPECTED_REPACKED = ACTIVE_ISA_REPACKS ? "repacked" : "mapped";
 
-describe("45 engine: weights: \"repacked\" moves the Q4_0 and Q4_K matrices into memory, 64 rows interleaved", () => {
+describe("45 engine: weights: \"repacked\" moves the Q4_0 and Q4_K matrices into memory, their rows interleaved", () => {
   it("where the active kernels have no repacked layouts (MIXTRAL_NATIVE_ISA=avx2 here), \"repacked\" loads the model mapped", async () => {
     const path = await cachedTestModel({ ...SMALL, type: GgmlType.Q4_0 });
     const script = `import { Mixtral } from ${JSON.stringify(join(root, "dist", "index.js"))};

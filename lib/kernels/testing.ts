@@ -143,9 +143,9 @@ export interface MatmulOptions {
   /** Where to write; at least (nCols - 1) * ldy + nRows values. */
   out?: Float32Array;
   /**
-   * Repack Q4_0 or Q4_K weights (nRows a multiple of 64) into their 64-row layout first (Q4_0x64, Q4_Kx64) and
-   * multiply with its kernel, as a model loaded with `weights: "repacked"` does (default false). Only ISAs in
-   * {@link repackedIsas}.
+   * Repack Q4_0 weights (nRows a multiple of 128) or Q4_K weights (a multiple of 64) into their interleaved layout
+   * first (Q4_0x128, Q4_Kx64) and multiply with its kernel, as a model loaded with `weights: "repacked"` does (default
+   * false). Only ISAs in {@link repackedIsas}.
    */
   repacked?: boolean;
 }
@@ -177,7 +177,8 @@ export function matmul(isa: KernelIsa, type: GgmlType, weights: Uint8Array, nRow
   const repacked = options.repacked ?? false;
   if (repacked) {
     if (type !== GgmlType.Q4_0 && type !== GgmlType.Q4_K) throw new ArgumentRangeError(`options.repacked needs Q4_0 or Q4_K weights; got ${GGML_TYPE_TRAITS[type].name}`);
-    if (nRows % 64 !== 0) throw new ArgumentRangeError(`options.repacked needs nRows a multiple of 64; got ${nRows}`);
+    const groupRows = type === GgmlType.Q4_0 ? 128 : 64;
+    if (nRows % groupRows !== 0) throw new ArgumentRangeError(`options.repacked needs ${GGML_TYPE_TRAITS[type].name} nRows a multiple of ${groupRows}; got ${nRows}`);
     if (isa !== "active" && !repackedIsas().includes(isa)) throw new ArgumentRangeError(`options.repacked needs an ISA with kernels for repacked rows (${repackedIsas().join(", ")}); got ${isa}`);
   }
   native().kernelTesting.matmul(isa, type, weights, n, x, nCols, rowBegin, rowEnd, out, ldy, repacked);

@@ -140,24 +140,25 @@ float floatArg(const Napi::CallbackInfo& info, size_t index) { return info[index
 // matmul(isa, type, weights: Uint8Array, n, x: Float32Array, nCols, rowBegin, rowEnd, out: Float32Array, ldy,
 //        repacked: boolean)
 // quantizes x (nCols rows of n) with that ISA's quantizeActivations, then out[c * ldy + r] = W row r . x column c;
-// with `repacked`, Q4_0 or Q4_K weights (rows a multiple of 64) are repacked to their 64-row layout and go through
-// matmulRows64.
+// with `repacked`, Q4_0 or Q4_K weights (rows a multiple of interleavedGroupRows) are repacked to their interleaved
+// layout and go through matmulInterleaved.
 Napi::Value testMatmul(const Napi::CallbackInfo& info) {
   const KernelTable& k = tableArg(info);
   const GgmlType type = static_cast<GgmlType>(info[1].As<Napi::Number>().Uint32Value());
   const size_t n = sizeArg(info, 3);
   const bool repacked = info[10].As<Napi::Boolean>().Value();
-  if (repacked && k.matmulRows64 == nullptr) {
+  if (repacked && k.matmulInterleaved == nullptr) {
     throw Napi::RangeError::New(info.Env(), std::string("ISA ") + isaName(k.isa) + " has no kernels for repacked rows");
   }
   Napi::Uint8Array input = info[2].As<Napi::Uint8Array>();
   std::vector<uint8_t> repackedRows;
   if (repacked) {
-    const size_t rowBytes = ggmlRowBytes(type, n), groups = input.ByteLength() / rowBytes / kRows64;
-    const size_t groupBytes = rows64GroupBytes(type, n);
+    const size_t rowBytes = ggmlRowBytes(type, n), groupRows = interleavedGroupRows(type);
+    const size_t groups = input.ByteLength() / rowBytes / groupRows;
+    const size_t groupBytes = interleavedGroupBytes(type, n);
     repackedRows.resize(groups * groupBytes);
     for (size_t g = 0; g < groups; g++) {
-      repackRows64(type, input.Data() + g * kRows64 * rowBytes, rowBytes, n, repackedRows.data() + g * groupBytes);
+      repackInterleaved(type, input.Data() + g * groupRows * rowBytes, rowBytes, n, repackedRows.data() + g * groupBytes);
     }
   }
   GuardedCopy weights = repacked ? GuardedCopy(repackedRows.data(), repackedRows.size()) : guarded(input);
@@ -172,7 +173,7 @@ Napi::Value testMatmul(const Napi::CallbackInfo& info) {
       quantized.data() + c * actRowBytes, n);
   GuardedCopy activations(quantized.data(), quantized.size());
   if (repacked) {
-    k.matmulRows64(type, weights.data(), n, rowBegin, rowEnd, activations.data(), actRowBytes, nCols, out.Data(), ldy);
+    k.matmulInterleaved(type, weights.data(), n, rowBegin, rowEnd, activations.data(), actRowBytes, nCols, out.Data(), ldy);
   } else {
     k.matmul(type, weights.data(), ggmlRowBytes(type, n), n, rowBegin, rowEnd, activations.data(), actRowBytes, nCols,
              out.Data(), ldy);
@@ -290,10 +291,10 @@ Napi::Value testActivationFormatFor(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(activationFormatFor(type)));
 }
 
-// hasRepackedKernels(isa): whether that ISA's table multiplies rows repacked 64 at a time (Q4_0x64, Q4_Kx64)
+// hasRepackedKernels(isa): whether that ISA's table multiplies interleaved rows (Q4_0x128, Q4_Kx64)
 Napi::Value testHasRepackedKernels(const Napi::CallbackInfo& info) {
   const KernelTable& k = tableArg(info);
-  return Napi::Boolean::New(info.Env(), k.matmulRows64 != nullptr);
+  return Napi::Boolean::New(info.Env(), k.matmulInterleaved != nullptr);
 }
 
 Napi::Value testIsMatmulSupported(const Napi::CallbackInfo& info) {

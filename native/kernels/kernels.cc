@@ -14,14 +14,14 @@ namespace mn {
 namespace {
 
 KernelTable makeTable(Isa isa, const OpKernels& ops, decltype(KernelTable::quantizeActivations) quantizeActivations,
-                      decltype(KernelTable::matmul) matmul, decltype(KernelTable::matmulRows64) matmulRows64,
+                      decltype(KernelTable::matmul) matmul, decltype(KernelTable::matmulInterleaved) matmulInterleaved,
                       decltype(KernelTable::dequantizeRow) dequantizeRow) {
   KernelTable table;
   static_cast<OpKernels&>(table) = ops;
   table.isa = isa;
   table.quantizeActivations = quantizeActivations;
   table.matmul = matmul;
-  table.matmulRows64 = matmulRows64;
+  table.matmulInterleaved = matmulInterleaved;
   table.dequantizeRow = dequantizeRow;
   return table;
 }
@@ -31,14 +31,14 @@ const OpKernels kOpsScalar = {scalar::rmsNorm, scalar::rope, scalar::attnScoresF
                               scalar::siluMul, scalar::axpy, scalar::sumWords};
 
 KernelTable scalarTable() {
-  return makeTable(Isa::Scalar, kOpsScalar, scalar::quantizeActivations, scalar::matmul, scalar::matmulRows64,
+  return makeTable(Isa::Scalar, kOpsScalar, scalar::quantizeActivations, scalar::matmul, scalar::matmulInterleaved,
                    scalar::dequantizeRow);
 }
 
 #if MN_X86_KERNELS
 KernelTable x86Table(Isa isa, const x86::MatmulKernels& matmul, const OpKernels& ops,
-                     x86::MatmulRows64Fn matmulRows64) {
-  return makeTable(isa, ops, matmul.quantizeActivations, matmul.matmul, matmulRows64, matmul.dequantizeRow);
+                     x86::MatmulInterleavedFn matmulInterleaved) {
+  return makeTable(isa, ops, matmul.quantizeActivations, matmul.matmul, matmulInterleaved, matmul.dequantizeRow);
 }
 
 // Q4_1, Q5_0, Q5_1 and the K-quants have their own files (quant_types_*.cc).
@@ -107,7 +107,7 @@ const Tables& tables() {
     t.byIsa[1] = x86Table(Isa::Avx2, x86::kMatmulAvx2, x86::kOpsAvx2, nullptr);
     t.byIsa[1].matmul = matmulAvx2;
     t.byIsa[1].dequantizeRow = dequantizeRowAvx2;
-    t.byIsa[2] = x86Table(Isa::Avx512, x86::kMatmulAvx512, x86::kOpsAvx512, x86::kMatmulRows64Avx512);
+    t.byIsa[2] = x86Table(Isa::Avx512, x86::kMatmulAvx512, x86::kOpsAvx512, x86::kMatmulInterleavedAvx512);
     t.byIsa[2].matmul = cpu.avx512bf16 ? matmulAvx512WithBf16 : matmulAvx512;
     t.byIsa[2].dequantizeRow = dequantizeRowAvx512;
     t.available[1] = cpu.avx2;

@@ -263,28 +263,28 @@ void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t
 
 namespace {
 
-// W (nRows, n) Q4_0x64 (quants.h) rows [rowBegin, rowEnd) @ X (nCols, n) Q8_0 -> Y[c * ldy + r]. Each (row, column)
+// W (nRows, n) Q4_0x128 (quants.h) rows [rowBegin, rowEnd) @ X (nCols, n) Q8_0 -> Y[c * ldy + r]. Each (row, column)
 // adds its blocks in order with one rounding each, acc = fma(sum_j (q_w - 8) * q_x, d_w * d_x, acc); the product
 // of the two fp16 scales is exact in float, so the SIMD kernels give these bits exactly.
-void matmulQ4_0x64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
+void matmulQ4_0x128(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
                    size_t nCols, float* y, size_t ldy) {
   const size_t nBlocks = n / kQK;
   for (size_t r = rowBegin; r < rowEnd; r++) {
-    const uint8_t* group = w + r / kRows64 * nBlocks * kQ4_0x64BlockBytes;
-    const size_t s = r % kRows64 / 16, j = r % 16;
+    const uint8_t* group = w + r / kQ4_0x128Rows * nBlocks * kQ4_0x128BlockBytes;
+    const size_t s = r % kQ4_0x128Rows / 16, j = r % 16;
     for (size_t c = 0; c < nCols; c++) {
       const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(x + c * actRowBytes);
       float sum = 0.0f;
       for (size_t b = 0; b < nBlocks; b++) {
-        const uint8_t* block = group + b * kQ4_0x64BlockBytes;
+        const uint8_t* block = group + b * kQ4_0x128BlockBytes;
         int sumi = 0;
         for (size_t k = 0; k < 4; k++) {
           for (size_t i = 0; i < 4; i++) {
-            const uint8_t byte = block[q4_0x64LineOffset(s, k) + 4 * j + i];
+            const uint8_t byte = block[q4_0x128LineOffset(s, k) + 4 * j + i];
             sumi += ((byte & 15) - 8) * xb[b].qs[4 * k + i] + ((byte >> 4) - 8) * xb[b].qs[kQK / 2 + 4 * k + i];
           }
         }
-        const float dw = fp16ToFloat(loadU16(block + q4_0x64ScaleOffset(s, j)));
+        const float dw = fp16ToFloat(loadU16(block + q4_0x128ScaleOffset(s, j)));
         sum = std::fma(static_cast<float>(sumi), dw * fp16ToFloat(xb[b].d), sum);
       }
       y[c * ldy + r] = sum;
@@ -299,8 +299,8 @@ void matmulQ4_Kx64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, c
                    size_t nCols, float* y, size_t ldy) {
   const size_t nBlocks = n / kQKK;
   for (size_t r = rowBegin; r < rowEnd; r++) {
-    const uint8_t* group = w + r / kRows64 * nBlocks * kQ4_Kx64BlockBytes;
-    const size_t s = r % kRows64 / 16, j = r % 16;
+    const uint8_t* group = w + r / kQ4_Kx64Rows * nBlocks * kQ4_Kx64BlockBytes;
+    const size_t s = r % kQ4_Kx64Rows / 16, j = r % 16;
     for (size_t c = 0; c < nCols; c++) {
       const BlockQ8_K* xb = reinterpret_cast<const BlockQ8_K*>(x + c * actRowBytes);
       float sum = 0.0f;
@@ -330,11 +330,11 @@ void matmulQ4_Kx64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, c
 
 }  // namespace
 
-// W (nRows, n) wType rows repacked 64 at a time (Q4_0x64 or Q4_Kx64) rows [rowBegin, rowEnd) @ X (nCols, n)
+// W (nRows, n) wType rows interleaved (Q4_0x128 or Q4_Kx64) rows [rowBegin, rowEnd) @ X (nCols, n)
 // -> Y[c * ldy + r]
-void matmulRows64(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+void matmulInterleaved(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                   size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
-  const auto matmul = wType == GgmlType::Q4_K ? matmulQ4_Kx64 : matmulQ4_0x64;
+  const auto matmul = wType == GgmlType::Q4_K ? matmulQ4_Kx64 : matmulQ4_0x128;
   matmul(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
 }
 

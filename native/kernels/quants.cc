@@ -299,14 +299,14 @@ bool convertRows(GgmlType srcType, const uint8_t* src, GgmlType dstType, uint8_t
 
 namespace {
 
-// Rows [0, 64) of src (Q4_0, n values each, srcRowBytes apart) -> one Q4_0x64 group at dst (64 rows' bytes).
-void repackQ4_0x64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
-  for (size_t b = 0; b < n / kQK; b++, dst += kQ4_0x64BlockBytes) {
-    for (size_t row = 0; row < kRows64; row++) {
+// Rows [0, 128) of src (Q4_0, n values each, srcRowBytes apart) -> one Q4_0x128 group at dst (128 rows' bytes).
+void repackQ4_0x128(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
+  for (size_t b = 0; b < n / kQK; b++, dst += kQ4_0x128BlockBytes) {
+    for (size_t row = 0; row < kQ4_0x128Rows; row++) {
       const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(src + row * srcRowBytes)[b];
       const size_t s = row / 16, j = row % 16;
-      std::memcpy(dst + q4_0x64ScaleOffset(s, j), &block.d, 2);
-      for (size_t k = 0; k < 4; k++) std::memcpy(dst + q4_0x64LineOffset(s, k) + 4 * j, block.qs + 4 * k, 4);
+      std::memcpy(dst + q4_0x128ScaleOffset(s, j), &block.d, 2);
+      for (size_t k = 0; k < 4; k++) std::memcpy(dst + q4_0x128LineOffset(s, k) + 4 * j, block.qs + 4 * k, 4);
     }
   }
 }
@@ -314,7 +314,7 @@ void repackQ4_0x64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* ds
 // Rows [0, 64) of src (Q4_K, n values each, srcRowBytes apart) -> one Q4_Kx64 group at dst (n / 256 * 9472 bytes).
 void repackQ4_Kx64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
   for (size_t b = 0; b < n / kQKK; b++, dst += kQ4_Kx64BlockBytes) {
-    for (size_t row = 0; row < kRows64; row++) {
+    for (size_t row = 0; row < kQ4_Kx64Rows; row++) {
       const BlockQ4_K& block = reinterpret_cast<const BlockQ4_K*>(src + row * srcRowBytes)[b];
       const size_t s = row / 16, j = row % 16;
       std::memcpy(dst + q4_Kx64DOffset(s) + 2 * j, &block.d, 2);
@@ -334,17 +334,19 @@ void repackQ4_Kx64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* ds
 
 }  // namespace
 
-bool hasRows64Layout(GgmlType type) { return type == GgmlType::Q4_0 || type == GgmlType::Q4_K; }
+bool hasInterleavedLayout(GgmlType type) { return type == GgmlType::Q4_0 || type == GgmlType::Q4_K; }
 
-size_t rows64GroupBytes(GgmlType type, size_t n) {
-  return type == GgmlType::Q4_K ? n / kQKK * kQ4_Kx64BlockBytes : n / kQK * kQ4_0x64BlockBytes;
+size_t interleavedGroupRows(GgmlType type) { return type == GgmlType::Q4_K ? kQ4_Kx64Rows : kQ4_0x128Rows; }
+
+size_t interleavedGroupBytes(GgmlType type, size_t n) {
+  return type == GgmlType::Q4_K ? n / kQKK * kQ4_Kx64BlockBytes : n / kQK * kQ4_0x128BlockBytes;
 }
 
-void repackRows64(GgmlType type, const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
+void repackInterleaved(GgmlType type, const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
   if (type == GgmlType::Q4_K) {
     repackQ4_Kx64(src, srcRowBytes, n, dst);
   } else {
-    repackQ4_0x64(src, srcRowBytes, n, dst);
+    repackQ4_0x128(src, srcRowBytes, n, dst);
   }
 }
 

@@ -121,34 +121,39 @@ void dequantizeRowQ4_K(const BlockQ4_K* blocks, float* out, size_t n);
 void dequantizeRowQ5_K(const BlockQ5_K* blocks, float* out, size_t n);
 void dequantizeRowQ6_K(const BlockQ6_K* blocks, float* out, size_t n);
 
-// Q4_0 rows repacked 64 at a time ("Q4_0x64", docs/kernels.md), so that one 512-bit vector holds 4 quants of each of
-// 16 rows, a dot product sums every block of a row as one integer, and each activation value read serves 64 rows.
-// A group of 64 rows keeps their blocks in order, 1152 bytes each (18 lines): the 64 rows' d (128 bytes), then for
-// each run of 16 rows (row 16s + j) 4 lines, line k holding row j's qs[4k..4k+3] at bytes 4j..4j+3. A group takes
-// exactly the bytes of its 64 rows, so row r's group starts (r / 64) * 64 rows into the matrix.
-constexpr size_t kRows64 = 64;  // the rows of one group of either 64-row layout
-constexpr size_t kQ4_0x64BlockBytes = kRows64 * 18;  // one block of every row of a group
+// Rows repacked at load into interleaved groups (`weights: "repacked"`, docs/kernels.md), so that one 512-bit vector
+// holds 4 quants of each of 16 rows (a "run"), a dot product sums every block of a row as one integer, and each
+// activation value read serves the whole group. A group takes exactly the bytes of its rows, so row r's group starts
+// (r / rows) * rows into the matrix.
+//
+// Q4_0x128: 128 rows, their blocks in order, 2304 bytes each (36 lines): the 128 rows' d (256 bytes), then for each run
+// of 16 rows (row 16s + j) 4 lines, line k holding row j's qs[4k..4k+3] at bytes 4j..4j+3.
+constexpr size_t kQ4_0x128Rows = 128;
+constexpr size_t kQ4_0x128BlockBytes = kQ4_0x128Rows * 18;  // one block of every row of a group
 // Offsets inside one block of a group: the d of row 16s + j, and line k of the quants of rows 16s .. 16s + 15
 // (static: the AVX-512 kernels include them too, see scalar.h).
-static constexpr size_t q4_0x64ScaleOffset(size_t s, size_t j) { return 32 * s + 2 * j; }
-static constexpr size_t q4_0x64LineOffset(size_t s, size_t k) { return 128 + 256 * s + 64 * k; }
+static constexpr size_t q4_0x128ScaleOffset(size_t s, size_t j) { return 32 * s + 2 * j; }
+static constexpr size_t q4_0x128LineOffset(size_t s, size_t k) { return 256 + 256 * s + 64 * k; }
 
-// Q4_K rows repacked 64 at a time ("Q4_Kx64"), as Q4_0x64 but per 256-value super-block, 148 bytes a row (the file's
-// 144, with the 6-bit scales and mins unpacked to bytes): the 64 rows' d (128 bytes), dmin (128), sub-block j's scale
-// of every row (64 bytes at 256 + 64j), its min (at 768 + 64j), then per run of 16 rows 2048 bytes: per 64-value chunk
-// c, 8 lines, line k holding row j's qs[32c + 4k .. 32c + 4k + 3] (low nibbles: sub-block 2c; high: 2c + 1).
-constexpr size_t kQ4_Kx64BlockBytes = kRows64 * 148;
+// Q4_Kx64: 64 rows, as Q4_0x128 but per 256-value super-block, 148 bytes a row (the file's 144, with the 6-bit scales
+// and mins unpacked to bytes): the 64 rows' d (128 bytes), dmin (128), sub-block j's scale of every row (64 bytes at
+// 256 + 64j), its min (at 768 + 64j), then per run of 16 rows 2048 bytes: per 64-value chunk c, 8 lines, line k
+// holding row j's qs[32c + 4k .. 32c + 4k + 3] (low nibbles: sub-block 2c; high: 2c + 1). Its decode has no registers
+// to spare for 8 runs, hence the smaller group.
+constexpr size_t kQ4_Kx64Rows = 64;
+constexpr size_t kQ4_Kx64BlockBytes = kQ4_Kx64Rows * 148;
 static constexpr size_t q4_Kx64DOffset(size_t s) { return 32 * s; }
 static constexpr size_t q4_Kx64DminOffset(size_t s) { return 128 + 32 * s; }
 static constexpr size_t q4_Kx64ScaleOffset(size_t j, size_t s) { return 256 + 64 * j + 16 * s; }
 static constexpr size_t q4_Kx64MinOffset(size_t j, size_t s) { return 768 + 64 * j + 16 * s; }
 static constexpr size_t q4_Kx64LineOffset(size_t s, size_t c, size_t k) { return 1280 + 2048 * s + 512 * c + 64 * k; }
 
-// The 64-row layouts by weight type (Q4_0 -> Q4_0x64, Q4_K -> Q4_Kx64): whether `type` has one, the bytes of one
-// group of 64 rows of n values, and the repack of one group.
-bool hasRows64Layout(GgmlType type);
-size_t rows64GroupBytes(GgmlType type, size_t n);
-void repackRows64(GgmlType type, const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst);
+// The interleaved layouts by weight type (Q4_0 -> Q4_0x128, Q4_K -> Q4_Kx64): whether `type` has one, the rows of
+// one group, the bytes of one group of rows of n values, and the repack of one group.
+bool hasInterleavedLayout(GgmlType type);
+size_t interleavedGroupRows(GgmlType type);
+size_t interleavedGroupBytes(GgmlType type, size_t n);
+void repackInterleaved(GgmlType type, const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst);
 
 // The packed sub-block scales of a K-quant super-block, as small integers.
 // Q4_K / Q5_K: 8 scales and 8 mins of 6 bits from 12 bytes.

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/half.h"
+#include "kernels/quants.h"
 #include "model/model.h"
 
 namespace mn {
@@ -33,18 +34,16 @@ constexpr size_t kMaxJobs = 3 + 2 * kMaxExperts;
 // Splits every job's output rows across the pool in dynamically claimed chunks that shrink towards the end (a
 // decode matmul is a few hundred microseconds, and a thread left waiting for the other's last chunk cost 2% of it).
 void runMatmuls(ThreadPool& pool, WorkCounter& work, const KernelTable& k, const MatmulJob* jobs, size_t jobCount) {
-  size_t totalRows = 0, maxCols = 0;
-  bool repacked = false;
+  // Prefill tiles pack their activations once per call, which a 64-row chunk amortizes and a 16-row one does not;
+  // a chunk boundary inside an interleaved group would make two threads compute it.
+  size_t totalRows = 0, grain = 16;
   for (size_t j = 0; j < jobCount; j++) {
     totalRows += jobs[j].rows;
-    maxCols = std::max(maxCols, jobs[j].nCols);
-    repacked |= jobs[j].layout == RowLayout::Rows64;
+    if (jobs[j].nCols > 1) grain = std::max<size_t>(grain, 64);
+    if (jobs[j].layout == RowLayout::Interleaved) grain = std::max(grain, interleavedGroupRows(jobs[j].type));
   }
   if (totalRows == 0) return;
   const size_t parts = 2 * size_t(pool.threadCount());
-  // Prefill tiles pack their activations once per call, which a 64-row chunk amortizes and a 16-row one does not;
-  // a repacked group is 64 rows, which a chunk boundary inside it would make two threads compute.
-  const size_t grain = maxCols > 1 || repacked ? 64 : 16;
   work.reset();
   pool.parallel([&](unsigned, unsigned) {
     size_t begin, end;
@@ -54,8 +53,8 @@ void runMatmuls(ThreadPool& pool, WorkCounter& work, const KernelTable& k, const
         const MatmulJob& job = jobs[j];
         if (begin >= base + job.rows) continue;
         const size_t r0 = begin - base, r1 = std::min(end - base, job.rows);
-        if (job.layout == RowLayout::Rows64) {
-          k.matmulRows64(job.type, job.w, job.n, r0, r1, job.x, job.xRowBytes, job.nCols, job.y, job.ldy);
+        if (job.layout == RowLayout::Interleaved) {
+          k.matmulInterleaved(job.type, job.w, job.n, r0, r1, job.x, job.xRowBytes, job.nCols, job.y, job.ldy);
         } else {
           k.matmul(job.type, job.w, job.wRowBytes, job.n, r0, r1, job.x, job.xRowBytes, job.nCols, job.y, job.ldy);
         }

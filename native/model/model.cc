@@ -86,7 +86,7 @@ Error Model::load(const std::string& path, const ModelOptions& options, std::uni
   }
   model->pool_ = std::make_unique<ThreadPool>(std::max(1u, options.threads));
   model->weightMemory_ = readOptions.copyToMemory ? WeightMemory::Copied : WeightMemory::Mapped;
-  if (options.weights == WeightMemory::Repacked && kernels().matmulRows64 != nullptr) {
+  if (options.weights == WeightMemory::Repacked && kernels().matmulInterleaved != nullptr) {
     error = repackWeights(model->hparams_, &model->weights_, *model->pool_, &model->repacked_);
     if (!error.ok()) return error;
     if (model->repacked_.data() != nullptr) model->weightMemory_ = WeightMemory::Repacked;

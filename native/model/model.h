@@ -24,7 +24,7 @@ namespace mn {
 enum class WeightMemory {
   Mapped,  // used in place from the file's mapping: no copy, pages shared with other processes
   Copied,  // read into anonymous memory in 2 MiB pages at load: decode no longer depends on the page cache's pages
-  // Q4_0 and Q4_K matrices moved into anonymous memory in 2 MiB pages, 64 rows interleaved (model/repack.cc), the
+  // Q4_0 and Q4_K matrices moved into anonymous memory in 2 MiB pages, rows interleaved (model/repack.cc), the
   // rest mapped; where the CPU has no kernels for those layouts (AVX2), or the model has no such matrix, Mapped.
   Repacked,
 };

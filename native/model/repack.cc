@@ -1,5 +1,5 @@
 // ModelOptions::weights == Repacked: the Q4_0 and Q4_K matrices move at load into anonymous memory in 2 MiB pages,
-// 64 rows interleaved (Q4_0x64 and Q4_Kx64, kernels/quants.h), where each lane sums whole blocks of one row
+// rows interleaved (Q4_0x128 and Q4_Kx64, kernels/quants.h), where each lane sums whole blocks of one row
 // (docs/performance.md, "Repacked weights"). Every other tensor stays mapped from the file.
 #include <sys/mman.h>
 #include <unistd.h>
@@ -26,12 +26,12 @@ struct Move {
   RowLayout* layout;
 
   uint64_t sourceBytes() const { return rowBytes * nOut; }
-  uint64_t repackedBytes() const { return uint64_t(rows64GroupBytes(type, nIn)) * (nOut / kRows64); }
+  uint64_t repackedBytes() const { return uint64_t(interleavedGroupBytes(type, nIn)) * (nOut / interleavedGroupRows(type)); }
   // The bytes it takes in the buffer: each copy starts on a 4 KiB boundary.
   uint64_t slotBytes() const { return (repackedBytes() + 4095) / 4096 * 4096; }
 };
 
-bool canRepack(GgmlType type, uint32_t nOut) { return hasRows64Layout(type) && nOut % kRows64 == 0; }
+bool canRepack(GgmlType type, uint32_t nOut) { return hasInterleavedLayout(type) && nOut % interleavedGroupRows(type) == 0; }
 
 void addMatrix(MatrixRef& m, std::vector<Move>& moves) {
   if (m.data == nullptr || !canRepack(m.type, m.nOut)) return;
@@ -82,18 +82,18 @@ Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, 
   }
   uint8_t* next = memory->data();
   for (const Move& move : moves) {
-    const size_t groups = move.nOut / kRows64;
-    const size_t sourceGroupBytes = size_t(move.rowBytes) * kRows64, groupBytes = rows64GroupBytes(move.type, move.nIn);
+    const size_t groupRows = interleavedGroupRows(move.type), groups = move.nOut / groupRows;
+    const size_t sourceGroupBytes = size_t(move.rowBytes) * groupRows, groupBytes = interleavedGroupBytes(move.type, move.nIn);
     uint8_t* const destination = next;
     pool.parallel([&](unsigned t, unsigned n) {
       for (size_t g = groups * t / n; g < groups * (t + 1) / n; g++) {
-        repackRows64(move.type, move.source + g * sourceGroupBytes, size_t(move.rowBytes), move.nIn,
+        repackInterleaved(move.type, move.source + g * sourceGroupBytes, size_t(move.rowBytes), move.nIn,
                      destination + g * groupBytes);
       }
     });
     releaseMappedPages(move.source, move.sourceBytes());
     *move.data = destination;
-    *move.layout = RowLayout::Rows64;
+    *move.layout = RowLayout::Interleaved;
     next += move.slotBytes();
   }
   return Error::none();

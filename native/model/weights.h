@@ -38,7 +38,7 @@ struct Hparams {
 // How a matrix's rows are laid out in memory.
 enum class RowLayout : uint8_t {
   AsFile,   // row r holds nIn values of `type`, rowBytes apart
-  Rows64,   // rows repacked 64 at a time, Q4_0x64 or Q4_Kx64 by type (kernels/quants.h; model/repack.cc)
+  Interleaved,  // rows repacked in groups, Q4_0x128 or Q4_Kx64 by type (kernels/quants.h; model/repack.cc)
 };
 
 // One weight matrix W (nOut, nIn) of `type`, starting at data.
@@ -91,8 +91,8 @@ Error bindModel(const GgufFile& file, const BindOptions& options, Hparams* hpara
 class HugePages;
 class ThreadPool;
 
-// Moves every Q4_0 and Q4_K matrix the forward pass multiplies by (rows a multiple of 64) into `memory` in their
-// 64-row layouts and points weights at the copies; the file's pages they came from are released from this process.
+// Moves every Q4_0 and Q4_K matrix the forward pass multiplies by (rows a multiple of the layout's group) into `memory`
+// in their interleaved layouts and points weights at the copies; the file's pages they came from are released from this process.
 // `memory` stays empty when no matrix moved. OUT_OF_MEMORY when the copies would not fit the memory available
 // (repack.cc).
 Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory);

@@ -1,16 +1,16 @@
-// AVX-512 (VNNI) matmuls over rows repacked 64 at a time (Q4_0x64 against Q8_0 activations, Q4_Kx64 against Q8_K;
-// layouts in quants.h).
+// AVX-512 (VNNI) matmuls over interleaved rows (Q4_0x128 against Q8_0 activations, Q4_Kx64 against Q8_K; layouts in
+// quants.h).
 //
 // A vector's 16 lanes are 16 rows. vpdpbusd (u8 x s8 -> i32) of one line of a block's quants (4 levels of each row,
 // unsigned) with 4 of the activation's values broadcast adds 4 products to every row's lane, so 8 of them sum a
 // row's whole 32-value block (Q4_0, starting from -8 * the block's activation sum, the offset of its unsigned levels)
 // or sub-block (Q4_K, scaled by its 6-bit scale in integers). Each (row, column) then adds its blocks' float terms in
-// one order, exactly as scalar::matmulRows64 does, so decode, prefill and the scalar reference agree to
+// one order, exactly as scalar::matmulInterleaved does, so decode, prefill and the scalar reference agree to
 // the bit.
 //
-// Decode streams each group of 64 rows from start to end (one memory stream), each broadcast activation value
-// serving all 64 rows. Prefill unpacks the levels of a tile's rows for a chunk of blocks once and runs a register
-// tile over them: 64 rows x 3 columns for Q4_0, 32 rows x 4 columns for Q4_K.
+// Decode streams each group of rows from start to end (one memory stream), each broadcast activation value serving
+// all its rows (128 for Q4_0, 64 for Q4_K). Prefill unpacks the levels of a tile's rows for a chunk of blocks once and
+// runs a register tile over them: 64 rows x 3 columns for Q4_0, 32 rows x 4 columns for Q4_K.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -37,8 +37,6 @@ namespace mn {
 namespace x86 {
 namespace {
 
-constexpr size_t kGroupRows = kRows64;
-constexpr int kRuns = kRows64 / 16;  // runs of 16 rows (one vector each) in a group
 // Software prefetch distance of the decode stream, as the Q4_0 decode's (matmul_avx512.cc).
 constexpr size_t kPrefetchBytes = 4608;
 // Decode prepares the activations' offsets and scales for this many blocks at a time (4 KB of stack).
@@ -46,8 +44,8 @@ constexpr size_t kActChunkBlocks = 512;
 // Prefill register tiles hold at most this many runs of 16 rows and columns; each layout picks its shape below.
 constexpr int kTileRuns = 4;
 constexpr int kTileCols = 4;
-// Q4_0x64 prefill: 4 runs (64 rows) x 3 columns over 16 blocks unpacked at a time (36 KB of stack). Single thread,
-// 64 columns, n = 4096: 1.89-2.03x the Q4_0 tile against 1.74-1.77x for 2 runs x 4 columns.
+// Q4_0x128 prefill: 4 runs (64 rows, half a group) x 3 columns over 16 blocks unpacked at a time (36 KB of stack).
+// Single thread, 64 columns, n = 4096: 1.89-2.03x the Q4_0 tile against 1.74-1.77x for 2 runs x 4 columns.
 constexpr int kQ4_0TileRuns = 4, kQ4_0TileCols = 3;
 constexpr size_t kLevelChunkBlocks = 16;
 
@@ -90,7 +88,7 @@ MN_INLINE void prefetchAhead(const uint8_t* block, size_t blockBytes) {
   }
 }
 
-// ---- Q4_0x64: decode (one column) ----
+// ---- Q4_0x128: decode (one column) ----
 
 // The activations' level offsets and scales for a chunk of blocks, prepared once per decode call
 struct DecodeActivations {
@@ -98,37 +96,39 @@ struct DecodeActivations {
   alignas(64) float scales[kActChunkBlocks];
 };
 
+constexpr int kQ4_0Runs = kQ4_0x128Rows / 16;
+
 // acc[s] (one lane per row of run s) += `count` blocks of a group from `block` on . x from its block at `x` on, in
 // block order
 MN_INLINE void groupDot(const uint8_t* block, size_t count, const BlockQ8_0* x, const DecodeActivations& act,
-                        __m512 (&acc)[kRuns]) {
+                        __m512 (&acc)[kQ4_0Runs]) {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  for (size_t i = 0; i < count; i++, block += kQ4_0x64BlockBytes) {
-    prefetchAhead(block, kQ4_0x64BlockBytes);
+  for (size_t i = 0; i < count; i++, block += kQ4_0x128BlockBytes) {
+    prefetchAhead(block, kQ4_0x128BlockBytes);
     const BlockQ8_0& xb = x[i];
     // Per run, two chains of 4: low nibbles (values 0..15) from the offset, high nibbles (16..31) from zero.
-    __m512i low[kRuns], high[kRuns];
-    for (int s = 0; s < kRuns; s++) {
+    __m512i low[kQ4_0Runs], high[kQ4_0Runs];
+    for (int s = 0; s < kQ4_0Runs; s++) {
       low[s] = _mm512_set1_epi32(act.offsets[i]);
       high[s] = _mm512_setzero_si512();
     }
     for (int k = 0; k < 4; k++) {
       const __m512i xLow = broadcastFour(xb.qs + 4 * k), xHigh = broadcastFour(xb.qs + 16 + 4 * k);
-      for (int s = 0; s < kRuns; s++) {
-        const __m512i line = _mm512_load_si512(block + q4_0x64LineOffset(s, k));
+      for (int s = 0; s < kQ4_0Runs; s++) {
+        const __m512i line = _mm512_load_si512(block + q4_0x128LineOffset(s, k));
         low[s] = _mm512_dpbusd_epi32(low[s], _mm512_and_si512(line, low4), xLow);
         high[s] = _mm512_dpbusd_epi32(high[s], _mm512_and_si512(_mm512_srli_epi16(line, 4), low4), xHigh);
       }
     }
     const __m512 dx = _mm512_set1_ps(act.scales[i]);
-    for (int s = 0; s < kRuns; s++) {
-      const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(block + q4_0x64ScaleOffset(s, 0))));
+    for (int s = 0; s < kQ4_0Runs; s++) {
+      const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(block + q4_0x128ScaleOffset(s, 0))));
       acc[s] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(low[s], high[s])), _mm512_mul_ps(dw, dx), acc[s]);
     }
   }
 }
 
-// ---- Q4_0x64: prefill (several columns) ----
+// ---- Q4_0x128: prefill (several columns) ----
 
 // A register tile's accumulators: zero for a chunk that starts the sums, else the partial sums stored after the last
 template <int R, int C>
@@ -157,14 +157,14 @@ struct alignas(64) LevelBlock {
 // Blocks [b0, b0 + count) of run s of the group at `group`, unpacked
 void unpackLevels(const uint8_t* group, int s, size_t b0, size_t count, LevelBlock* out) {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  const uint8_t* block = group + b0 * kQ4_0x64BlockBytes;
-  for (size_t i = 0; i < count; i++, block += kQ4_0x64BlockBytes) {
+  const uint8_t* block = group + b0 * kQ4_0x128BlockBytes;
+  for (size_t i = 0; i < count; i++, block += kQ4_0x128BlockBytes) {
     for (int k = 0; k < 4; k++) {
-      const __m512i line = _mm512_load_si512(block + q4_0x64LineOffset(s, k));
+      const __m512i line = _mm512_load_si512(block + q4_0x128LineOffset(s, k));
       out[i].levels[k] = _mm512_and_si512(line, low4);
       out[i].levels[k + 4] = _mm512_and_si512(_mm512_srli_epi16(line, 4), low4);
     }
-    out[i].d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(block + q4_0x64ScaleOffset(s, 0))));
+    out[i].d = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(block + q4_0x128ScaleOffset(s, 0))));
   }
 }
 
@@ -208,6 +208,7 @@ void tile(const LevelBlock* const (&levels)[kTileRuns], const int (&)[kTileRuns]
 
 // ---- Q4_Kx64 ----
 
+constexpr int kQ4_KRuns = kQ4_Kx64Rows / 16;
 constexpr size_t kKActChunkBlocks = 64;   // decode: super-blocks of activation sums and scales per chunk (2.3 KB)
 // Q4_Kx64 prefill: 2 runs x 4 columns (a tile's integer sums take twice the registers) over 3 super-blocks unpacked at a
 // time (25 KB of stack)
@@ -259,31 +260,31 @@ struct KDecodeActivations {
 // acc[s] (one lane per row of run s) += `count` super-blocks of a group from `block` on . x from its super-block at `x`
 // on, in order
 MN_INLINE void kGroupDot(const uint8_t* block, size_t count, const BlockQ8_K* x, const KDecodeActivations& act,
-                         __m512 (&acc)[kRuns]) {
+                         __m512 (&acc)[kQ4_KRuns]) {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   for (size_t i = 0; i < count; i++, block += kQ4_Kx64BlockBytes) {
     prefetchAhead(block, kQ4_Kx64BlockBytes);
     const int8_t* q = x[i].qs;
-    __m512i sumi[kRuns];
-    for (int s = 0; s < kRuns; s++) sumi[s] = _mm512_setzero_si512();
+    __m512i sumi[kQ4_KRuns];
+    for (int s = 0; s < kQ4_KRuns; s++) sumi[s] = _mm512_setzero_si512();
     for (int c = 0; c < 4; c++) {
-      __m512i low[kRuns], high[kRuns];
-      for (int s = 0; s < kRuns; s++) low[s] = high[s] = _mm512_setzero_si512();
+      __m512i low[kQ4_KRuns], high[kQ4_KRuns];
+      for (int s = 0; s < kQ4_KRuns; s++) low[s] = high[s] = _mm512_setzero_si512();
       for (int k = 0; k < 8; k++) {
         const __m512i xLow = broadcastFour(q + 64 * c + 4 * k), xHigh = broadcastFour(q + 64 * c + 32 + 4 * k);
-        for (int s = 0; s < kRuns; s++) {
+        for (int s = 0; s < kQ4_KRuns; s++) {
           const __m512i line = _mm512_load_si512(block + q4_Kx64LineOffset(s, c, k));
           low[s] = _mm512_dpbusd_epi32(low[s], _mm512_and_si512(line, low4), xLow);
           high[s] = _mm512_dpbusd_epi32(high[s], _mm512_and_si512(_mm512_srli_epi16(line, 4), low4), xHigh);
         }
       }
-      for (int s = 0; s < kRuns; s++) {
+      for (int s = 0; s < kQ4_KRuns; s++) {
         sumi[s] = _mm512_add_epi32(sumi[s], _mm512_mullo_epi32(low[s], loadKScales(block, q4_Kx64ScaleOffset(2 * c, s))));
         sumi[s] = _mm512_add_epi32(sumi[s], _mm512_mullo_epi32(high[s], loadKScales(block, q4_Kx64ScaleOffset(2 * c + 1, s))));
       }
     }
     const KActivation& a = act.act[i];
-    for (int s = 0; s < kRuns; s++) addKTerms(block, s, sumi[s], minTerm(block, s, a), a.d, acc[s]);
+    for (int s = 0; s < kQ4_KRuns; s++) addKTerms(block, s, sumi[s], minTerm(block, s, a), a.d, acc[s]);
   }
 }
 
@@ -356,12 +357,13 @@ void tileK(const KLevelBlock* const (&levels)[kTileRuns], const int (&runs)[kTil
 
 // ---- the decode and prefill drivers of both layouts ----
 
-// What the drivers need of a layout: its block and activation types, decode's prepared activations and group dot
-// product, prefill's unpacked block, column tile activations, unpacking and tile.
+// What the drivers need of a layout: its group of runs, block and activation types, decode's prepared activations and
+// group dot product, prefill's unpacked block, column tile activations, unpacking and tile.
 struct Q4_0Format {
   using Levels = LevelBlock;
   using Activations = TileActivations;
-  static constexpr size_t kBlockValues = kQK, kBlockBytes = kQ4_0x64BlockBytes, kChunkBlocks = kLevelChunkBlocks;
+  static constexpr int kRuns = kQ4_0Runs;
+  static constexpr size_t kBlockValues = kQK, kBlockBytes = kQ4_0x128BlockBytes, kChunkBlocks = kLevelChunkBlocks;
   static constexpr int kRunsPerTile = kQ4_0TileRuns, kColsPerTile = kQ4_0TileCols;
   using Activation = BlockQ8_0;
   using DecodeActivations = x86::DecodeActivations;
@@ -387,6 +389,7 @@ struct Q4_0Format {
 struct Q4_KFormat {
   using Levels = KLevelBlock;
   using Activations = KTileActivations;
+  static constexpr int kRuns = kQ4_KRuns;
   static constexpr size_t kBlockValues = kQKK, kBlockBytes = kQ4_Kx64BlockBytes, kChunkBlocks = kKLevelChunkBlocks;
   static constexpr int kRunsPerTile = kQ4_KTileRuns, kColsPerTile = kQ4_KTileCols;
   using Activation = BlockQ8_K;
@@ -436,8 +439,8 @@ TileFn<F> tileFor(int runs, size_t cols) {
   }
 }
 
-// Runs of 16 rows, numbered across groups (run u is run u % kRuns of group u / kRuns), F::kRunsPerTile at a time, over
-// chunks of blocks unpacked once for every column tile
+// Runs of 16 rows, numbered across groups (run u is run u % F::kRuns of group u / F::kRuns), F::kRunsPerTile at a
+// time, over chunks of blocks unpacked once for every column tile
 template <typename F>
 void prefill(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
              size_t nCols, float* y, size_t ldy) {
@@ -454,11 +457,11 @@ void prefill(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const u
     int runs[kTileRuns] = {};
     for (int r = 0; r < runCount; r++) {
       masks[r] = rowMask(16 * (u0 + r), rowBegin, rowEnd);
-      runs[r] = int((u0 + r) % kRuns);
+      runs[r] = int((u0 + r) % F::kRuns);
     }
     for (size_t b0 = 0; b0 < nBlocks; b0 += F::kChunkBlocks) {
       const size_t count = nBlocks - b0 < F::kChunkBlocks ? nBlocks - b0 : F::kChunkBlocks;
-      for (int r = 0; r < runCount; r++) F::unpack(w + (u0 + r) / kRuns * groupBytes, runs[r], b0, count, unpacked[r]);
+      for (int r = 0; r < runCount; r++) F::unpack(w + (u0 + r) / F::kRuns * groupBytes, runs[r], b0, count, unpacked[r]);
       for (size_t c0 = 0; c0 < nCols; c0 += kColsPerTile) {
         const size_t cols = nCols - c0 < size_t(kColsPerTile) ? nCols - c0 : size_t(kColsPerTile);
         for (size_t c = 0; c < cols; c++) F::prepare(x + (c0 + c) * actRowBytes, b0, count, c, act);
@@ -470,11 +473,12 @@ void prefill(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const u
   }
 }
 
-// Decode (one column): each group of 64 rows streamed from start to end per chunk of prepared activations; a group
+// Decode (one column): each group of rows streamed from start to end per chunk of prepared activations; a group
 // cut by the row range is computed whole and stored through lane masks.
 template <typename F>
 void decode(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, float* y) {
   const size_t nBlocks = n / F::kBlockValues, groupBytes = nBlocks * F::kBlockBytes;
+  constexpr size_t kGroupRows = 16 * F::kRuns;
   const size_t gBegin = rowBegin / kGroupRows, gEnd = (rowEnd + kGroupRows - 1) / kGroupRows;
   const typename F::Activation* activations = reinterpret_cast<const typename F::Activation*>(x);
   typename F::DecodeActivations act;
@@ -482,14 +486,14 @@ void decode(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const ui
     const size_t count = nBlocks - b0 < F::kDecodeChunkBlocks ? nBlocks - b0 : F::kDecodeChunkBlocks;
     F::prepareDecode(x, b0, count, act);
     for (size_t g = gBegin; g < gEnd; g++) {
-      __mmask16 masks[kRuns];
-      __m512 acc[kRuns];
-      for (int s = 0; s < kRuns; s++) {
+      __mmask16 masks[F::kRuns];
+      __m512 acc[F::kRuns];
+      for (int s = 0; s < F::kRuns; s++) {
         masks[s] = rowMask(g * kGroupRows + 16 * s, rowBegin, rowEnd);
         acc[s] = b0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(masks[s], y + g * kGroupRows + 16 * s);
       }
       F::groupDot(w + g * groupBytes + b0 * F::kBlockBytes, count, activations + b0, act, acc);
-      for (int s = 0; s < kRuns; s++) _mm512_mask_storeu_ps(y + g * kGroupRows + 16 * s, masks[s], acc[s]);
+      for (int s = 0; s < F::kRuns; s++) _mm512_mask_storeu_ps(y + g * kGroupRows + 16 * s, masks[s], acc[s]);
     }
   }
 }
@@ -505,7 +509,7 @@ void matmulLayout(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, co
   }
 }
 
-void matmulRows64(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+void matmulInterleaved(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                   size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   const auto matmul = wType == GgmlType::Q4_K ? matmulLayout<Q4_KFormat> : matmulLayout<Q4_0Format>;
   matmul(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
@@ -523,7 +527,7 @@ void matmulRows64(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, s
 
 namespace mn {
 namespace x86 {
-extern const MatmulRows64Fn kMatmulRows64Avx512 = matmulRows64;
+extern const MatmulInterleavedFn kMatmulInterleavedAvx512 = matmulInterleaved;
 }  // namespace x86
 }  // namespace mn
 
