@@ -38,9 +38,9 @@ export interface LoadOptions {
    *   memory available.
    * - `"repacked"`: the Q4_0 and Q4_K weight matrices (those of Q4_0 and Q4_K_M files) are copied at load into
    *   this process's memory with their rows interleaved (128 at a time for Q4_0, 64 for Q4_K), and every other
-   *   tensor stays mapped. Prefill runs faster (on
-   *   the benchmark machine 1.5–1.8× for the Q4_0 Mixtral slice and 1.1–1.2× for Q4_K_M, 1.4–1.6× on dense slices;
-   *   docs/performance.md, "Repacked weights"), and decode about as fast. Logits differ from the other modes in the
+   *   tensor stays mapped. Prefill runs faster (on the benchmark machine 1.8–2.0× for the Q4_0 Mixtral slice and
+   *   1.3–1.5× for Q4_K_M, 1.4–1.6× on dense slices; docs/performance.md, "Repacked weights"), Q4_0 decode 17–33%
+   *   faster, and Q4_K_M decode about as fast. Logits differ from the other modes in the
    *   last bits (each block's terms are added once, in another order), and single-token and batched evaluation still
    *   agree to the bit. Loading reads and rewrites those matrices (1–2.3 s for a 2 GB file there), and RAM must hold
    *   them: rejects with `OUT_OF_MEMORY` when they are larger than the memory available. Needs AVX-512 VNNI;
