@@ -153,13 +153,9 @@ Napi::Value testMatmul(const Napi::CallbackInfo& info) {
   Napi::Uint8Array input = info[2].As<Napi::Uint8Array>();
   std::vector<uint8_t> repackedRows;
   if (repacked) {
-    const size_t rowBytes = ggmlRowBytes(type, n), groupRows = interleavedGroupRows(type);
-    const size_t groups = input.ByteLength() / rowBytes / groupRows;
-    const size_t groupBytes = interleavedGroupBytes(type, n);
-    repackedRows.resize(groups * groupBytes);
-    for (size_t g = 0; g < groups; g++) {
-      repackInterleaved(type, input.Data() + g * groupRows * rowBytes, rowBytes, n, repackedRows.data() + g * groupBytes);
-    }
+    const size_t rowBytes = ggmlRowBytes(type, n), groups = input.ByteLength() / rowBytes / interleavedGroupRows(type);
+    repackedRows.resize(groups * interleavedGroupBytes(type, n));
+    repackInterleaved(type, input.Data(), rowBytes, n, 0, groups, repackedRows.data());
   }
   GuardedCopy weights = repacked ? GuardedCopy(repackedRows.data(), repackedRows.size()) : guarded(input);
   Napi::Float32Array x = info[4].As<Napi::Float32Array>();

@@ -342,11 +342,12 @@ size_t interleavedGroupBytes(GgmlType type, size_t n) {
   return type == GgmlType::Q4_K ? n / kQKK * kQ4_Kx64BlockBytes : n / kQK * kQ4_0x128BlockBytes;
 }
 
-void repackInterleaved(GgmlType type, const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
-  if (type == GgmlType::Q4_K) {
-    repackQ4_Kx64(src, srcRowBytes, n, dst);
-  } else {
-    repackQ4_0x128(src, srcRowBytes, n, dst);
+void repackInterleaved(GgmlType type, const uint8_t* src, size_t srcRowBytes, size_t n, size_t groupBegin,
+                       size_t groupEnd, uint8_t* dst) {
+  const auto repackGroup = type == GgmlType::Q4_K ? repackQ4_Kx64 : repackQ4_0x128;
+  const size_t srcGroupBytes = interleavedGroupRows(type) * srcRowBytes, dstGroupBytes = interleavedGroupBytes(type, n);
+  for (size_t g = groupBegin; g < groupEnd; g++) {
+    repackGroup(src + g * srcGroupBytes, srcRowBytes, n, dst + g * dstGroupBytes);
   }
 }
 

@@ -149,11 +149,13 @@ static constexpr size_t q4_Kx64MinOffset(size_t j, size_t s) { return 768 + 64 *
 static constexpr size_t q4_Kx64LineOffset(size_t s, size_t c, size_t k) { return 1280 + 2048 * s + 512 * c + 64 * k; }
 
 // The interleaved layouts by weight type (Q4_0 -> Q4_0x128, Q4_K -> Q4_Kx64): whether `type` has one, the rows of
-// one group, the bytes of one group of rows of n values, and the repack of one group.
+// one group, the bytes of one group of rows of n values, and the repack of groups [groupBegin, groupEnd) of the matrix
+// at src (rows of n values, srcRowBytes apart) into the same groups of the repacked matrix at dst.
 bool hasInterleavedLayout(GgmlType type);
 size_t interleavedGroupRows(GgmlType type);
 size_t interleavedGroupBytes(GgmlType type, size_t n);
-void repackInterleaved(GgmlType type, const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst);
+void repackInterleaved(GgmlType type, const uint8_t* src, size_t srcRowBytes, size_t n, size_t groupBegin,
+                       size_t groupEnd, uint8_t* dst);
 
 // The packed sub-block scales of a K-quant super-block, as small integers.
 // Q4_K / Q5_K: 8 scales and 8 mins of 6 bits from 12 bytes.

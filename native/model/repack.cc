@@ -26,12 +26,16 @@ struct Move {
   RowLayout* layout;
 
   uint64_t sourceBytes() const { return rowBytes * nOut; }
-  uint64_t repackedBytes() const { return uint64_t(interleavedGroupBytes(type, nIn)) * (nOut / interleavedGroupRows(type)); }
+  uint64_t repackedBytes() const {
+    return uint64_t(interleavedGroupBytes(type, nIn)) * (nOut / interleavedGroupRows(type));
+  }
   // The bytes it takes in the buffer: each copy starts on a 4 KiB boundary.
   uint64_t slotBytes() const { return (repackedBytes() + 4095) / 4096 * 4096; }
 };
 
-bool canRepack(GgmlType type, uint32_t nOut) { return hasInterleavedLayout(type) && nOut % interleavedGroupRows(type) == 0; }
+bool canRepack(GgmlType type, uint32_t nOut) {
+  return hasInterleavedLayout(type) && nOut % interleavedGroupRows(type) == 0;
+}
 
 void addMatrix(MatrixRef& m, std::vector<Move>& moves) {
   if (m.data == nullptr || !canRepack(m.type, m.nOut)) return;
@@ -82,14 +86,11 @@ Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, 
   }
   uint8_t* next = memory->data();
   for (const Move& move : moves) {
-    const size_t groupRows = interleavedGroupRows(move.type), groups = move.nOut / groupRows;
-    const size_t sourceGroupBytes = size_t(move.rowBytes) * groupRows, groupBytes = interleavedGroupBytes(move.type, move.nIn);
+    const size_t groups = move.nOut / interleavedGroupRows(move.type);
     uint8_t* const destination = next;
     pool.parallel([&](unsigned t, unsigned n) {
-      for (size_t g = groups * t / n; g < groups * (t + 1) / n; g++) {
-        repackInterleaved(move.type, move.source + g * sourceGroupBytes, size_t(move.rowBytes), move.nIn,
-                     destination + g * groupBytes);
-      }
+      repackInterleaved(move.type, move.source, size_t(move.rowBytes), move.nIn, groups * t / n, groups * (t + 1) / n,
+                        destination);
     });
     releaseMappedPages(move.source, move.sourceBytes());
     *move.data = destination;
