@@ -49,6 +49,8 @@ export interface NativeAddon {
     matmul(isa: IsaName | "active", type: number, weights: Uint8Array, n: number, x: Float32Array, nCols: number,
       rowBegin: number, rowEnd: number, out: Float32Array, ldy: number, repacked: boolean): void;
     hasRepackedKernels(isa: IsaName | "active"): boolean;
+    /** Rows per group of the type's interleaved layout (repacked weights), 0 when it has none. */
+    interleavedGroupRows(type: number): number;
     quantizeActivations(isa: IsaName | "active", format: number, x: Float32Array, out: Uint8Array): void;
     dequantizeRow(isa: IsaName | "active", type: number, row: Uint8Array, n: number, out: Float32Array): void;
     rmsNorm(isa: IsaName | "active", x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): void;

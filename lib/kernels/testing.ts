@@ -176,8 +176,8 @@ export function matmul(isa: KernelIsa, type: GgmlType, weights: Uint8Array, nRow
   const out = options.out === undefined ? new Float32Array(needed) : checkFloats("out", options.out, needed);
   const repacked = options.repacked ?? false;
   if (repacked) {
-    if (type !== GgmlType.Q4_0 && type !== GgmlType.Q4_K) throw new ArgumentRangeError(`options.repacked needs Q4_0 or Q4_K weights; got ${GGML_TYPE_TRAITS[type].name}`);
-    const groupRows = type === GgmlType.Q4_0 ? 128 : 64;
+    const groupRows = native().kernelTesting.interleavedGroupRows(type);
+    if (groupRows === 0) throw new ArgumentRangeError(`options.repacked needs Q4_0 or Q4_K weights; got ${GGML_TYPE_TRAITS[type].name}`);
     if (nRows % groupRows !== 0) throw new ArgumentRangeError(`options.repacked needs ${GGML_TYPE_TRAITS[type].name} nRows a multiple of ${groupRows}; got ${nRows}`);
     if (isa !== "active" && !repackedIsas().includes(isa)) throw new ArgumentRangeError(`options.repacked needs an ISA with kernels for repacked rows (${repackedIsas().join(", ")}); got ${isa}`);
   }

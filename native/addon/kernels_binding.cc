@@ -293,6 +293,12 @@ Napi::Value testHasRepackedKernels(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), k.matmulInterleaved != nullptr);
 }
 
+// interleavedGroupRows(type): the rows of one group of the type's interleaved layout, 0 when it has none
+Napi::Value testInterleavedGroupRows(const Napi::CallbackInfo& info) {
+  const GgmlType type = static_cast<GgmlType>(info[0].As<Napi::Number>().Uint32Value());
+  return Napi::Number::New(info.Env(), hasInterleavedLayout(type) ? double(interleavedGroupRows(type)) : 0.0);
+}
+
 Napi::Value testIsMatmulSupported(const Napi::CallbackInfo& info) {
   const GgmlType type = static_cast<GgmlType>(info[0].As<Napi::Number>().Uint32Value());
   return Napi::Boolean::New(info.Env(), isMatmulSupported(type));
@@ -320,6 +326,7 @@ void registerKernelsBinding(Napi::Env env, Napi::Object exports) {
   testing.Set("activationFormatFor", Napi::Function::New(env, testActivationFormatFor));
   testing.Set("isMatmulSupported", Napi::Function::New(env, testIsMatmulSupported));
   testing.Set("hasRepackedKernels", Napi::Function::New(env, testHasRepackedKernels));
+  testing.Set("interleavedGroupRows", Napi::Function::New(env, testInterleavedGroupRows));
   exports.Set("kernelTesting", testing);
 }
 
