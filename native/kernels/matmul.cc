@@ -333,7 +333,7 @@ void matmulQ4_Kx64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, c
 // W (nRows, n) wType rows interleaved (Q4_0x128 or Q4_Kx64) rows [rowBegin, rowEnd) @ X (nCols, n)
 // -> Y[c * ldy + r]
 void matmulInterleaved(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
-                  size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+                       size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   const auto matmul = wType == GgmlType::Q4_K ? matmulQ4_Kx64 : matmulQ4_0x128;
   matmul(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
 }

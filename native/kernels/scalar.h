@@ -15,7 +15,7 @@ void quantizeActivations(ActFormat format, const float* x, void* dst, size_t n);
 void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
             const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
 void matmulInterleaved(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
-                  size_t actRowBytes, size_t nCols, float* y, size_t ldy);  // matmul.cc
+                       size_t actRowBytes, size_t nCols, float* y, size_t ldy);  // matmul.cc
 void dequantizeRow(GgmlType type, const uint8_t* row, float* out, size_t n);
 void rmsNorm(float* out, const float* x, const float* weight, size_t n, float eps);
 void rope(float* x, size_t nHeads, size_t headDim, size_t ropeDim, int64_t pos, float freqBase);

@@ -37,7 +37,7 @@ struct Hparams {
 
 // How a matrix's rows are laid out in memory.
 enum class RowLayout : uint8_t {
-  AsFile,   // row r holds nIn values of `type`, rowBytes apart
+  AsFile,       // row r holds nIn values of `type`, rowBytes apart
   Interleaved,  // rows repacked in groups, Q4_0x128 or Q4_Kx64 by type (kernels/quants.h; model/repack.cc)
 };
 
@@ -92,9 +92,9 @@ class HugePages;
 class ThreadPool;
 
 // Moves every Q4_0 and Q4_K matrix the forward pass multiplies by (rows a multiple of the layout's group) into `memory`
-// in their interleaved layouts and points weights at the copies; the file's pages they came from are released from this process.
-// `memory` stays empty when no matrix moved. OUT_OF_MEMORY when the copies would not fit the memory available
-// (repack.cc).
+// in their interleaved layouts and points weights at the copies; the file's pages they came from are released from
+// this process. `memory` stays empty when no matrix moved. OUT_OF_MEMORY when the copies would not fit the memory
+// available (repack.cc).
 Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory);
 
 }  // namespace mn

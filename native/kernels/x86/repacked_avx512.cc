@@ -510,7 +510,7 @@ void matmulLayout(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, co
 }
 
 void matmulInterleaved(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
-                  size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+                       size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   const auto matmul = wType == GgmlType::Q4_K ? matmulLayout<Q4_KFormat> : matmulLayout<Q4_0Format>;
   matmul(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
 }
