@@ -11,7 +11,7 @@ import { AbortError, ArgumentRangeError, DisposedError, withNativeErrors, withNa
 import { toModelInfo, type ModelInfo } from "./gguf/inspect.js";
 import { checkPath, readGguf } from "./gguf/reader.js";
 import { GgufValueType } from "./gguf/types.js";
-import { native, type NativeModelHandle, type WeightMemory } from "./native.js";
+import { native, type NativeLoadControl, type NativeModelHandle, type WeightMemory } from "./native.js";
 import { SESSION_OPTION_KEYS, Session, type SessionHost, type SessionOptions } from "./session.js";
 import { Tokenizer } from "./tokenizer/tokenizer.js";
 import { checkBoolean, checkChoice, checkFunction, checkInteger, checkOptions, checkSignal } from "./validate.js";
@@ -57,13 +57,46 @@ export interface LoadOptions {
   expertsPerToken?: number;
   /** Scan every tensor for NaN/Inf while loading (reads the whole file). Default false. */
   verifyTensorData?: boolean;
-  /** Called with a fraction in [0, 1] as loading advances. */
+  /**
+   * Called with the fraction of the load done, in [0, 1]: 0 at the start, rising values about every 100 ms while
+   * the file is copied, scanned or repacked (`weights: "copied"` or `"repacked"`, `verifyTensorData`), and 1 once the
+   * model is ready. If it throws, the load stops and rejects with that error.
+   */
   onProgress?: (progress: number) => void;
-  /** Aborts the load; the promise rejects with AbortError. */
+  /**
+   * Aborts the load: a copy, scan or repack in progress stops within one chunk of tens of MiB, the memory it took is
+   * freed, and the promise rejects with AbortError.
+   */
   signal?: AbortSignal;
 }
 
 const LOAD_OPTION_KEYS = ["threads", "weights", "slidingWindow", "expertsPerToken", "verifyTensorData", "onProgress", "signal"] as const;
+
+/** How often a load's progress is read while it runs. */
+const PROGRESS_INTERVAL_MS = 100;
+
+/**
+ * Passes each rise of the load's progress below 1 to onProgress until stopped (the caller reports 1 once the model is
+ * ready). An onProgress that throws aborts the load; `failure` then holds what it threw.
+ */
+function pollProgress(control: NativeLoadControl, onProgress: (progress: number) => void): { stop(): void; failure?: { error: unknown } } {
+  let reported = 0;
+  const poll: { stop(): void; failure?: { error: unknown } } = { stop: () => clearInterval(timer) };
+  const timer = setInterval(() => {
+    const progress = control.progress();
+    if (progress <= reported || progress >= 1) return;
+    reported = progress;
+    try {
+      onProgress(progress);
+    } catch (error) {
+      poll.failure = { error };
+      control.requestAbort();
+      clearInterval(timer);
+    }
+  }, PROGRESS_INTERVAL_MS);
+  timer.unref();
+  return poll;
+}
 
 /**
  * Physical cores on Linux (distinct core ids per package); elsewhere the logical CPU count.
@@ -140,18 +173,25 @@ export class Mixtral implements AsyncDisposable {
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
 
     onProgress?.(0);
+    const control = new (native().NativeLoadControl)();
+    const abort = (): void => control.requestAbort();
+    signal?.addEventListener("abort", abort, { once: true });
+    const progress = onProgress === undefined ? undefined : pollProgress(control, onProgress);
     // The engine maps and validates the file while the tokenizer reads its metadata: both run on the thread pool.
     const [loaded, read] = await Promise.allSettled([
-      withNativeErrors(() => native().loadModel(path, { threads, weights, slidingWindow, expertsPerToken, verifyTensorData })),
+      withNativeErrors(() => native().loadModel(path, { threads, weights, slidingWindow, expertsPerToken, verifyTensorData }, control)),
       readGguf(path),
     ]);
-    if (loaded.status === "rejected") throw loaded.reason;
+    signal?.removeEventListener("abort", abort);
+    progress?.stop();
+    const stopped = signal?.aborted ? { error: new AbortError(undefined, { cause: signal.reason }) } : progress?.failure;
+    if (loaded.status === "rejected") throw stopped !== undefined ? stopped.error : loaded.reason;
     const handle = loaded.value;
     let tokenizer: Tokenizer;
     let chatTemplate: string | null = null;
     try {
+      if (stopped !== undefined) throw stopped.error;
       if (read.status === "rejected") throw read.reason;
-      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
       const { metadata } = read.value;
       tokenizer = Tokenizer.fromGgufMetadata(metadata);
       const template = metadata.get("tokenizer.chat_template");
@@ -161,7 +201,12 @@ export class Mixtral implements AsyncDisposable {
       throw error;
     }
     const model = new Mixtral(handle, toModelInfo(handle.info()), tokenizer, threads, chatTemplate);
-    onProgress?.(1);
+    try {
+      onProgress?.(1);
+    } catch (error) {
+      await model.dispose();
+      throw error;
+    }
     return model;
   }
 

@@ -86,7 +86,8 @@ export interface NativeAddon {
   // ---- bench (native/addon/bench_binding.cc) ----
   measureReadBandwidth(bytes: number, threads: number, passes: number): Promise<number[]>;
   // ---- model (native/addon/model_binding.cc) ----
-  loadModel(path: string, options: NativeModelOptions): Promise<NativeModelHandle>;
+  loadModel(path: string, options: NativeModelOptions, control: NativeLoadControl): Promise<NativeModelHandle>;
+  NativeLoadControl: new () => NativeLoadControl;
   NativeSession: new (model: NativeModelHandle, options: NativeSessionOptions, logits: Float32Array) => NativeSessionHandle;
 }
 
@@ -98,6 +99,14 @@ export interface NativeModelOptions {
   /** 0: the file's */
   expertsPerToken: number;
   verifyTensorData: boolean;
+}
+
+/** A load's abort switch and progress gauge, read while the load runs off the main thread. */
+export interface NativeLoadControl {
+  /** The load stops at its next chunk (tens of MiB) and rejects with ABORT_ERR. */
+  requestAbort(): void;
+  /** The fraction of the load's long steps (copy, scan, repack) done, in [0, 1]; 0 when it has none. */
+  progress(): number;
 }
 
 export interface NativeModelHandle {

@@ -1,7 +1,7 @@
 // Memory (issue 4, item 6): weights stay in the file's memory map (loading copies none and reads only what the
 // tokens route to), and a decode step allocates nothing. With `weights: "copied"` (issue 6's faster decode) they
 // are read into memory once at load instead; with `weights: "repacked"` (issue 6's faster prefill) the Q4_0
-// and Q4_K matrices are, their rows interleaved.
+// and Q4_K matrices are, their rows interleaved. Those long loads report their progress and stop when aborted.
 import { execFileSync } from "node:child_process";
 import { copyFile, mkdir, open, readFile, rm, stat, truncate } from "node:fs/promises";
 import { totalmem } from "node:os";
@@ -10,9 +10,9 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 
 import { GgmlType } from "../lib/gguf/types.js";
-import { MixtralError } from "../lib/errors.js";
+import { AbortError, MixtralError } from "../lib/errors.js";
 import { repackedIsas } from "../lib/kernels/testing.js";
-import { Mixtral } from "../lib/model.js";
+import { Mixtral, type LoadOptions } from "../lib/model.js";
 import { native } from "../lib/native.js";
 import { quantizeModel } from "../lib/quantize/quantize-model.js";
 import { cachedTestModel } from "../lib/testing/test-model.js";
@@ -300,5 +300,87 @@ await model.dispose();`;
     } finally {
       await model.dispose();
     }
+  });
+});
+
+describe("45 engine: a long load reports its progress and stops when aborted", () => {
+  /** The values onProgress saw during a load of the slice with these options, and how the load settled. */
+  async function watchLoad(options: LoadOptions, onValue: (progress: number) => void = () => {}): Promise<{ seen: number[]; outcome: unknown }> {
+    const seen: number[] = [];
+    const outcome = await Mixtral.load(slicePath, { threads: 2, ...options, onProgress: (p) => { seen.push(p); onValue(p); } }).then(
+      async (model) => { await model.dispose(); return "loaded"; },
+      (error: unknown) => error,
+    );
+    return { seen, outcome };
+  }
+
+  it("a verified, repacked load of the 0.96 GB slice reports progress rising from 0 through values in between to 1; a mapped one reports 0 and 1", async () => {
+    const { seen, outcome } = await watchLoad({ weights: "repacked", verifyTensorData: true });
+    console.log(`45 progress of a verified, repacked load: ${seen.map((p) => p.toFixed(3)).join(" ")}`);
+    expect(outcome).toBe("loaded");
+    expect(seen[0]).toBe(0);
+    expect(seen.at(-1)).toBe(1);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]).toBeGreaterThan(seen[i - 1]);
+    expect(seen.some((p) => p > 0 && p < 1)).toBe(true);
+
+    const mapped = await watchLoad({});
+    expect(mapped).toEqual({ seen: [0, 1], outcome: "loaded" });
+  });
+
+  it.each(["copied", "repacked"] as const)("aborting a verified %s load of the slice midway rejects within 0.5 s with AbortError carrying the signal's reason, and gives back its memory", async (weights) => {
+    const fileSize = (await stat(slicePath)).size;
+    const controller = new AbortController();
+    const reason = new Error("user cancelled");
+    let abortedAt = 0;
+    const rssBefore = process.memoryUsage().rss;
+    const { seen, outcome } = await watchLoad({ weights, verifyTensorData: true, signal: controller.signal }, (p) => {
+      if (p > 0 && p < 1 && abortedAt === 0) {
+        abortedAt = performance.now();
+        controller.abort(reason);
+      }
+    });
+    const stopMs = performance.now() - abortedAt;
+    const rssGrowth = process.memoryUsage().rss - rssBefore;
+    console.log(`45 ${weights} load aborted at progress ${seen.at(-1)?.toFixed(3)}: rejected ${stopMs.toFixed(0)} ms later, RSS +${(rssGrowth / 1e6).toFixed(1)} MB`);
+    expect(abortedAt).toBeGreaterThan(0);
+    expect(outcome).toBeInstanceOf(AbortError);
+    expect((outcome as AbortError).code).toBe("ABORT_ERR");
+    expect((outcome as AbortError).cause).toBe(reason);
+    expect(seen.at(-1)).toBeLessThan(1);
+    expect(stopMs).toBeLessThan(500);
+    expect(rssGrowth).toBeLessThan(0.1 * fileSize);
+  });
+
+  it("an onProgress that throws stops the load (a copy midway, or a finished load), which rejects with what it threw", async () => {
+    const thrown = new Error("progress display failed");
+    const { seen, outcome } = await watchLoad({ weights: "copied" }, (p) => {
+      if (p > 0) throw thrown;
+    });
+    expect(outcome).toBe(thrown);
+    expect(seen.filter((p) => p > 0)).toHaveLength(1);
+
+    const atTheEnd = await watchLoad({}, (p) => {
+      if (p === 1) throw thrown; // the model is built by then: the load disposes it
+    });
+    expect(atTheEnd).toEqual({ seen: [0, 1], outcome: thrown });
+  });
+
+  it.each([
+    ["copied", { weights: "copied", verifyTensorData: false }],
+    ["verified", { weights: "mapped", verifyTensorData: true }],
+    ["repacked", { weights: "repacked", verifyTensorData: false }],
+  ] as const)("a native %s load whose control was told to abort before it began rejects with ABORT_ERR at its first chunk", async (_name, { weights, verifyTensorData }) => {
+    const path = await cachedTestModel({ ...SMALL, type: GgmlType.Q4_0 });
+    const control = new (native().NativeLoadControl)();
+    control.requestAbort();
+    const load = native().loadModel(path, { threads: 1, weights, slidingWindow: -1, expertsPerToken: 0, verifyTensorData }, control);
+    if (weights === "repacked" && !ACTIVE_ISA_REPACKS) {
+      (await load).dispose(); // no repacked layouts here: the load maps the file and has no long step to stop
+      return;
+    }
+    const error = await load.then(() => "loaded", (e: unknown) => e);
+    expect((error as { code?: string }).code).toBe("ABORT_ERR");
+    expect((error as Error).message).toMatch(/the model load was aborted$/);
+    expect(control.progress()).toBeGreaterThan(0);
   });
 });

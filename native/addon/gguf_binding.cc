@@ -152,7 +152,7 @@ class InspectModelWorker : public FileWorker {
     // open() scans every tensor when asked, so bindModel need not scan again
     if (Error e = GgufFile::open(path_, readOptions(), &file_); !e.ok()) return e;
     ModelWeights weights;
-    if (Error e = bindModel(*file_, BindOptions{}, &hparams_, &weights); !e.ok()) {
+    if (Error e = bindModel(*file_, &hparams_, &weights); !e.ok()) {
       e.message = path_ + ": " + e.message;
       return e;
     }

@@ -64,13 +64,39 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   unsigned liveSessions_ = 0;
 };
 
-class LoadWorker : public PromiseWorker {
+// new NativeLoadControl(): passed to loadModel, it aborts the load (requestAbort) and reads its progress (progress).
+class LoadControlWrap : public Napi::ObjectWrap<LoadControlWrap> {
  public:
-  LoadWorker(Napi::Env env, std::string path, ModelOptions options)
-      : PromiseWorker(env), path_(std::move(path)), options_(options) {}
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "NativeLoadControl",
+                       {InstanceMethod<&LoadControlWrap::requestAbort>("requestAbort"),
+                        InstanceMethod<&LoadControlWrap::progress>("progress")});
+  }
+
+  explicit LoadControlWrap(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<LoadControlWrap>(info), control_(std::make_shared<LoadControl>()) {}
+
+  // Shared with the load worker, which may outlive this object.
+  std::shared_ptr<LoadControl> control() const { return control_; }
 
  private:
-  Error run() override { return Model::load(path_, options_, &model_); }
+  Napi::Value requestAbort(const Napi::CallbackInfo& info) {
+    control_->requestAbort();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value progress(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), control_->progress()); }
+
+  std::shared_ptr<LoadControl> control_;
+};
+
+class LoadWorker : public PromiseWorker {
+ public:
+  LoadWorker(Napi::Env env, std::string path, ModelOptions options, std::shared_ptr<LoadControl> control)
+      : PromiseWorker(env), path_(std::move(path)), options_(options), control_(std::move(control)) {}
+
+ private:
+  Error run() override { return Model::load(path_, options_, *control_, &model_); }
 
   Napi::Value result(Napi::Env env) override {
     ModelClasses* classes = env.GetInstanceData<ModelClasses>();
@@ -79,10 +105,12 @@ class LoadWorker : public PromiseWorker {
 
   std::string path_;
   ModelOptions options_;
+  std::shared_ptr<LoadControl> control_;
   std::unique_ptr<Model> model_;
 };
 
-// loadModel(path, { threads, weights, slidingWindow, expertsPerToken, verifyTensorData }) -> Promise<NativeModel>
+// loadModel(path, { threads, weights, slidingWindow, expertsPerToken, verifyTensorData }, NativeLoadControl)
+//   -> Promise<NativeModel>
 Napi::Value loadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = info[1].As<Napi::Object>();
@@ -93,7 +121,8 @@ Napi::Value loadModel(const Napi::CallbackInfo& info) {
   options.slidingWindow = o.Get("slidingWindow").As<Napi::Number>().Int64Value();
   options.expertsPerToken = o.Get("expertsPerToken").As<Napi::Number>().Uint32Value();
   options.verifyTensorData = o.Get("verifyTensorData").As<Napi::Boolean>().Value();
-  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), options);
+  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), options,
+                                LoadControlWrap::Unwrap(info[2].As<Napi::Object>())->control());
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;
@@ -356,6 +385,7 @@ void registerModelBinding(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<ModelClasses>(classes);
   exports.Set("NativeModel", model);
   exports.Set("NativeSession", session);
+  exports.Set("NativeLoadControl", LoadControlWrap::define(env));
   exports.Set("loadModel", Napi::Function::New(env, loadModel));
 }
 

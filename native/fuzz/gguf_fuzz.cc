@@ -17,6 +17,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   mn::testing::touchFile(*file);
   mn::Hparams hparams;
   mn::ModelWeights weights;
-  if (mn::bindModel(*file, mn::BindOptions{true}, &hparams, &weights).ok()) mn::testing::touchWeights(hparams, weights);
+  if (mn::bindModel(*file, &hparams, &weights).ok()) mn::testing::touchWeights(hparams, weights);
   return 0;
 }

@@ -362,9 +362,12 @@ const char* ggufValueTypeName(GgufValueType type) {
 
 namespace {
 
+// The copy reads this much at a time, so that an abort stops it within a few milliseconds.
+constexpr size_t kReadChunkBytes = size_t(64) << 20;
+
 // Reads the size-byte file behind fd into *copy (fresh memory in 2 MiB pages where the system grants them), read-only
-// once filled. Nothing is left allocated on failure.
-Error readIntoMemory(int fd, const std::string& path, size_t size, HugePages* copy) {
+// once filled, counting its chunks on control (may be null). Nothing is left allocated on failure.
+Error readIntoMemory(int fd, const std::string& path, size_t size, LoadControl* control, HugePages* copy) {
   if (!copy->allocate(size)) {
     return makeError("GGUF_OPEN_FAILED", cat(path, ": cannot allocate ", size, " bytes to read the file into: ",
                                              std::generic_category().message(errno)));
@@ -372,7 +375,7 @@ Error readIntoMemory(int fd, const std::string& path, size_t size, HugePages* co
   uint8_t* const base = copy->data();
   size_t done = 0;
   while (done < size) {
-    const ssize_t n = pread(fd, base + done, std::min<size_t>(size - done, size_t(1) << 30), static_cast<off_t>(done));
+    const ssize_t n = pread(fd, base + done, std::min(size - done, kReadChunkBytes), static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const std::string reason = n < 0 ? std::generic_category().message(errno)
@@ -381,6 +384,12 @@ Error readIntoMemory(int fd, const std::string& path, size_t size, HugePages* co
       return makeError("GGUF_OPEN_FAILED", cat(path, ": cannot read: ", reason));
     }
     done += static_cast<size_t>(n);
+    if (control != nullptr) {
+      if (Error error = control->step(uint64_t(n)); !error.ok()) {
+        copy->release();
+        return error;
+      }
+    }
   }
   mprotect(base, copy->size(), PROT_READ);
   return Error::none();
@@ -415,7 +424,7 @@ Error GgufFile::open(const std::string& path, const GgufReadOptions& options, st
     }
     const size_t size = static_cast<size_t>(file->size_);
     if (options.copyToMemory) {
-      if (Error error = readIntoMemory(fd, path, size, &file->copy_); !error.ok()) {
+      if (Error error = readIntoMemory(fd, path, size, options.control, &file->copy_); !error.ok()) {
         close(fd);
         return error;
       }
@@ -469,6 +478,9 @@ Error GgufFile::parseAll(const GgufReadOptions& options) {
   if (options.verifyTensorData) {
     for (const GgufTensorInfo& tensor : tensors_) {
       if (Error e = verifyTensorValues(tensor); !e.ok()) return e;
+      if (options.control != nullptr) {
+        if (Error e = options.control->step(tensor.nBytes); !e.ok()) return e;
+      }
     }
   }
   return Error::none();

@@ -11,6 +11,7 @@
 
 #include "common/ggml_type.h"
 #include "common/huge_pages.h"
+#include "common/load_control.h"
 #include "common/status.h"
 
 namespace mn {
@@ -64,6 +65,8 @@ struct GgufReadOptions {
   // faster than from small ones (docs/performance.md, "Where the weights live"); the copy costs one read of the file
   // and RAM for all of it.
   bool copyToMemory = false;
+  // When set, the copy and the scan report their bytes to it and stop with ABORT_ERR once it is asked to.
+  LoadControl* control = nullptr;
 };
 
 class GgufFile {
@@ -89,10 +92,6 @@ class GgufFile {
   const GgufTensorInfo* findTensor(std::string_view name) const;
   const uint8_t* tensorData(const GgufTensorInfo& tensor) const { return data_ + dataOffset_ + tensor.offset; }
 
-  // GGUF_NAN when a float of the tensor (F32/F16/BF16 values, the fp16/fp32 scales and mins of quantized blocks)
-  // is NaN or infinite. Reads every byte of an unquantized tensor, every block header of a quantized one.
-  Error verifyTensorValues(const GgufTensorInfo& tensor) const;
-
   // Typed lookups for model code. Missing key: returns false with *error untouched. Present with an
   // incompatible type or an out-of-range value: returns false and sets *error (GGUF_WRONG_TYPE / GGUF_BAD_VALUE).
   // Integer getters accept any integer type whose value fits.
@@ -108,6 +107,9 @@ class GgufFile {
   Error parseMetadata(uint64_t* position, uint64_t* tensorCount);
   Error parseTensorInfos(uint64_t tensorCount, uint64_t position);
   Error checkTensorLayout();
+  // GGUF_NAN when a float of the tensor (F32/F16/BF16 values, the fp16/fp32 scales and mins of quantized blocks)
+  // is NaN or infinite. Reads every byte of an unquantized tensor, every block header of a quantized one.
+  Error verifyTensorValues(const GgufTensorInfo& tensor) const;
 
   const uint8_t* data_ = nullptr;
   uint64_t size_ = 0;

@@ -43,34 +43,39 @@ Error checkMatmulTypes(const Hparams& hp, const ModelWeights& w) {
   return Error::none();
 }
 
-// Copied weights must fit the memory available: OUT_OF_MEMORY up front rather than a process the system kills
-// halfway through the read.
-Error checkCopyFits(const std::string& path) {
+// Plans the load's long steps on control, one pass over the file each: the copy, the scan and the repack (which
+// moves most of a Q4_0 or Q4_K_M file). Copied weights must fit the memory available: OUT_OF_MEMORY up front
+// rather than a process the system kills halfway through the read.
+Error planLoad(const std::string& path, const ModelOptions& options, LoadControl& control) {
   struct stat status;
   if (stat(path.c_str(), &status) != 0) return Error::none();  // GgufFile::open names the problem
-  const uint64_t fileBytes = uint64_t(status.st_size), available = availableMemoryBytes();
-  if (available > 0 && fileBytes > available) {
-    return makeError("OUT_OF_MEMORY", "options.weights is \"copied\", but the file's " + std::to_string(fileBytes) +
-                                          " bytes exceed the " + std::to_string(available) + " bytes of memory available");
+  const uint64_t fileBytes = uint64_t(status.st_size);
+  const bool copy = options.weights == WeightMemory::Copied, repack = options.weights == WeightMemory::Repacked;
+  if (copy) {
+    const uint64_t available = availableMemoryBytes();
+    if (available > 0 && fileBytes > available) {
+      return makeError("OUT_OF_MEMORY", "options.weights is \"copied\", but the file's " + std::to_string(fileBytes) +
+                                            " bytes exceed the " + std::to_string(available) +
+                                            " bytes of memory available");
+    }
   }
+  control.plan(fileBytes * (uint64_t(copy) + uint64_t(options.verifyTensorData) + uint64_t(repack)));
   return Error::none();
 }
 
 }  // namespace
 
-Error Model::load(const std::string& path, const ModelOptions& options, std::unique_ptr<Model>* out) {
+Error Model::load(const std::string& path, const ModelOptions& options, LoadControl& control,
+                  std::unique_ptr<Model>* out) {
   std::unique_ptr<Model> model(new Model());
+  if (Error error = planLoad(path, options, control); !error.ok()) return error;
   GgufReadOptions readOptions;
   readOptions.verifyTensorData = options.verifyTensorData;
   readOptions.copyToMemory = options.weights == WeightMemory::Copied;
-  if (readOptions.copyToMemory) {
-    if (Error error = checkCopyFits(path); !error.ok()) return error;
-  }
+  readOptions.control = &control;
   Error error = GgufFile::open(path, readOptions, &model->file_);
   if (!error.ok()) return error;
-  BindOptions bindOptions;
-  bindOptions.verifyTensorData = options.verifyTensorData;
-  error = bindModel(*model->file_, bindOptions, &model->hparams_, &model->weights_);
+  error = bindModel(*model->file_, &model->hparams_, &model->weights_);
   if (!error.ok()) return error;
   error = checkMatmulTypes(model->hparams_, model->weights_);
   if (!error.ok()) return error;
@@ -87,7 +92,7 @@ Error Model::load(const std::string& path, const ModelOptions& options, std::uni
   model->pool_ = std::make_unique<ThreadPool>(std::max(1u, options.threads));
   model->weightMemory_ = readOptions.copyToMemory ? WeightMemory::Copied : WeightMemory::Mapped;
   if (options.weights == WeightMemory::Repacked && kernels().matmulInterleaved != nullptr) {
-    error = repackWeights(model->hparams_, &model->weights_, *model->pool_, &model->repacked_);
+    error = repackWeights(model->hparams_, &model->weights_, *model->pool_, control, &model->repacked_);
     if (!error.ok()) return error;
     if (model->repacked_.data() != nullptr) model->weightMemory_ = WeightMemory::Repacked;
   }

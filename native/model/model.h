@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/huge_pages.h"
+#include "common/load_control.h"
 #include "common/status.h"
 #include "gguf/gguf.h"
 #include "kernels/kernels.h"
@@ -39,7 +40,9 @@ struct ModelOptions {
 
 class Model {
  public:
-  static Error load(const std::string& path, const ModelOptions& options, std::unique_ptr<Model>* out);
+  // Opens, validates and binds path; control may abort the load (ABORT_ERR) and reports its progress.
+  static Error load(const std::string& path, const ModelOptions& options, LoadControl& control,
+                    std::unique_ptr<Model>* out);
 
   const Hparams& hparams() const { return hparams_; }
   const ModelWeights& weights() const { return weights_; }

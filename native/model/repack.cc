@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/huge_pages.h"
+#include "common/load_control.h"
 #include "kernels/kernels.h"
 #include "kernels/quants.h"
 #include "model/thread_pool.h"
@@ -60,7 +61,8 @@ void releaseMappedPages(const uint8_t* begin, uint64_t bytes) {
 
 }  // namespace
 
-Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory) {
+Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, LoadControl& control,
+                    HugePages* memory) {
   std::vector<Move> moves;
   for (LayerWeights& layer : weights->layers) {
     for (MatrixRef* m : {&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.ffnGate, &layer.ffnUp, &layer.ffnDown,
@@ -96,6 +98,7 @@ Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, 
     *move.data = destination;
     *move.layout = RowLayout::Interleaved;
     next += move.slotBytes();
+    if (Error error = control.step(move.sourceBytes()); !error.ok()) return error;
   }
   return Error::none();
 }

@@ -197,7 +197,7 @@ std::string blockName(uint32_t layer, const char* suffix) { return cat("blk.", l
 
 class Binder {
  public:
-  Binder(const GgufFile& file, const BindOptions& options) : file_(file), options_(options) {}
+  explicit Binder(const GgufFile& file) : file_(file) {}
 
   // The tensor `name` with exactly this shape (ne order; missing trailing dimensions are 1).
   Error tensor(const std::string& name, std::initializer_list<uint64_t> shape, const GgufTensorInfo** out) const {
@@ -209,9 +209,6 @@ class Binder {
         return makeError("MODEL_SHAPE_MISMATCH", cat("tensor ", name, " has shape ", dimsText(tensor->ne, tensor->nDims),
                                                      "; expected ", dimsText(expected, shape.size())));
       }
-    }
-    if (options_.verifyTensorData) {
-      if (Error e = file_.verifyTensorValues(*tensor); !e.ok()) return e;
     }
     *out = tensor;
     return Error::none();
@@ -281,7 +278,6 @@ class Binder {
   }
 
   const GgufFile& file_;
-  const BindOptions& options_;
 };
 
 Error bindLayer(const Binder& bind, const Hparams& hp, uint32_t layer, LayerWeights* w) {
@@ -316,7 +312,7 @@ Error bindLayer(const Binder& bind, const Hparams& hp, uint32_t layer, LayerWeig
 
 }  // namespace
 
-Error bindModel(const GgufFile& file, const BindOptions& options, Hparams* hparams, ModelWeights* weights) {
+Error bindModel(const GgufFile& file, Hparams* hparams, ModelWeights* weights) {
   Hparams hp;
   if (Error e = readHparams(file, &hp); !e.ok()) return e;
   if (Error e = checkVocabulary(file, &hp); !e.ok()) return e;
@@ -324,7 +320,7 @@ Error bindModel(const GgufFile& file, const BindOptions& options, Hparams* hpara
   hp.legacyExpertLayout = hp.nExperts > 0 && file.findTensor(blockName(0, "ffn_gate_exps.weight")) == nullptr &&
                           file.findTensor(blockName(0, "ffn_gate.0.weight")) != nullptr;
 
-  const Binder bind(file, options);
+  const Binder bind(file);
   ModelWeights w;
   if (Error e = bind.matrix("token_embd.weight", hp.nEmbd, hp.nVocab, &w.tokenEmbd); !e.ok()) return e;
   if (Error e = bind.norm("output_norm.weight", hp.nEmbd, &w.outputNorm); !e.ok()) return e;

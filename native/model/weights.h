@@ -80,21 +80,19 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
 };
 
-struct BindOptions {
-  bool verifyTensorData = false;  // scan every weight and block scale for NaN/Inf (reads the whole file)
-};
-
 // Validates the hyperparameters and every tensor against them (REFERENCE.md "Mixtral in GGUF", "Hostile files")
 // and fills hparams and weights with pointers into file's mapping. Codes: MODEL_* (see docs/gguf.md).
-Error bindModel(const GgufFile& file, const BindOptions& options, Hparams* hparams, ModelWeights* weights);
+Error bindModel(const GgufFile& file, Hparams* hparams, ModelWeights* weights);
 
 class HugePages;
+class LoadControl;
 class ThreadPool;
 
 // Moves every Q4_0 and Q4_K matrix the forward pass multiplies by (rows a multiple of the layout's group) into `memory`
 // in their interleaved layouts and points weights at the copies; the file's pages they came from are released from
 // this process. `memory` stays empty when no matrix moved. OUT_OF_MEMORY when the copies would not fit the memory
-// available (repack.cc).
-Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, HugePages* memory);
+// available; ABORT_ERR, checked after each matrix, when control asks (repack.cc).
+Error repackWeights(const Hparams& hp, ModelWeights* weights, ThreadPool& pool, LoadControl& control,
+                    HugePages* memory);
 
 }  // namespace mn

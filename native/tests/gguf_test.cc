@@ -36,7 +36,7 @@ mn::Error parseAndBind(const std::vector<uint8_t>& bytes) {
   mn::testing::touchFile(*file);
   mn::Hparams hparams;
   mn::ModelWeights weights;
-  mn::Error e = mn::bindModel(*file, mn::BindOptions{}, &hparams, &weights);
+  mn::Error e = mn::bindModel(*file, &hparams, &weights);
   if (e.ok()) mn::testing::touchWeights(hparams, weights);
   return e;
 }
@@ -49,7 +49,7 @@ mn::Error openAndBind(const std::string& path, bool copyToMemory) {
   if (mn::Error e = mn::GgufFile::open(path, options, &file); !e.ok()) return e;
   mn::Hparams hparams;
   mn::ModelWeights weights;
-  return mn::bindModel(*file, mn::BindOptions{}, &hparams, &weights);
+  return mn::bindModel(*file, &hparams, &weights);
 }
 
 std::vector<std::string> ggufFiles(const std::string& dir) {
