@@ -3,13 +3,13 @@
 // are read into memory once at load instead; with `weights: "repacked"` (issue 6's faster prefill) the Q4_0
 // and Q4_K matrices are, their rows interleaved. Those long loads report their progress and stop when aborted.
 import { execFileSync } from "node:child_process";
-import { copyFile, mkdir, open, readFile, rm, stat, truncate } from "node:fs/promises";
+import { copyFile, mkdir, open, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { totalmem } from "node:os";
 import { join } from "node:path";
 
 import { beforeAll, describe, expect, it } from "vitest";
 
-import { GgmlType } from "../lib/gguf/types.js";
+import { GGML_TYPE_TRAITS, GgmlType } from "../lib/gguf/types.js";
 import { AbortError, MixtralError } from "../lib/errors.js";
 import { repackedIsas } from "../lib/kernels/testing.js";
 import { Mixtral, type LoadOptions } from "../lib/model.js";
@@ -17,6 +17,8 @@ import { native } from "../lib/native.js";
 import { quantizeModel } from "../lib/quantize/quantize-model.js";
 import { cachedTestModel } from "../lib/testing/test-model.js";
 import { argmax, klDivergence, softmax } from "./helpers/distributions.js";
+import { ggufLayout, kvLayout, setU32, setU64 } from "./helpers/gguf-layout.js";
+import { specToBytes, tinyModelSpec } from "./helpers/tiny-model.js";
 
 const root = join(import.meta.dirname, "..");
 const dir = join(root, ".cache", "test-45");
@@ -382,5 +384,64 @@ describe("45 engine: a long load reports its progress and stops when aborted", (
     expect((error as { code?: string }).code).toBe("ABORT_ERR");
     expect((error as Error).message).toMatch(/the model load was aborted$/);
     expect(control.progress()).toBeGreaterThan(0);
+  });
+});
+
+describe("45 engine: a model larger than memory", () => {
+  // A small MoE file whose dimensions are then rewritten to these, its data section grown sparse (no disk used).
+  const SMALL_DIMS = { nEmbd: 256, nFf: 96, nKv: 64, headDim: 8 };
+  const LARGE_DIMS = { nEmbd: 4096, nFf: 14336, nKv: 1024, headDim: 128 };
+  const N_EXPERTS = 48; // distinct from every dimension above, so each shape entry says which one it is
+  const LAYER_Q4_0_BYTES = (3 * N_EXPERTS * LARGE_DIMS.nEmbd * LARGE_DIMS.nFf * 18) / 32;
+
+  /** A Q4_0 Mixtral-architecture file of at least `bytes`, sparse: only its header is written. Returns its size. */
+  async function writeSparseModel(path: string, bytes: number): Promise<number> {
+    const spec = tinyModelSpec({ nEmbd: SMALL_DIMS.nEmbd, nFf: SMALL_DIMS.nFf, nHeads: 32, nHeadsKv: 8, nExperts: N_EXPERTS,
+      nExpertsUsed: 2, nLayers: Math.ceil(bytes / LAYER_Q4_0_BYTES), nVocab: 40, matrixType: GgmlType.Q4_0 });
+    const file = await specToBytes(spec, `${path}.small`);
+    const layout = ggufLayout(file);
+    for (const [key, value] of [["llama.embedding_length", LARGE_DIMS.nEmbd], ["llama.feed_forward_length", LARGE_DIMS.nFf],
+      ["llama.rope.dimension_count", LARGE_DIMS.headDim]] as const) setU32(file, kvLayout(layout, key).valueAt, value);
+    const large = new Map<number, number>([[SMALL_DIMS.nEmbd, LARGE_DIMS.nEmbd], [SMALL_DIMS.nFf, LARGE_DIMS.nFf], [SMALL_DIMS.nKv, LARGE_DIMS.nKv]]);
+    let offset = 0;
+    for (const tensor of layout.tensors) {
+      const shape = tensor.shape.map((d) => large.get(d) ?? d);
+      shape.forEach((d, i) => setU64(file, tensor.neAt[i], d));
+      setU64(file, tensor.offsetAt, offset);
+      const traits = GGML_TYPE_TRAITS[tensor.type];
+      offset += Math.ceil(((shape.reduce((a, b) => a * b, 1) / traits.blockSize) * traits.blockBytes) / layout.alignment) * layout.alignment;
+    }
+    await writeFile(path, file.subarray(0, layout.dataOffset));
+    await truncate(path, layout.dataOffset + offset);
+    return layout.dataOffset + offset;
+  }
+
+  it("a sparse Q4_0 file twice the size of RAM loads mapped in under a second; asked to repack, it rejects with OUT_OF_MEMORY before copying anything", async () => {
+    await mkdir(dir, { recursive: true });
+    const path = join(dir, "larger-than-memory-q4_0.gguf");
+    try {
+      const fileSize = await writeSparseModel(path, 2 * totalmem());
+      const start = performance.now();
+      const mapped = await Mixtral.load(path, { threads: 1 });
+      const loadMs = performance.now() - start;
+      expect(mapped.info.nEmbd).toBe(LARGE_DIMS.nEmbd);
+      expect(mapped.info.fileSize).toBe(fileSize);
+      expect(loadMs).toBeLessThan(1000);
+      await mapped.dispose();
+
+      const rssBefore = process.memoryUsage().rss;
+      const repacked = await Mixtral.load(path, { threads: 1, weights: "repacked" }).catch((e: unknown) => e);
+      if (!ACTIVE_ISA_REPACKS) { // no repacked layouts: the model maps
+        expect((repacked as Mixtral).weights).toBe("mapped");
+        await (repacked as Mixtral).dispose();
+        return;
+      }
+      expect(repacked).toBeInstanceOf(MixtralError);
+      expect((repacked as MixtralError).code).toBe("OUT_OF_MEMORY");
+      expect((repacked as MixtralError).message).toMatch(/^options\.weights is "repacked", but the \d+ bytes of Q4_0 and Q4_K matrices exceed the \d+ bytes of memory available$/);
+      expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100e6);
+    } finally {
+      await rm(path, { force: true });
+    }
   });
 });
