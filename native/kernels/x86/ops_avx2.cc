@@ -156,6 +156,18 @@ MN_INLINE void dotHeads(const float* q, const T* k, size_t headDim, float* dots)
   for (int h = 0; h < H; h++) dots[h] = horizontalSum(_mm256_add_ps(acc0[h], acc1[h]));
 }
 
+// scores_h[j] = scale * q_h . k_j for the H rows of q, one key at a time
+template <int H, bool kHalf, typename T>
+void scoreHeads(const float* q, const T* k, size_t headDim, size_t count, float scale, float* scores,
+                size_t scoresStride) {
+  for (size_t j = 0; j < count; j++) {
+    float dots[H];
+    dotHeads<H, kHalf>(q, k + j * headDim, headDim, dots);
+#pragma GCC unroll 32
+    for (int h = 0; h < H; h++) scores[h * scoresStride + j] = scale * dots[h];
+  }
+}
+
 // Vectors of 8 columns per pass for H heads: H * V accumulators, one value vector and the weights fit 16 registers.
 template <int H>
 constexpr int kVectorsPerPass = H == 1 ? 8 : H == 2 ? 4 : 2;

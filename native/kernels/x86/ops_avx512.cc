@@ -96,37 +96,60 @@ void rope(float* x, size_t nHeads, size_t headDim, size_t ropeDim, int64_t pos, 
   }
 }
 
-__m512 loadHalfs(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 __m512 loadHalfsMasked(const uint16_t* p, __mmask16 mask) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p)); }
 
-// dots[h] = q_h (headDim,) . k (headDim,) for the H rows of q, F16 or F32 k converted once for all of them; each
-// head sums in two lane-wise chains over 32 values at a time, then across lanes, whatever H is.
+// The sums of the 16 lanes of a, b, c and d, in that order, each by the same additions: quarters, then lanes.
+MN_INLINE __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+  __m512 quarters = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+  quarters = _mm512_add_ps(quarters, _mm512_permute_ps(quarters, 0x4E));
+  quarters = _mm512_add_ps(quarters, _mm512_permute_ps(quarters, 0xB1));
+  return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0),
+                                                      quarters));
+}
+
+// scores_h[j] = scale * q_h (headDim,) . k_j (headDim,) for the H rows of q, four keys at a time, each key converted
+// once for all heads. Each of the 4H dot products sums in one lane-wise chain over 16 values at a time, then across
+// lanes by sum4 (one horizontal reduction per four dot products instead of one each). A last group of fewer than
+// four keys repeats its last key, so every score takes the same additions whatever the count and H.
 template <int H, bool kHalf, typename T>
-MN_INLINE void dotHeads(const float* q, const T* k, size_t headDim, float* dots) {
-  __m512 acc0[H], acc1[H];
-#pragma GCC unroll 32
-  for (int h = 0; h < H; h++) acc0[h] = acc1[h] = _mm512_setzero_ps();
-  size_t i = 0;
-  for (; i + 32 <= headDim; i += 32) {
-    const __m512 k0 = kHalf ? loadHalfs(reinterpret_cast<const uint16_t*>(k) + i)
-                            : _mm512_loadu_ps(reinterpret_cast<const float*>(k) + i);
-    const __m512 k1 = kHalf ? loadHalfs(reinterpret_cast<const uint16_t*>(k) + i + 16)
-                            : _mm512_loadu_ps(reinterpret_cast<const float*>(k) + i + 16);
+void scoreHeads(const float* q, const T* k, size_t headDim, size_t count, float scale, float* scores,
+                size_t scoresStride) {
+  constexpr size_t kKeys = 4;
+  const __m128 scales = _mm_set1_ps(scale);
+  for (size_t j = 0; j < count; j += kKeys) {
+    const size_t keys = count - j < kKeys ? count - j : kKeys;
+    const T* rows[kKeys];
+#pragma GCC unroll 4
+    for (size_t r = 0; r < kKeys; r++) rows[r] = k + (j + (r < keys ? r : keys - 1)) * headDim;
+    __m512 acc[H][kKeys];
 #pragma GCC unroll 32
     for (int h = 0; h < H; h++) {
-      acc0[h] = _mm512_fmadd_ps(_mm512_loadu_ps(q + h * headDim + i), k0, acc0[h]);
-      acc1[h] = _mm512_fmadd_ps(_mm512_loadu_ps(q + h * headDim + i + 16), k1, acc1[h]);
+#pragma GCC unroll 4
+      for (size_t r = 0; r < kKeys; r++) acc[h][r] = _mm512_setzero_ps();
+    }
+    for (size_t i = 0; i < headDim; i += 16) {
+      const __mmask16 mask = headDim - i >= 16 ? 0xFFFF : tailMask(headDim - i);
+      __m512 key[kKeys];
+#pragma GCC unroll 4
+      for (size_t r = 0; r < kKeys; r++) {
+        key[r] = kHalf ? loadHalfsMasked(reinterpret_cast<const uint16_t*>(rows[r]) + i, mask)
+                       : _mm512_maskz_loadu_ps(mask, reinterpret_cast<const float*>(rows[r]) + i);
+      }
+#pragma GCC unroll 32
+      for (int h = 0; h < H; h++) {
+        const __m512 query = _mm512_maskz_loadu_ps(mask, q + h * headDim + i);
+#pragma GCC unroll 4
+        for (size_t r = 0; r < kKeys; r++) acc[h][r] = _mm512_fmadd_ps(query, key[r], acc[h][r]);
+      }
+    }
+#pragma GCC unroll 32
+    for (int h = 0; h < H; h++) {
+      const __m128 dots = _mm_mul_ps(scales, sum4(acc[h][0], acc[h][1], acc[h][2], acc[h][3]));
+      _mm_mask_storeu_ps(scores + h * scoresStride + j, static_cast<__mmask8>((1u << keys) - 1), dots);
     }
   }
-  for (; i < headDim; i += 16) {
-    const __mmask16 mask = headDim - i >= 16 ? 0xFFFF : tailMask(headDim - i);
-    const __m512 kv = kHalf ? loadHalfsMasked(reinterpret_cast<const uint16_t*>(k) + i, mask)
-                            : _mm512_maskz_loadu_ps(mask, reinterpret_cast<const float*>(k) + i);
-#pragma GCC unroll 32
-    for (int h = 0; h < H; h++) acc0[h] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, q + h * headDim + i), kv, acc0[h]);
-  }
-#pragma GCC unroll 32
-  for (int h = 0; h < H; h++) dots[h] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[h], acc1[h]));
 }
 
 // Vectors of 16 columns per pass for H heads: H * V accumulators, V values and the weights fit 32 registers.
