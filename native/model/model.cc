@@ -43,6 +43,11 @@ Error checkMatmulTypes(const Hparams& hp, const ModelWeights& w) {
   return Error::none();
 }
 
+// "repacked" applies where the active kernels have the interleaved layouts (not AVX2); elsewhere the model maps.
+bool repacks(const ModelOptions& options) {
+  return options.weights == WeightMemory::Repacked && kernels().matmulInterleaved != nullptr;
+}
+
 // Plans the load's long steps on control, one pass over the file each: the copy, the scan and the repack (which
 // moves most of a Q4_0 or Q4_K_M file). Copied weights must fit the memory available: OUT_OF_MEMORY up front
 // rather than a process the system kills halfway through the read.
@@ -50,7 +55,8 @@ Error planLoad(const std::string& path, const ModelOptions& options, LoadControl
   struct stat status;
   if (stat(path.c_str(), &status) != 0) return Error::none();  // GgufFile::open names the problem
   const uint64_t fileBytes = uint64_t(status.st_size);
-  const bool copy = options.weights == WeightMemory::Copied, repack = options.weights == WeightMemory::Repacked;
+  const bool copy = options.weights == WeightMemory::Copied;
+  const bool repack = repacks(options);
   if (copy) {
     const uint64_t available = availableMemoryBytes();
     if (available > 0 && fileBytes > available) {
@@ -91,7 +97,7 @@ Error Model::load(const std::string& path, const ModelOptions& options, LoadCont
   }
   model->pool_ = std::make_unique<ThreadPool>(std::max(1u, options.threads));
   model->weightMemory_ = readOptions.copyToMemory ? WeightMemory::Copied : WeightMemory::Mapped;
-  if (options.weights == WeightMemory::Repacked && kernels().matmulInterleaved != nullptr) {
+  if (repacks(options)) {
     error = repackWeights(model->hparams_, &model->weights_, *model->pool_, control, &model->repacked_);
     if (!error.ok()) return error;
     if (model->repacked_.data() != nullptr) model->weightMemory_ = WeightMemory::Repacked;
