@@ -9,16 +9,8 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c"))), apply_to = function)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")
-// GCC 12 warns about the intrinsics' own `__Y = __Y` placeholders once inlined here (GCC bug 105593).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
+#define MN_X86_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c"
+#include "kernels/x86/target_begin.h"
 
 #include "kernels/x86/simd_common.h"
 #include "kernels/x86/attention_heads.h"
@@ -287,11 +279,7 @@ uint64_t sumWords(const uint64_t* words, size_t count) {
 }  // namespace x86
 }  // namespace mn
 
-#if defined(__clang__)
-#pragma clang attribute pop
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+#include "kernels/x86/target_end.h"
 
 namespace mn {
 namespace x86 {
