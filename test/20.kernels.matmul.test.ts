@@ -100,6 +100,29 @@ describe("20 kernels: matmul", () => {
       });
     }
 
+    if (isa === "avx2") {
+      it("avx2 Q4_0 matmul gives the scalar reference's bits (each block fused into the sum in order, as llama.cpp adds it) at every row count, row range and column count", () => {
+        // Rows 8 at a time: short groups of 1..7 rows, row ranges cutting groups, long rows over several chunks.
+        for (const [nRows, n] of [[1, 32], [7, 96], [9, 160], [33, 1056], [21, 4096], [5, 20480]]) {
+          const weights = weightsOf(GgmlType.Q4_0, nRows, n, nRows + n);
+          for (const nCols of [1, 2, 3, 5]) {
+            const x = gaussians(nCols * n, n - nCols, 4);
+            const expected = run("scalar", GgmlType.Q4_0, weights, nRows, n, x, nCols);
+            const out = guarded(nCols * nRows);
+            for (let rowBegin = 0; rowBegin < nRows; rowBegin += 3) {
+              matmul(isa, GgmlType.Q4_0, weights, nRows, n, x, nCols, { rowBegin, rowEnd: Math.min(nRows, rowBegin + 3), out });
+            }
+            expectSentinels(out, nCols * nRows, `rows ${nRows} n ${n} cols ${nCols}`);
+            const whole = run(isa, GgmlType.Q4_0, weights, nRows, n, x, nCols);
+            for (let i = 0; i < nCols * nRows; i++) {
+              expect(Object.is(out[i], expected[i]) && Object.is(whole[i], expected[i]),
+                `rows ${nRows} n ${n} cols ${nCols}: column ${Math.floor(i / nRows)} row ${i % nRows} is ${whole[i]} / ${out[i]}, scalar ${expected[i]}`).toBe(true);
+            }
+          }
+        }
+      });
+    }
+
     it(`${isa} matmul writes only rows [rowBegin, rowEnd) of each column, ldy apart`, () => {
       for (const type of [GgmlType.Q4_0, GgmlType.Q8_0, GgmlType.F16, GgmlType.Q4_1, GgmlType.Q4_K, GgmlType.Q6_K]) {
         const [nRows, n, nCols, ldy] = [21, isK(type) ? 512 : 96, 5, 25];

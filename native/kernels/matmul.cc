@@ -63,7 +63,8 @@ float dotQ8_0(const uint8_t* w, const uint8_t* x, size_t n) {
   return sum;
 }
 
-// w (n,) Q4_0 . x (n,) Q8_0 = sum_b d_w * d_x * sum_j (q_w - 8) * q_x  (ggml_vec_dot_q4_0_q8_0)
+// w (n,) Q4_0 . x (n,) Q8_0 = sum_b d_w * d_x * sum_j (q_w - 8) * q_x, each block's term fused into the sum in block
+// order as llama.cpp's x86 Q4_0 kernels add it (ggml_gemv_q4_0_8x8_q8_0), so the AVX2 kernel matches both to the bit
 float dotQ4_0(const uint8_t* w, const uint8_t* x, size_t n) {
   const BlockQ4_0* wb = reinterpret_cast<const BlockQ4_0*>(w);
   const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(x);
@@ -74,7 +75,7 @@ float dotQ4_0(const uint8_t* w, const uint8_t* x, size_t n) {
       sumi += ((wb[b].qs[j] & 15) - 8) * xb[b].qs[j];
       sumi += ((wb[b].qs[j] >> 4) - 8) * xb[b].qs[j + kQK / 2];
     }
-    sum += static_cast<float>(sumi) * fp16ToFloat(wb[b].d) * fp16ToFloat(xb[b].d);
+    sum = std::fma(static_cast<float>(sumi), fp16ToFloat(wb[b].d) * fp16ToFloat(xb[b].d), sum);
   }
   return sum;
 }

@@ -1,10 +1,10 @@
 // AVX2 (+FMA, F16C) activation quantization, matmul and row dequantization.
 //
-// Decode streams one row at a time against activations unpacked once per call; prefill runs row x column tiles.
-// Q4_0 / Q8_0 weights meet Q8_0 activations block by block with vpmaddubsw (u8 x s8 -> i16 pairs) and vpmaddwd:
-// Q4_0's raw nibbles are the unsigned operand and 8 * (pair sums of q_x) is subtracted once per activation block,
-// shared by the rows of the tile; Q8_0 uses |q_w| and sign(q_x, q_w) (ggml's mul_sum_i8_pairs). Each block's i32
-// sums are scaled by d_w * d_x into a float accumulator per (row, column).
+// Q4_0 and Q8_0 weights meet Q8_0 activations block by block with vpmaddubsw (u8 x s8 -> i16 pairs). Q8_0 uses |q_w|
+// and sign(q_x, q_w) (ggml's mul_sum_i8_pairs); its decode streams one row at a time and its prefill runs row x
+// column tiles, each block's 8 partial sums scaled by d_w * d_x into a float accumulator per (row, column). Q4_0's
+// raw nibbles are the unsigned operand, 8 * (pair sums of q_x) is subtracted, and eight rows go at a time, each
+// row's blocks added in llama.cpp's order (its section below).
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -24,166 +24,126 @@ namespace mn {
 namespace x86 {
 namespace {
 
-constexpr int kTileRows = 2;
-constexpr int kTileCols = 3;
-
-// ---- the summation order shared by decode and prefill ----
+// ---- Q8_0 weights ----
 // A dot product is summed in spans of kSpanBlocks blocks (4096 values). Within a span, each block's 8 partial i32 sums
 // are scaled by d_w * d_x and added lane-wise, even blocks (counted from the span start) into one accumulator and odd
 // ones into another (two dependency chains for single-row decode). At the span's end the two are added and the lanes
 // summed; span results are added in order. Decode and prefill both sum this way, so each (row, column) comes out
 // bit-identical whatever the call's columns, tile shape or row range.
 
+constexpr int kTileRows = 2;
+constexpr int kTileCols = 3;
 constexpr size_t kSpanBlocks = 128;
 
-// sum(q_w * q_x) of one block as 8 partial i32 sums; offset = 8 * (pair sums of q_x) for Q4_0, whose weights come
-// as raw nibbles 0..15
-template <bool kQ4>
-MN_INLINE __m256i quantDot(__m256i wq, __m256i xq, __m256i offset) {
-  const __m256i pairs = kQ4 ? _mm256_sub_epi16(_mm256_maddubs_epi16(wq, xq), offset)
-                            : _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+// sum(q_w * q_x) of one Q8_0 block as 8 partial i32 sums (ggml's mul_sum_i8_pairs)
+MN_INLINE __m256i q8Dot(__m256i wq, __m256i xq) {
+  const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
   return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
 }
 
-// Block b of a Q4_0 (nibbles 0..15) or Q8_0 row as 32 bytes, and its scale
-template <bool kQ4>
-MN_INLINE __m256i loadWeights(const uint8_t* row, size_t b) {
-  if (kQ4) {
-    const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(row)[b];
-    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs));
-    const __m128i low4 = _mm_set1_epi8(0x0F);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low4), _mm_and_si128(packed, low4));
-  }
+MN_INLINE __m256i q8Quants(const uint8_t* row, size_t b) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const BlockQ8_0*>(row)[b].qs));
 }
 
-template <bool kQ4>
-MN_INLINE uint16_t blockScale(const uint8_t* row, size_t b) {
-  return kQ4 ? reinterpret_cast<const BlockQ4_0*>(row)[b].d : reinterpret_cast<const BlockQ8_0*>(row)[b].d;
-}
+MN_INLINE uint16_t q8Scale(const uint8_t* row, size_t b) { return reinterpret_cast<const BlockQ8_0*>(row)[b].d; }
 
 // acc[r][c] += blocks first, first + 2, ... < end of W rows (R) . X columns (C)
-template <int R, int C, bool kQ4>
+template <int R, int C>
 MN_INLINE void tilePass(const uint8_t* w, size_t wRowBytes, size_t first, size_t end, const uint8_t* x,
                         size_t actRowBytes, __m256 (&acc)[R][C]) {
-  const __m256i eights = _mm256_set1_epi8(8);
   for (size_t b = first; b < end; b += 2) {
-    __m256i xq[C], offset[C];
+    __m256i xq[C];
     float xd[C];
     for (int c = 0; c < C; c++) {
-      const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(x + c * actRowBytes)[b];
-      xq[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
-      offset[c] = kQ4 ? _mm256_maddubs_epi16(eights, xq[c]) : xq[c];
-      xd[c] = halfToFloat(block.d);
+      xq[c] = q8Quants(x + c * actRowBytes, b);
+      xd[c] = halfToFloat(q8Scale(x + c * actRowBytes, b));
     }
     for (int r = 0; r < R; r++) {
       const uint8_t* row = w + r * wRowBytes;
-      const __m256i wq = loadWeights<kQ4>(row, b);
-      const float wd = halfToFloat(blockScale<kQ4>(row, b));
+      const __m256i wq = q8Quants(row, b);
+      const float wd = halfToFloat(q8Scale(row, b));
       for (int c = 0; c < C; c++) {
-        const __m256 sums = _mm256_cvtepi32_ps(quantDot<kQ4>(wq, xq[c], offset[c]));
+        const __m256 sums = _mm256_cvtepi32_ps(q8Dot(wq, xq[c]));
         acc[r][c] = _mm256_fmadd_ps(sums, _mm256_set1_ps(wd * xd[c]), acc[r][c]);
       }
     }
   }
 }
 
-// W rows (R, nBlocks*32) Q4_0/Q8_0 @ X (C, nBlocks*32) Q8_0 -> y[c * ldy + r], in the order above: per span a pass
-// over the even blocks and one over the odd blocks (the tile has no registers for both accumulators at once)
-template <int R, int C, bool kQ4>
-void tileQuant(const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x, size_t actRowBytes, float* y,
-               size_t ldy) {
+// W rows (R, nBlocks*32) Q8_0 @ X (C, nBlocks*32) Q8_0 -> y[c * ldy + r], in the order above: per span a pass over the
+// even blocks and one over the odd blocks (the tile has no registers for both accumulators at once)
+template <int R, int C>
+void tileQ8(const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x, size_t actRowBytes, float* y,
+            size_t ldy) {
   sumTileSpans<R, C>(nBlocks, kSpanBlocks, y, ldy, [&](size_t first, size_t end, __m256 (&acc)[R][C]) {
-    tilePass<R, C, kQ4>(w, wRowBytes, first, end, x, actRowBytes, acc);
+    tilePass<R, C>(w, wRowBytes, first, end, x, actRowBytes, acc);
   });
 }
 
-template <int C, bool kQ4>
-void tileQuantRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x,
-                   size_t actRowBytes, float* y, size_t ldy) {
-  switch (rows) {
-    case 3: tileQuant<3, C, kQ4>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
-    case 2: tileQuant<2, C, kQ4>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
-    default: tileQuant<1, C, kQ4>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy); return;
+template <int C>
+void tileQ8Rows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x, size_t actRowBytes,
+                float* y, size_t ldy) {
+  if (rows == 2) {
+    tileQ8<2, C>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy);
+  } else {
+    tileQ8<1, C>(w, wRowBytes, nBlocks, x, actRowBytes, y, ldy);
   }
 }
 
-// ---- decode (one column): one weight row at a time, activations packed once per call ----
-// Several rows in flight interleave several memory streams, which prefetch worse than one (see matmul_avx512.cc);
-// the activations, shared by every row, are unpacked once per call into a stack buffer the row loop reads from L1.
+// Decode (one column) streams one row at a time against activations unpacked once per call: several rows in flight
+// interleave several memory streams, which prefetch worse than one (see matmul_avx512.cc).
 
-constexpr size_t kPackBlocks = 512;      // activation blocks packed per chunk: 16384 values, 34 KB of stack
+constexpr size_t kPackBlocks = 512;      // activation blocks packed per chunk: 16384 values
 constexpr size_t kPrefetchBytes = 4608;  // as the AVX-512 decode
 
-// Activation blocks as the decode loop reads them (arrays, so no padding between the pieces)
+// Q8_0 activation blocks as the Q8_0 decode reads them (arrays, so no padding between the pieces)
 struct PackedActivations {
-  __m256i q[kPackBlocks];       // q_x
-  __m256i offset[kPackBlocks];  // 8 * (q_x[2i] + q_x[2i+1]) as i16 pairs (Q4_0 weights only)
+  __m256i q[kPackBlocks];
   float d[kPackBlocks];
 };
 
-template <bool kQ4>
 void packActivations(const uint8_t* x, size_t blockBegin, size_t count, PackedActivations& out) {
-  const __m256i eights = _mm256_set1_epi8(8);
   const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(x) + blockBegin;
   for (size_t b = 0; b < count; b++) {
     out.q[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[b].qs));
-    if (kQ4) out.offset[b] = _mm256_maddubs_epi16(eights, out.q[b]);
     out.d[b] = halfToFloat(blocks[b].d);
   }
 }
 
-// sum(q_w * q_x) of block b of the row and packed activation block b, as 8 partial i32 sums
-template <bool kQ4>
-MN_INLINE __m256i blockDot(const uint8_t* row, size_t b, const PackedActivations& x) {
-  if (kQ4) {
-    // Both halves of the register get the 16 packed bytes; the upper one is shifted down a nibble.
-    const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(row)[b];
-    const __m256i packed = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs)));
-    const __m256i wq = _mm256_and_si256(_mm256_srlv_epi64(packed, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(15));
-    return quantDot<true>(wq, x.q[b], x.offset[b]);
-  }
-  const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(row)[b];
-  return quantDot<false>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs)), x.q[b], x.q[b]);
-}
-
 // d_w * d_x of blocks b .. b + 7, converted together
-template <bool kQ4>
-MN_INLINE __m256 blockScales8(const uint8_t* row, size_t b, const PackedActivations& x) {
-  __m128i halves = _mm_cvtsi32_si128(blockScale<kQ4>(row, b));
-  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 1), 1);
-  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 2), 2);
-  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 3), 3);
-  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 4), 4);
-  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 5), 5);
-  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 6), 6);
-  halves = _mm_insert_epi16(halves, blockScale<kQ4>(row, b + 7), 7);
+MN_INLINE __m256 q8Scales8(const uint8_t* row, size_t b, const PackedActivations& x) {
+  __m128i halves = _mm_cvtsi32_si128(q8Scale(row, b));
+  halves = _mm_insert_epi16(halves, q8Scale(row, b + 1), 1);
+  halves = _mm_insert_epi16(halves, q8Scale(row, b + 2), 2);
+  halves = _mm_insert_epi16(halves, q8Scale(row, b + 3), 3);
+  halves = _mm_insert_epi16(halves, q8Scale(row, b + 4), 4);
+  halves = _mm_insert_epi16(halves, q8Scale(row, b + 5), 5);
+  halves = _mm_insert_epi16(halves, q8Scale(row, b + 6), 6);
+  halves = _mm_insert_epi16(halves, q8Scale(row, b + 7), 7);
   return _mm256_mul_ps(_mm256_cvtph_ps(halves), _mm256_loadu_ps(x.d + b));
 }
 
-// One row's dot product with `count` packed blocks (row and x point at the first), in the span order above; `sum`
-// carries the spans before them and `first` says there are none.
-template <bool kQ4>
-float rowDotPacked(const uint8_t* row, size_t count, const PackedActivations& x, float sum, bool first) {
-  constexpr size_t blockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
+// One Q8_0 row's dot product with `count` packed blocks (row and x point at the first), in the span order above;
+// `sum` carries the spans before them and `first` says there are none.
+float q8RowDot(const uint8_t* row, size_t count, const PackedActivations& x, float sum, bool first) {
   for (size_t b0 = 0; b0 < count; b0 += kSpanBlocks) {
     const size_t spanEnd = count - b0 < kSpanBlocks ? count : b0 + kSpanBlocks;
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     size_t b = b0;
     for (; b + 8 <= spanEnd; b += 8) {
-      for (size_t line = 0; line < 8 * blockBytes; line += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(row + b * blockBytes + kPrefetchBytes + line), _MM_HINT_T0);
+      for (size_t line = 0; line < 8 * sizeof(BlockQ8_0); line += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(row + b * sizeof(BlockQ8_0) + kPrefetchBytes + line), _MM_HINT_T0);
       }
-      const __m256 scales = blockScales8<kQ4>(row, b, x);
+      const __m256 scales = q8Scales8(row, b, x);
       for (int u = 0; u < 8; u++) {
         const __m256 scale = _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(u));
-        acc[u % 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(blockDot<kQ4>(row, b + u, x)), scale, acc[u % 2]);
+        acc[u % 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8Dot(q8Quants(row, b + u), x.q[b + u])), scale, acc[u % 2]);
       }
     }
     for (; b < spanEnd; b++) {
-      const __m256 scale = _mm256_set1_ps(halfToFloat(blockScale<kQ4>(row, b)) * x.d[b]);
+      const __m256 scale = _mm256_set1_ps(halfToFloat(q8Scale(row, b)) * x.d[b]);
       __m256& target = (b - b0) % 2 == 0 ? acc[0] : acc[1];
-      target = _mm256_fmadd_ps(_mm256_cvtepi32_ps(blockDot<kQ4>(row, b, x)), scale, target);
+      target = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8Dot(q8Quants(row, b), x.q[b])), scale, target);
     }
     const float partial = horizontalSum(_mm256_add_ps(acc[0], acc[1]));
     sum = first && b0 == 0 ? partial : sum + partial;
@@ -191,46 +151,240 @@ float rowDotPacked(const uint8_t* row, size_t count, const PackedActivations& x,
   return sum;
 }
 
-// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ x (n,) Q8_0 -> y[r]
-template <bool kQ4>
-void decodeQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
-                 float* y) {
-  constexpr size_t blockBytes = kQ4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
-  static_assert(kPackBlocks % kSpanBlocks == 0, "a packed chunk holds whole spans");
-  PackedActivations packed;
-  const size_t nBlocks = n / 32;
-  for (size_t b0 = 0; b0 < nBlocks; b0 += kPackBlocks) {
-    const size_t count = nBlocks - b0 < kPackBlocks ? nBlocks - b0 : kPackBlocks;
-    packActivations<kQ4>(x, b0, count, packed);
-    for (size_t r = rowBegin; r < rowEnd; r++) {
-      y[r] = rowDotPacked<kQ4>(w + r * wRowBytes + b0 * blockBytes, count, packed, b0 == 0 ? 0.0f : y[r], b0 == 0);
-    }
-  }
-}
-
-// ---- prefill (several columns): register tiles of kTileRows x kTileCols ----
-
-using QuantTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t nBlocks, const uint8_t* x,
-                            size_t actRowBytes, float* y, size_t ldy);
-
-// W (nRows, n) rows [rowBegin, rowEnd) Q4_0/Q8_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
-template <bool kQ4>
-void matmulQuant(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
-                 size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+// W (nRows, n) rows [rowBegin, rowEnd) Q8_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
+void matmulQ8(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+              size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   const size_t nBlocks = n / 32;
   if (nCols == 1) {
-    decodeQuant<kQ4>(w, wRowBytes, n, rowBegin, rowEnd, x, y);
+    static_assert(kPackBlocks % kSpanBlocks == 0, "a packed chunk holds whole spans");
+    PackedActivations packed;
+    for (size_t b0 = 0; b0 < nBlocks; b0 += kPackBlocks) {
+      const size_t count = nBlocks - b0 < kPackBlocks ? nBlocks - b0 : kPackBlocks;
+      packActivations(x, b0, count, packed);
+      for (size_t r = rowBegin; r < rowEnd; r++) {
+        y[r] = q8RowDot(w + r * wRowBytes + b0 * sizeof(BlockQ8_0), count, packed, b0 == 0 ? 0.0f : y[r], b0 == 0);
+      }
+    }
     return;
   }
   for (size_t r = rowBegin; r < rowEnd; r += kTileRows) {
     const size_t rows = rowEnd - r < kTileRows ? rowEnd - r : kTileRows;
-    const uint8_t* wTile = w + r * wRowBytes;
     for (size_t c = 0; c < nCols; c += kTileCols) {
       const size_t cols = nCols - c < kTileCols ? nCols - c : kTileCols;
-      const QuantTileFn tile = cols == 3   ? tileQuantRows<3, kQ4>
-                               : cols == 2 ? tileQuantRows<2, kQ4>
-                                           : tileQuantRows<1, kQ4>;
-      tile(rows, wTile, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
+      const auto tile = cols == 3 ? tileQ8Rows<3> : cols == 2 ? tileQ8Rows<2> : tileQ8Rows<1>;
+      tile(rows, w + r * wRowBytes, wRowBytes, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r, ldy);
+    }
+  }
+}
+
+// ---- Q4_0 weights: eight rows at a time, each row's blocks added one after another ----
+// llama.cpp's x86 Q4_0 kernels (on its 8-row repacked layout) add each block's integer dot product into the row's
+// sum in block order, acc = fma(float(sum_j (q_w - 8) * q_x), d_w * d_x, acc), and so does this kernel, so its results
+// are llama.cpp's to the bit (and the scalar reference's). Eight rows of the file's layout go through together: each
+// row's block meets the activations in i16 pair sums (vpmaddubsw on the raw nibbles, minus 8 times the activations'
+// pair sums), a tree of vphaddw folds the eight rows' pair sums into one value per row (|sum| <= 32 * 8 * 127 = 32512,
+// so nothing wraps), and one FMA adds the eight rows' block terms. Every (row, column) takes the same operations
+// whatever the call's columns, its row range or the rows that share its group.
+
+constexpr size_t kQ4Rows = 8;
+
+struct Q4Constants {
+  __m256i nibbleShift, low4;
+};
+
+Q4Constants q4Constants() {
+  Q4Constants k;
+  k.nibbleShift = _mm256_set_epi64x(4, 4, 0, 0);
+  k.low4 = _mm256_set1_epi8(0x0F);
+  return k;
+}
+
+// A Q4_0 block's 32 nibbles as bytes 0..15, in element order
+MN_INLINE __m256i q4Nibbles(const uint8_t* block, const Q4Constants& k) {
+  const __m256i packed = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2)));
+  return _mm256_and_si256(_mm256_srlv_epi64(packed, k.nibbleShift), k.low4);
+}
+
+// sum_j (q_w - 8) * q_x of one block as 16 i16 pair sums
+MN_INLINE __m256i q4Pairs(__m256i nibbles, __m256i xq, __m256i xOffset) {
+  return _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles, xq), xOffset);
+}
+
+// The eight rows' block sums from their pair sums, as i32 lanes 0..7
+MN_INLINE __m256i rowSums(const __m256i (&pairs)[kQ4Rows]) {
+  const __m256i rows0123 = _mm256_hadd_epi16(_mm256_hadd_epi16(pairs[0], pairs[1]), _mm256_hadd_epi16(pairs[2], pairs[3]));
+  const __m256i rows4567 = _mm256_hadd_epi16(_mm256_hadd_epi16(pairs[4], pairs[5]), _mm256_hadd_epi16(pairs[6], pairs[7]));
+  const __m256i halves = _mm256_hadd_epi16(rows0123, rows4567);  // each 128-bit lane: rows 0..7 over its half block
+  return _mm256_cvtepi16_epi32(_mm_add_epi16(_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1)));
+}
+
+// The eight rows of a group starting at `first`, a short group (rows < 8) repeating its last row
+struct RowGroup {
+  const uint8_t* row[kQ4Rows];
+  RowGroup(const uint8_t* first, size_t rows, size_t wRowBytes) {
+    for (size_t i = 0; i < kQ4Rows; i++) row[i] = first + (i < rows ? i : rows - 1) * wRowBytes;
+  }
+};
+
+// d_w of the block `at` bytes into each row of the group, as floats
+MN_INLINE __m256 rowScales(const RowGroup& g, size_t at) {
+  __m128i halves = _mm_cvtsi32_si128(loadU16(g.row[0] + at));
+  halves = _mm_insert_epi16(halves, loadU16(g.row[1] + at), 1);
+  halves = _mm_insert_epi16(halves, loadU16(g.row[2] + at), 2);
+  halves = _mm_insert_epi16(halves, loadU16(g.row[3] + at), 3);
+  halves = _mm_insert_epi16(halves, loadU16(g.row[4] + at), 4);
+  halves = _mm_insert_epi16(halves, loadU16(g.row[5] + at), 5);
+  halves = _mm_insert_epi16(halves, loadU16(g.row[6] + at), 6);
+  halves = _mm_insert_epi16(halves, loadU16(g.row[7] + at), 7);
+  return _mm256_cvtph_ps(halves);
+}
+
+// The group's running sums: y's first `rows` values when `carry`, else zero
+MN_INLINE __m256 loadRows(const float* y, size_t rows, bool carry) {
+  alignas(32) float lanes[kQ4Rows] = {};
+  if (carry) std::memcpy(lanes, y, rows * sizeof(float));
+  return _mm256_load_ps(lanes);
+}
+
+MN_INLINE void storeRows(float* y, __m256 sums, size_t rows) {
+  if (rows == kQ4Rows) {
+    _mm256_storeu_ps(y, sums);
+    return;
+  }
+  alignas(32) float lanes[kQ4Rows];
+  _mm256_store_ps(lanes, sums);
+  std::memcpy(y, lanes, rows * sizeof(float));
+}
+
+// Decode takes a row's blocks two at a time, block b in the low 128-bit lane and b + 1 in the high one, against
+// activations packed the same way once per call: half the tree per block. Eight rows in step are eight memory
+// streams, which this kind of CPU prefetches worse than one; the block order leaves no cheaper way to stream one row
+// (docs/performance.md, "Q4_0 in llama.cpp's order").
+constexpr size_t kPackPairs = kPackBlocks / 2;
+
+struct PackedPairs {
+  __m256i lo[kPackPairs];      // q_x 0..15 of blocks 2p and 2p + 1, one per 128-bit lane
+  __m256i hi[kPackPairs];      // q_x 16..31 of the same
+  __m256i offset[kPackPairs];  // 8 * (q_x[2i] + q_x[2i + 1] + q_x[16 + 2i] + q_x[17 + 2i]) per lane's block
+  float d[2 * kPackPairs];
+};
+
+// Packs activation blocks [blockBegin, blockBegin + count); a missing last block of a pair is zero
+void packPairs(const uint8_t* x, size_t blockBegin, size_t count, PackedPairs& out) {
+  const __m256i eights = _mm256_set1_epi8(8);
+  const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(x) + blockBegin;
+  for (size_t b = 0; b < count; b += 2) {
+    const __m256i first = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[b].qs));
+    const __m256i second = b + 1 < count ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[b + 1].qs))
+                                         : _mm256_setzero_si256();
+    const size_t p = b / 2;
+    out.lo[p] = _mm256_permute2x128_si256(first, second, 0x20);
+    out.hi[p] = _mm256_permute2x128_si256(first, second, 0x31);
+    out.offset[p] = _mm256_add_epi16(_mm256_maddubs_epi16(eights, out.lo[p]), _mm256_maddubs_epi16(eights, out.hi[p]));
+    out.d[b] = halfToFloat(blocks[b].d);
+    out.d[b + 1] = b + 1 < count ? halfToFloat(blocks[b + 1].d) : 0.0f;
+  }
+}
+
+// sum_j (q_w - 8) * q_x of blocks b (low lane) and b + 1 (high lane, zero when `single`) as 8 i16 sums per lane
+MN_INLINE __m256i q4PairSums(const uint8_t* block, bool single, const PackedPairs& x, size_t p, __m256i low4) {
+  const __m128i first = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
+  const __m128i second = single ? _mm_setzero_si128()
+                                : _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + sizeof(BlockQ4_0) + 2));
+  const __m256i packed = _mm256_inserti128_si256(_mm256_castsi128_si256(first), second, 1);
+  const __m256i low = _mm256_and_si256(packed, low4), high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+  return _mm256_sub_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(low, x.lo[p]), _mm256_maddubs_epi16(high, x.hi[p])),
+                          x.offset[p]);
+}
+
+// The eight rows' sums of the two blocks from their pair sums: the low lane's block, then the high lane's, as i32
+MN_INLINE void rowSumsOfPair(const __m256i (&sums)[kQ4Rows], __m256i& first, __m256i& second) {
+  const __m256i rows0123 = _mm256_hadd_epi16(_mm256_hadd_epi16(sums[0], sums[1]), _mm256_hadd_epi16(sums[2], sums[3]));
+  const __m256i rows4567 = _mm256_hadd_epi16(_mm256_hadd_epi16(sums[4], sums[5]), _mm256_hadd_epi16(sums[6], sums[7]));
+  const __m256i rows = _mm256_hadd_epi16(rows0123, rows4567);
+  first = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(rows));
+  second = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(rows, 1));
+}
+
+// y[0 .. rows) (rows <= 8) += W rows (first block of the first at `first`) . packed activations, `count` blocks; y
+// starts from zero unless `carry`
+void q4DecodeGroup(const uint8_t* first, size_t wRowBytes, size_t rows, size_t count, const PackedPairs& x, float* y,
+                   bool carry, const Q4Constants& k) {
+  const RowGroup g(first, rows, wRowBytes);
+  __m256 acc = loadRows(y, rows, carry);
+  for (size_t b = 0; b < count; b += 2) {
+    const size_t at = b * sizeof(BlockQ4_0);
+    if (b % 4 == 0) {
+      for (const uint8_t* row : g.row) _mm_prefetch(reinterpret_cast<const char*>(row + at + kPrefetchBytes), _MM_HINT_T0);
+    }
+    const bool single = b + 1 == count;
+    __m256i sums[kQ4Rows];
+    for (size_t i = 0; i < kQ4Rows; i++) sums[i] = q4PairSums(g.row[i] + at, single, x, b / 2, k.low4);
+    __m256i firstSums, secondSums;
+    rowSumsOfPair(sums, firstSums, secondSums);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(firstSums), _mm256_mul_ps(rowScales(g, at), _mm256_set1_ps(x.d[b])), acc);
+    if (single) break;
+    const __m256 secondScale = _mm256_mul_ps(rowScales(g, at + sizeof(BlockQ4_0)), _mm256_set1_ps(x.d[b + 1]));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(secondSums), secondScale, acc);
+  }
+  storeRows(y, acc, rows);
+}
+
+// Y[c * ldy + 0 .. rows) = W rows (the first at `first`, rows <= 8) @ X columns (C), nBlocks blocks
+template <int C>
+void q4PrefillTile(const uint8_t* first, size_t wRowBytes, size_t rows, size_t nBlocks, const uint8_t* x,
+                   size_t actRowBytes, float* y, size_t ldy, const Q4Constants& k) {
+  const RowGroup g(first, rows, wRowBytes);
+  const __m256i eights = _mm256_set1_epi8(8);
+  __m256 acc[C];
+  for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
+  for (size_t b = 0; b < nBlocks; b++) {
+    const size_t at = b * sizeof(BlockQ4_0);
+    __m256i nibbles[kQ4Rows];
+    for (size_t i = 0; i < kQ4Rows; i++) nibbles[i] = q4Nibbles(g.row[i] + at, k);
+    const __m256 wd = rowScales(g, at);
+    for (int c = 0; c < C; c++) {
+      const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(x + c * actRowBytes)[b];
+      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
+      const __m256i xOffset = _mm256_maddubs_epi16(eights, xq);
+      __m256i pairs[kQ4Rows];
+      for (size_t i = 0; i < kQ4Rows; i++) pairs[i] = q4Pairs(nibbles[i], xq, xOffset);
+      const __m256 scale = _mm256_mul_ps(wd, _mm256_set1_ps(halfToFloat(block.d)));
+      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rowSums(pairs)), scale, acc[c]);
+    }
+  }
+  for (int c = 0; c < C; c++) storeRows(y + c * ldy, acc[c], rows);
+}
+
+constexpr size_t kQ4PrefillCols = 2;
+
+// W (nRows, n) rows [rowBegin, rowEnd) Q4_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
+void matmulQ4(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+              size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  const Q4Constants k = q4Constants();
+  const size_t nBlocks = n / 32;
+  if (nCols == 1) {
+    PackedPairs packed;
+    for (size_t b0 = 0; b0 < nBlocks; b0 += kPackBlocks) {
+      const size_t count = nBlocks - b0 < kPackBlocks ? nBlocks - b0 : kPackBlocks;
+      packPairs(x, b0, count, packed);
+      for (size_t r = rowBegin; r < rowEnd; r += kQ4Rows) {
+        const size_t rows = rowEnd - r < kQ4Rows ? rowEnd - r : kQ4Rows;
+        q4DecodeGroup(w + r * wRowBytes + b0 * sizeof(BlockQ4_0), wRowBytes, rows, count, packed, y + r, b0 != 0, k);
+      }
+    }
+    return;
+  }
+  for (size_t r = rowBegin; r < rowEnd; r += kQ4Rows) {
+    const size_t rows = rowEnd - r < kQ4Rows ? rowEnd - r : kQ4Rows;
+    size_t c = 0;
+    for (; c + kQ4PrefillCols <= nCols; c += kQ4PrefillCols) {
+      q4PrefillTile<kQ4PrefillCols>(w + r * wRowBytes, wRowBytes, rows, nBlocks, x + c * actRowBytes, actRowBytes,
+                                    y + c * ldy + r, ldy, k);
+    }
+    for (; c < nCols; c++) {
+      q4PrefillTile<1>(w + r * wRowBytes, wRowBytes, rows, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r,
+                       ldy, k);
     }
   }
 }
@@ -326,8 +480,8 @@ void matmul(GgmlType wType, const uint8_t* w, size_t wRowBytes, size_t n, size_t
             const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   TypedMatmulFn kernel = nullptr;
   switch (wType) {
-    case GgmlType::Q4_0: kernel = matmulQuant<true>; break;
-    case GgmlType::Q8_0: kernel = matmulQuant<false>; break;
+    case GgmlType::Q4_0: kernel = matmulQ4; break;
+    case GgmlType::Q8_0: kernel = matmulQ8; break;
     case GgmlType::F32: kernel = matmulFloat<FloatKind::F32>; break;
     case GgmlType::F16: kernel = matmulFloat<FloatKind::F16>; break;
     case GgmlType::BF16: kernel = matmulFloat<FloatKind::BF16>; break;
