@@ -356,7 +356,8 @@ void q4PrefillTile(const uint8_t* first, size_t wRowBytes, size_t rows, size_t n
   for (int c = 0; c < C; c++) storeRows(y + c * ldy, acc[c], rows);
 }
 
-constexpr size_t kQ4PrefillCols = 2;
+// Columns per prefill tile: 4 ran at 51.5-60.9 GFLOP/s, 2 at 47.2-54.7 (Zen 3, 5 alternating runs; docs/kernels.md)
+constexpr size_t kQ4PrefillCols = 4;
 
 // W (nRows, n) rows [rowBegin, rowEnd) Q4_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
 void matmulQ4(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
