@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { ArgumentRangeError } from "./errors.js";
 import type { NativeModelInfo } from "./gguf/inspect.js";
 import type { NativeGgufFile } from "./gguf/reader.js";
+import type { GgmlType } from "./gguf/types.js";
 
 export type IsaName = "scalar" | "avx2" | "avx512";
 /**
@@ -48,7 +49,7 @@ export interface NativeAddon {
   kernelTesting: {
     matmul(isa: IsaName | "active", type: number, weights: Uint8Array, n: number, x: Float32Array, nCols: number,
       rowBegin: number, rowEnd: number, out: Float32Array, ldy: number, repacked: boolean): void;
-    hasRepackedKernels(isa: IsaName | "active"): boolean;
+    hasRepackedKernels(isa: IsaName | "active", type: GgmlType): boolean;
     /** Rows per group of the type's interleaved layout (repacked weights), 0 when it has none. */
     interleavedGroupRows(type: number): number;
     quantizeActivations(isa: IsaName | "active", format: number, x: Float32Array, out: Uint8Array): void;

@@ -29,8 +29,9 @@ function firstBitDifference(a: Float32Array, b: Float32Array, length: number): n
 describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a time", () => {
   const x = gaussians(MAX_COLUMNS * N, 42);
 
-  it("the scalar and AVX-512 tables have the kernels and the AVX2 table does not", () => {
-    expect(repackedIsas()).toEqual(kernelIsas().filter((isa) => isa !== "avx2"));
+  it("the scalar and AVX-512 tables have both layouts' kernels and the AVX2 table has Q4_0x128's only", () => {
+    expect(repackedIsas(GgmlType.Q4_0)).toEqual(kernelIsas());
+    expect(repackedIsas(GgmlType.Q4_K)).toEqual(kernelIsas().filter((isa) => isa !== "avx2"));
   });
 
   for (const type of TYPES) {
@@ -59,7 +60,7 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
       });
     }
 
-    for (const isa of repackedIsas()) {
+    for (const isa of repackedIsas(type)) {
       it(`${isa} ${name}: every column count (${COLUMN_COUNTS.join(", ")}) and every row range gives the scalar reference's bits`, () => {
         const reference = matmul("scalar", type, weights, N_ROWS, N, x, MAX_COLUMNS, { repacked: true });
         for (const nCols of COLUMN_COUNTS) {
@@ -103,5 +104,9 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
     expect(() => matmul("scalar", GgmlType.Q4_0, q4_0, 64, 64, gaussians(64, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs Q4_0 nRows a multiple of 128; got 64/);
     const q4_k = quantize(GgmlType.Q4_K, gaussians(8 * 256, 1), 256);
     expect(() => matmul("scalar", GgmlType.Q4_K, q4_k, 8, 256, gaussians(256, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs Q4_K nRows a multiple of 64; got 8/);
+    if (kernelIsas().includes("avx2")) {
+      const rows = quantize(GgmlType.Q4_K, gaussians(64 * 256, 1), 256);
+      expect(() => matmul("avx2", GgmlType.Q4_K, rows, 64, 256, gaussians(256, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs an ISA with kernels for repacked Q4_K rows \(scalar(, avx512)?\); got avx2$/);
+    }
   });
 });

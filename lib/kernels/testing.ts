@@ -145,14 +145,14 @@ export interface MatmulOptions {
   /**
    * Repack Q4_0 weights (nRows a multiple of 128) or Q4_K weights (a multiple of 64) into their interleaved layout
    * first (Q4_0x128, Q4_Kx64) and multiply with its kernel, as a model loaded with `weights: "repacked"` does (default
-   * false). Only ISAs in {@link repackedIsas}.
+   * false). Only ISAs in {@link repackedIsas} of the type.
    */
   repacked?: boolean;
 }
 
-/** The kernel ISAs this CPU runs that have kernels for repacked rows (scalar first). */
-export function repackedIsas(): IsaName[] {
-  return kernelIsas().filter((isa) => native().kernelTesting.hasRepackedKernels(isa));
+/** The kernel ISAs this CPU runs that have kernels for `type`'s repacked rows (Q4_0 or Q4_K; scalar first). */
+export function repackedIsas(type: GgmlType): IsaName[] {
+  return kernelIsas().filter((isa) => native().kernelTesting.hasRepackedKernels(isa, type));
 }
 
 /**
@@ -179,7 +179,8 @@ export function matmul(isa: KernelIsa, type: GgmlType, weights: Uint8Array, nRow
     const groupRows = native().kernelTesting.interleavedGroupRows(type);
     if (groupRows === 0) throw new ArgumentRangeError(`options.repacked needs Q4_0 or Q4_K weights; got ${GGML_TYPE_TRAITS[type].name}`);
     if (nRows % groupRows !== 0) throw new ArgumentRangeError(`options.repacked needs ${GGML_TYPE_TRAITS[type].name} nRows a multiple of ${groupRows}; got ${nRows}`);
-    if (isa !== "active" && !repackedIsas().includes(isa)) throw new ArgumentRangeError(`options.repacked needs an ISA with kernels for repacked rows (${repackedIsas().join(", ")}); got ${isa}`);
+    const isas = repackedIsas(type);
+    if (isa !== "active" && !isas.includes(isa)) throw new ArgumentRangeError(`options.repacked needs an ISA with kernels for repacked ${GGML_TYPE_TRAITS[type].name} rows (${isas.join(", ")}); got ${isa}`);
   }
   native().kernelTesting.matmul(isa, type, weights, n, x, nCols, rowBegin, rowEnd, out, ldy, repacked);
   return out;

@@ -147,8 +147,9 @@ Napi::Value testMatmul(const Napi::CallbackInfo& info) {
   const GgmlType type = static_cast<GgmlType>(info[1].As<Napi::Number>().Uint32Value());
   const size_t n = sizeArg(info, 3);
   const bool repacked = info[10].As<Napi::Boolean>().Value();
-  if (repacked && k.matmulInterleaved == nullptr) {
-    throw Napi::RangeError::New(info.Env(), std::string("ISA ") + isaName(k.isa) + " has no kernels for repacked rows");
+  if (repacked && !k.interleaves(type)) {
+    throw Napi::RangeError::New(info.Env(), std::string("ISA ") + isaName(k.isa) + " has no kernels for repacked " +
+                                                ggmlTypeTraits(type).name + " rows");
   }
   Napi::Uint8Array input = info[2].As<Napi::Uint8Array>();
   std::vector<uint8_t> repackedRows;
@@ -287,10 +288,11 @@ Napi::Value testActivationFormatFor(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(activationFormatFor(type)));
 }
 
-// hasRepackedKernels(isa): whether that ISA's table multiplies interleaved rows (Q4_0x128, Q4_Kx64)
+// hasRepackedKernels(isa, type): whether that ISA's table multiplies type's interleaved rows (Q4_0x128, Q4_Kx64)
 Napi::Value testHasRepackedKernels(const Napi::CallbackInfo& info) {
   const KernelTable& k = tableArg(info);
-  return Napi::Boolean::New(info.Env(), k.matmulInterleaved != nullptr);
+  const GgmlType type = static_cast<GgmlType>(info[1].As<Napi::Number>().Uint32Value());
+  return Napi::Boolean::New(info.Env(), k.interleaves(type));
 }
 
 // interleavedGroupRows(type): the rows of one group of the type's interleaved layout, 0 when it has none

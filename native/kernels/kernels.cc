@@ -3,6 +3,7 @@
 // AVX2 / AVX-512 function can be reached.
 #include "kernels/kernels.h"
 
+#include "kernels/quants.h"
 #include "kernels/scalar.h"
 #include "kernels/x86/x86_kernels.h"
 
@@ -15,6 +16,7 @@ namespace {
 
 KernelTable makeTable(Isa isa, const OpKernels& ops, decltype(KernelTable::quantizeActivations) quantizeActivations,
                       decltype(KernelTable::matmul) matmul, decltype(KernelTable::matmulInterleaved) matmulInterleaved,
+                      decltype(KernelTable::interleaves) interleaves,
                       decltype(KernelTable::dequantizeRow) dequantizeRow) {
   KernelTable table;
   static_cast<OpKernels&>(table) = ops;
@@ -22,6 +24,7 @@ KernelTable makeTable(Isa isa, const OpKernels& ops, decltype(KernelTable::quant
   table.quantizeActivations = quantizeActivations;
   table.matmul = matmul;
   table.matmulInterleaved = matmulInterleaved;
+  table.interleaves = interleaves;
   table.dequantizeRow = dequantizeRow;
   return table;
 }
@@ -32,14 +35,17 @@ const OpKernels kOpsScalar = {scalar::rmsNorm, scalar::rope, scalar::attnScoresF
 
 KernelTable scalarTable() {
   return makeTable(Isa::Scalar, kOpsScalar, scalar::quantizeActivations, scalar::matmul, scalar::matmulInterleaved,
-                   scalar::dequantizeRow);
+                   hasInterleavedLayout, scalar::dequantizeRow);
 }
 
 #if MN_X86_KERNELS
 KernelTable x86Table(Isa isa, const x86::MatmulKernels& matmul, const OpKernels& ops,
-                     x86::MatmulInterleavedFn matmulInterleaved) {
-  return makeTable(isa, ops, matmul.quantizeActivations, matmul.matmul, matmulInterleaved, matmul.dequantizeRow);
+                     x86::MatmulInterleavedFn matmulInterleaved, decltype(KernelTable::interleaves) interleaves) {
+  return makeTable(isa, ops, matmul.quantizeActivations, matmul.matmul, matmulInterleaved, interleaves,
+                   matmul.dequantizeRow);
 }
+
+bool interleavesQ4_0(GgmlType type) { return type == GgmlType::Q4_0; }
 
 // Q4_1, Q5_0, Q5_1 and the K-quants have their own files (quant_types_*.cc).
 bool isQuantTypeKernel(GgmlType type) {
@@ -104,10 +110,11 @@ const Tables& tables() {
     t.available[1] = t.available[2] = false;
 #if MN_X86_KERNELS
     const CpuFeatures& cpu = detectedCpuFeatures();
-    t.byIsa[1] = x86Table(Isa::Avx2, x86::kMatmulAvx2, x86::kOpsAvx2, nullptr);
+    t.byIsa[1] = x86Table(Isa::Avx2, x86::kMatmulAvx2, x86::kOpsAvx2, x86::kMatmulInterleavedAvx2, interleavesQ4_0);
     t.byIsa[1].matmul = matmulAvx2;
     t.byIsa[1].dequantizeRow = dequantizeRowAvx2;
-    t.byIsa[2] = x86Table(Isa::Avx512, x86::kMatmulAvx512, x86::kOpsAvx512, x86::kMatmulInterleavedAvx512);
+    t.byIsa[2] = x86Table(Isa::Avx512, x86::kMatmulAvx512, x86::kOpsAvx512, x86::kMatmulInterleavedAvx512,
+                          hasInterleavedLayout);
     t.byIsa[2].matmul = cpu.avx512bf16 ? matmulAvx512WithBf16 : matmulAvx512;
     t.byIsa[2].dequantizeRow = dequantizeRowAvx512;
     t.available[1] = cpu.avx2;

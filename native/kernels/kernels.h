@@ -70,10 +70,11 @@ struct KernelTable : OpKernels {
 
   // W (nRows, n) wType rows interleaved (Q4_0x128 or Q4_Kx64, hasInterleavedLayout in quants.h), rows
   // [rowBegin, rowEnd) @ X (nCols, n) in activationFormatFor(wType) -> Y[c * ldy + r], any row range; w is the matrix's
-  // first group. nullptr where the ISA has no fast kernels for the layouts (AVX2), so the model keeps the matrices as
-  // the file has them there.
+  // first group. Only for the types `interleaves` accepts: the model keeps other matrices as the file has them.
   void (*matmulInterleaved)(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                             size_t actRowBytes, size_t nCols, float* y, size_t ldy);
+  // Whether this ISA has a fast matmulInterleaved for `type`'s layout (AVX2: Q4_0 only; scalar and AVX-512: both)
+  bool (*interleaves)(GgmlType type);
 
   // One row of n values of `type` -> floats (token embedding lookup, tests, the TS reference).
   void (*dequantizeRow)(GgmlType type, const uint8_t* row, float* out, size_t n);

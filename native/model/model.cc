@@ -43,10 +43,9 @@ Error checkMatmulTypes(const Hparams& hp, const ModelWeights& w) {
   return Error::none();
 }
 
-// "repacked" applies where the active kernels have the interleaved layouts (not AVX2); elsewhere the model maps.
-bool repacks(const ModelOptions& options) {
-  return options.weights == WeightMemory::Repacked && kernels().matmulInterleaved != nullptr;
-}
+// "repacked" moves the matrices whose layouts the active kernels have (kernels().interleaves: Q4_0 and Q4_K, only
+// Q4_0 on AVX2); the others stay mapped.
+bool repacks(const ModelOptions& options) { return options.weights == WeightMemory::Repacked; }
 
 // Plans the load's long steps on control, one pass over the file each: the copy, the scan and the repack (which
 // moves most of a Q4_0 or Q4_K_M file). Copied weights must fit the memory available: OUT_OF_MEMORY up front

@@ -34,9 +34,11 @@ extern const OpKernels kOpsAvx2;    // ops_avx2.cc
 extern const OpKernels kOpsAvx512;  // ops_avx512.cc
 extern const QuantTypeKernels kQuantTypesAvx2;
 extern const QuantTypeKernels kQuantTypesAvx512;
-// Q4_0x128 x Q8_0 and Q4_Kx64 x Q8_K (quants.h) with VNNI, decode and prefill in one order (repacked_avx512.cc).
+// Q4_0x128 x Q8_0 and Q4_Kx64 x Q8_K (quants.h) with VNNI, decode and prefill in one order (repacked_avx512.cc);
+// Q4_0x128 only with AVX2 (repacked_avx2.cc).
 using MatmulInterleavedFn = decltype(KernelTable::matmulInterleaved);
 extern const MatmulInterleavedFn kMatmulInterleavedAvx512;
+extern const MatmulInterleavedFn kMatmulInterleavedAvx2;
 // BF16 weights x BF16 activations with AVX512-BF16 dot products (vdpbf16ps); only when cpu reports avx512bf16.
 extern const MatmulFn kMatmulBf16Avx512Bf16;
 
