@@ -44,9 +44,9 @@ export interface LoadOptions {
    *   last bits (each block's terms are added once, in another order); single-token and batched evaluation still
    *   agree to the bit. Loading reads and rewrites those matrices (1–2.3 s for a 2 GB file there), and RAM must hold
    *   them: rejects with `OUT_OF_MEMORY` when they are larger than the memory available. Q4_K needs AVX-512 VNNI; Q4_0
-   *   repacks on AVX2 too (there its logits are the mapped ones to the bit, and on a Zen 3 CPU it prefilled a Q4_0
-   *   Mixtral slice 1.4–2.8× and decoded up to 1.5× as fast as mapped). Models with no matrix the CPU's kernels
-   *   can repack load as `"mapped"` ({@link Mixtral.weights} says which).
+   *   repacks on AVX2 too (there its logits are the mapped ones to the bit, and on a Zen 3 CPU the Q4_0 Mixtral slice
+   *   prefilled 1.4–1.9× and decoded 1.2× as fast as mapped). Models with no matrix the CPU's kernels can repack load
+   *   as `"mapped"` ({@link Mixtral.weights} says which).
    */
   weights?: WeightMemory;
   /**
