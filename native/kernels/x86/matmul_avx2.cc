@@ -210,11 +210,16 @@ MN_INLINE __m256i q4Pairs(__m256i nibbles, __m256i xq, __m256i xOffset) {
   return _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles, xq), xOffset);
 }
 
-// The eight rows' block sums from their pair sums, as i32 lanes 0..7
+// In each 128-bit lane, word i <- the sum of row i's eight words in that lane
+MN_INLINE __m256i foldRows(const __m256i (&sums)[kQ4Rows]) {
+  const __m256i rows0123 = _mm256_hadd_epi16(_mm256_hadd_epi16(sums[0], sums[1]), _mm256_hadd_epi16(sums[2], sums[3]));
+  const __m256i rows4567 = _mm256_hadd_epi16(_mm256_hadd_epi16(sums[4], sums[5]), _mm256_hadd_epi16(sums[6], sums[7]));
+  return _mm256_hadd_epi16(rows0123, rows4567);
+}
+
+// The eight rows' block sums from their pair sums (each lane half a block), as i32 lanes 0..7
 MN_INLINE __m256i rowSums(const __m256i (&pairs)[kQ4Rows]) {
-  const __m256i rows0123 = _mm256_hadd_epi16(_mm256_hadd_epi16(pairs[0], pairs[1]), _mm256_hadd_epi16(pairs[2], pairs[3]));
-  const __m256i rows4567 = _mm256_hadd_epi16(_mm256_hadd_epi16(pairs[4], pairs[5]), _mm256_hadd_epi16(pairs[6], pairs[7]));
-  const __m256i halves = _mm256_hadd_epi16(rows0123, rows4567);  // each 128-bit lane: rows 0..7 over its half block
+  const __m256i halves = foldRows(pairs);
   return _mm256_cvtepi16_epi32(_mm_add_epi16(_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1)));
 }
 
@@ -299,9 +304,7 @@ MN_INLINE __m256i q4PairSums(const uint8_t* block, bool single, const PackedPair
 
 // The eight rows' sums of the two blocks from their pair sums: the low lane's block, then the high lane's, as i32
 MN_INLINE void rowSumsOfPair(const __m256i (&sums)[kQ4Rows], __m256i& first, __m256i& second) {
-  const __m256i rows0123 = _mm256_hadd_epi16(_mm256_hadd_epi16(sums[0], sums[1]), _mm256_hadd_epi16(sums[2], sums[3]));
-  const __m256i rows4567 = _mm256_hadd_epi16(_mm256_hadd_epi16(sums[4], sums[5]), _mm256_hadd_epi16(sums[6], sums[7]));
-  const __m256i rows = _mm256_hadd_epi16(rows0123, rows4567);
+  const __m256i rows = foldRows(sums);
   first = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(rows));
   second = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(rows, 1));
 }

@@ -94,22 +94,35 @@ MN_INLINE void storeLanes(float* y, __m256 v, size_t first, size_t count) {
   std::memcpy(y, lanes + first, count * sizeof(float));
 }
 
-// W rows [rowBegin, rowEnd) @ x (n,) -> y[r]: each group's units [u0, u1) walked block by block
+// Lanes [first, first + count) <- y[0 .. count), the others zero
+MN_INLINE __m256 loadLanes(const float* y, size_t first, size_t count) {
+  alignas(32) float lanes[kUnitRows] = {};
+  std::memcpy(lanes + first, y, count * sizeof(float));
+  return _mm256_load_ps(lanes);
+}
+
+// W rows [rowBegin, rowEnd) @ x (n,) -> y[r]: per chunk of activation blocks (prepared once), each group's units
+// [u0, u1) walked block by block, their sums carried in y from one chunk to the next
 void decode(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, float* y) {
   const size_t nBlocks = n / 32, groupBytes = nBlocks * kQ4_0x128BlockBytes;
   alignas(32) int32_t offsets[kActChunkBlocks];
   alignas(32) float scales[kActChunkBlocks];
-  for (size_t g = rowBegin / kQ4_0x128Rows; g * kQ4_0x128Rows < rowEnd; g++) {
-    const size_t groupRow = g * kQ4_0x128Rows;
-    const size_t first = rowBegin > groupRow ? rowBegin - groupRow : 0;
-    const size_t end = rowEnd - groupRow < kQ4_0x128Rows ? rowEnd - groupRow : kQ4_0x128Rows;
-    const size_t u0 = first / kUnitRows, u1 = (end + kUnitRows - 1) / kUnitRows;
-    __m256 acc[kGroupUnits];
-    for (size_t u = u0; u < u1; u++) acc[u] = _mm256_setzero_ps();
-    for (size_t b0 = 0; b0 < nBlocks; b0 += kActChunkBlocks) {
-      const size_t count = nBlocks - b0 < kActChunkBlocks ? nBlocks - b0 : kActChunkBlocks;
-      prepareActivations(x, b0, count, offsets, scales);
-      const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(x) + b0;
+  for (size_t b0 = 0; b0 < nBlocks; b0 += kActChunkBlocks) {
+    const size_t count = nBlocks - b0 < kActChunkBlocks ? nBlocks - b0 : kActChunkBlocks;
+    prepareActivations(x, b0, count, offsets, scales);
+    const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(x) + b0;
+    for (size_t g = rowBegin / kQ4_0x128Rows; g * kQ4_0x128Rows < rowEnd; g++) {
+      const size_t groupRow = g * kQ4_0x128Rows;
+      const size_t first = rowBegin > groupRow ? rowBegin - groupRow : 0;
+      const size_t end = rowEnd - groupRow < kQ4_0x128Rows ? rowEnd - groupRow : kQ4_0x128Rows;
+      const size_t u0 = first / kUnitRows, u1 = (end + kUnitRows - 1) / kUnitRows;
+      // rows [lo(u), hi(u)) of unit u are in the range
+      const auto lo = [&](size_t u) { return u * kUnitRows > first ? u * kUnitRows : first; };
+      const auto hi = [&](size_t u) { return (u + 1) * kUnitRows < end ? (u + 1) * kUnitRows : end; };
+      __m256 acc[kGroupUnits];
+      for (size_t u = u0; u < u1; u++) {
+        acc[u] = b0 == 0 ? _mm256_setzero_ps() : loadLanes(y + groupRow + lo(u), lo(u) - u * kUnitRows, hi(u) - lo(u));
+      }
       for (size_t i = 0; i < count; i++) {
         const uint8_t* block = w + g * groupBytes + (b0 + i) * kQ4_0x128BlockBytes;
         // the scale lines and the units' quant lines of the block kPrefetchBytes ahead
@@ -125,11 +138,7 @@ void decode(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const ui
           acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(unitScales(block, u), dx), acc[u]);
         }
       }
-    }
-    for (size_t u = u0; u < u1; u++) {
-      const size_t lo = u * kUnitRows > first ? u * kUnitRows : first;
-      const size_t hi = (u + 1) * kUnitRows < end ? (u + 1) * kUnitRows : end;
-      storeLanes(y + groupRow + lo, acc[u], lo - u * kUnitRows, hi - lo);
+      for (size_t u = u0; u < u1; u++) storeLanes(y + groupRow + lo(u), acc[u], lo(u) - u * kUnitRows, hi(u) - lo(u));
     }
   }
 }
