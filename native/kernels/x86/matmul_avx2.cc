@@ -318,7 +318,9 @@ void q4DecodeGroup(const uint8_t* first, size_t wRowBytes, size_t rows, size_t c
   for (size_t b = 0; b < count; b += 2) {
     const size_t at = b * sizeof(BlockQ4_0);
     if (b % 4 == 0) {
-      for (const uint8_t* row : g.row) _mm_prefetch(reinterpret_cast<const char*>(row + at + kPrefetchBytes), _MM_HINT_T0);
+      for (const uint8_t* row : g.row) {
+        _mm_prefetch(reinterpret_cast<const char*>(row + at + kPrefetchBytes), _MM_HINT_T0);
+      }
     }
     const bool single = b + 1 == count;
     __m256i sums[kQ4Rows];

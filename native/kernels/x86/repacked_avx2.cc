@@ -28,10 +28,10 @@ namespace mn {
 namespace x86 {
 namespace {
 
-constexpr size_t kUnitRows = 8;                                 // rows per vector
-constexpr size_t kGroupUnits = kQ4_0x128Rows / kUnitRows;       // 16
-constexpr size_t kPrefetchBytes = 4608;                         // as the file-layout decode
-constexpr size_t kActChunkBlocks = 512;                         // activation offsets and scales prepared at a time
+constexpr size_t kUnitRows = 8;                            // rows per vector: a unit
+constexpr size_t kGroupUnits = kQ4_0x128Rows / kUnitRows;  // 16
+constexpr size_t kPrefetchBytes = 4608;                    // as the file-layout decode
+constexpr size_t kActChunkBlocks = 512;                    // activation offsets and scales prepared at a time
 constexpr size_t kPrefillCols = 4;
 
 // -8 * sum(q_x) of a Q8_0 block: the offset of Q4_0's unsigned levels
@@ -76,11 +76,11 @@ MN_INLINE __m256 unitScales(const uint8_t* block, size_t u) {
 
 // sum_j (q_w - 8) * q_x of each of the 8 rows' block against activation block xb (offset = -8 * sum(q_x))
 MN_INLINE __m256i unitSums(const UnitLevels& w, const BlockQ8_0& xb, int32_t offset) {
+  const uint8_t* xq = reinterpret_cast<const uint8_t*>(xb.qs);
   __m256i pairs = _mm256_setzero_si256();
   for (size_t k = 0; k < 4; k++) {
-    const __m256i xLow = _mm256_set1_epi32(static_cast<int32_t>(loadU32(reinterpret_cast<const uint8_t*>(xb.qs) + 4 * k)));
-    const __m256i xHigh =
-        _mm256_set1_epi32(static_cast<int32_t>(loadU32(reinterpret_cast<const uint8_t*>(xb.qs) + 16 + 4 * k)));
+    const __m256i xLow = _mm256_set1_epi32(static_cast<int32_t>(loadU32(xq + 4 * k)));
+    const __m256i xHigh = _mm256_set1_epi32(static_cast<int32_t>(loadU32(xq + 16 + 4 * k)));
     pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w.low[k], xLow));
     pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w.high[k], xHigh));
   }
