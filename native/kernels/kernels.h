@@ -73,7 +73,8 @@ struct KernelTable : OpKernels {
   // first group. Only for the types `interleaves` accepts: the model keeps other matrices as the file has them.
   void (*matmulInterleaved)(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                             size_t actRowBytes, size_t nCols, float* y, size_t ldy);
-  // Whether this ISA has a fast matmulInterleaved for `type`'s layout (AVX2: Q4_0 only; scalar and AVX-512: both)
+  // Whether this ISA has a fast matmulInterleaved for `type`'s layout; true only for types with one
+  // (hasInterleavedLayout): AVX2 Q4_0 only, scalar and AVX-512 Q4_0 and Q4_K
   bool (*interleaves)(GgmlType type);
 
   // One row of n values of `type` -> floats (token embedding lookup, tests, the TS reference).

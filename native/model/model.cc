@@ -43,19 +43,16 @@ Error checkMatmulTypes(const Hparams& hp, const ModelWeights& w) {
   return Error::none();
 }
 
-// "repacked" moves the matrices whose layouts the active kernels have (kernels().interleaves: Q4_0 and Q4_K, only
-// Q4_0 on AVX2); the others stay mapped.
-bool repacks(const ModelOptions& options) { return options.weights == WeightMemory::Repacked; }
-
 // Plans the load's long steps on control, one pass over the file each: the copy, the scan and the repack (which
-// moves most of a Q4_0 or Q4_K_M file). Copied weights must fit the memory available: OUT_OF_MEMORY up front
+// moves most of a Q4_0 file, and of a Q4_K_M file where the kernels have Q4_K's layout; what it does not move counts
+// as done when the load ends). Copied weights must fit the memory available: OUT_OF_MEMORY up front
 // rather than a process the system kills halfway through the read.
 Error planLoad(const std::string& path, const ModelOptions& options, LoadControl& control) {
   struct stat status;
   if (stat(path.c_str(), &status) != 0) return Error::none();  // GgufFile::open names the problem
   const uint64_t fileBytes = uint64_t(status.st_size);
   const bool copy = options.weights == WeightMemory::Copied;
-  const bool repack = repacks(options);
+  const bool repack = options.weights == WeightMemory::Repacked;
   if (copy) {
     const uint64_t available = availableMemoryBytes();
     if (available > 0 && fileBytes > available) {
@@ -96,7 +93,8 @@ Error Model::load(const std::string& path, const ModelOptions& options, LoadCont
   }
   model->pool_ = std::make_unique<ThreadPool>(std::max(1u, options.threads));
   model->weightMemory_ = readOptions.copyToMemory ? WeightMemory::Copied : WeightMemory::Mapped;
-  if (repacks(options)) {
+  // "repacked" moves the matrices whose layouts the active kernels have (kernels().interleaves); the others stay mapped
+  if (options.weights == WeightMemory::Repacked) {
     error = repackWeights(model->hparams_, &model->weights_, *model->pool_, control, &model->repacked_);
     if (!error.ok()) return error;
     if (model->repacked_.data() != nullptr) model->weightMemory_ = WeightMemory::Repacked;

@@ -35,7 +35,7 @@ struct Move {
 };
 
 bool canRepack(GgmlType type, uint32_t nOut) {
-  return hasInterleavedLayout(type) && kernels().interleaves(type) && nOut % interleavedGroupRows(type) == 0;
+  return kernels().interleaves(type) && nOut % interleavedGroupRows(type) == 0;
 }
 
 void addMatrix(MatrixRef& m, std::vector<Move>& moves) {

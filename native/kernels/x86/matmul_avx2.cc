@@ -244,23 +244,6 @@ MN_INLINE __m256 rowScales(const RowGroup& g, size_t at) {
   return _mm256_cvtph_ps(halves);
 }
 
-// The group's running sums: y's first `rows` values when `carry`, else zero
-MN_INLINE __m256 loadRows(const float* y, size_t rows, bool carry) {
-  alignas(32) float lanes[kQ4Rows] = {};
-  if (carry) std::memcpy(lanes, y, rows * sizeof(float));
-  return _mm256_load_ps(lanes);
-}
-
-MN_INLINE void storeRows(float* y, __m256 sums, size_t rows) {
-  if (rows == kQ4Rows) {
-    _mm256_storeu_ps(y, sums);
-    return;
-  }
-  alignas(32) float lanes[kQ4Rows];
-  _mm256_store_ps(lanes, sums);
-  std::memcpy(y, lanes, rows * sizeof(float));
-}
-
 // Decode takes a row's blocks two at a time, block b in the low 128-bit lane and b + 1 in the high one, against
 // activations packed the same way once per call: half the tree per block. Eight rows in step are eight memory
 // streams, which this kind of CPU prefetches worse than one; the block order leaves no cheaper way to stream one row
@@ -314,7 +297,7 @@ MN_INLINE void rowSumsOfPair(const __m256i (&sums)[kQ4Rows], __m256i& first, __m
 void q4DecodeGroup(const uint8_t* first, size_t wRowBytes, size_t rows, size_t count, const PackedPairs& x, float* y,
                    bool carry, const Q4Constants& k) {
   const RowGroup g(first, rows, wRowBytes);
-  __m256 acc = loadRows(y, rows, carry);
+  __m256 acc = carry ? loadLanes(y, 0, rows) : _mm256_setzero_ps();
   for (size_t b = 0; b < count; b += 2) {
     const size_t at = b * sizeof(BlockQ4_0);
     if (b % 4 == 0) {
@@ -332,7 +315,7 @@ void q4DecodeGroup(const uint8_t* first, size_t wRowBytes, size_t rows, size_t c
     const __m256 secondScale = _mm256_mul_ps(rowScales(g, at + sizeof(BlockQ4_0)), _mm256_set1_ps(x.d[b + 1]));
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(secondSums), secondScale, acc);
   }
-  storeRows(y, acc, rows);
+  storeLanes(y, acc, 0, rows);
 }
 
 // Y[c * ldy + 0 .. rows) = W rows (the first at `first`, rows <= 8) @ X columns (C), nBlocks blocks
@@ -358,7 +341,7 @@ void q4PrefillTile(const uint8_t* first, size_t wRowBytes, size_t rows, size_t n
       acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rowSums(pairs)), scale, acc[c]);
     }
   }
-  for (int c = 0; c < C; c++) storeRows(y + c * ldy, acc[c], rows);
+  for (int c = 0; c < C; c++) storeLanes(y + c * ldy, acc[c], 0, rows);
 }
 
 // Columns per prefill tile: 4 ran at 51.5-60.9 GFLOP/s, 2 at 47.2-54.7 (Zen 3, 5 alternating runs; docs/kernels.md)

@@ -87,20 +87,6 @@ MN_INLINE __m256i unitSums(const UnitLevels& w, const BlockQ8_0& xb, int32_t off
   return _mm256_add_epi32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)), _mm256_set1_epi32(offset));
 }
 
-// y[0 .. count) <- lanes [first, first + count) of v
-MN_INLINE void storeLanes(float* y, __m256 v, size_t first, size_t count) {
-  alignas(32) float lanes[kUnitRows];
-  _mm256_store_ps(lanes, v);
-  std::memcpy(y, lanes + first, count * sizeof(float));
-}
-
-// Lanes [first, first + count) <- y[0 .. count), the others zero
-MN_INLINE __m256 loadLanes(const float* y, size_t first, size_t count) {
-  alignas(32) float lanes[kUnitRows] = {};
-  std::memcpy(lanes + first, y, count * sizeof(float));
-  return _mm256_load_ps(lanes);
-}
-
 // W rows [rowBegin, rowEnd) @ x (n,) -> y[r]: per chunk of activation blocks (prepared once), each group's units
 // [u0, u1) walked block by block, their sums carried in y from one chunk to the next
 void decode(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, float* y) {

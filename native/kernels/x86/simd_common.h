@@ -42,6 +42,24 @@ MN_INLINE float horizontalSum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// y[0 .. count) <- lanes [first, first + count) of v
+MN_INLINE void storeLanes(float* y, __m256 v, size_t first, size_t count) {
+  if (first == 0 && count == 8) {
+    _mm256_storeu_ps(y, v);
+    return;
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, v);
+  std::memcpy(y, lanes + first, count * sizeof(float));
+}
+
+// Lanes [first, first + count) <- y[0 .. count), the others zero
+MN_INLINE __m256 loadLanes(const float* y, size_t first, size_t count) {
+  alignas(32) float lanes[8] = {};
+  std::memcpy(lanes + first, y, count * sizeof(float));
+  return _mm256_load_ps(lanes);
+}
+
 MN_INLINE float horizontalMax(__m256 v) {
   __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_max_ps(s, _mm_movehl_ps(s, s));
