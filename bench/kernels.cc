@@ -1,6 +1,6 @@
 // Kernel benchmark: single-thread weight streaming (decode, one column) and prefill throughput (64 columns) of
 // matmul for each ISA this CPU runs, at Mixtral's FFN shape (14336 rows of 4096 and 4096 rows of 14336).
-// Build and run: bench/kernels.sh [--threads N] [--quick]. Not part of the addon; links the kernel sources only.
+// Build and run: bench/kernels.sh [--threads N] [--cols N] [--quick]. Not part of the addon; links the kernel sources only.
 //
 // Decode GB/s = weight bytes read / time; the weights cycle through several copies larger than the caches so each
 // call streams from memory. Prefill GFLOP/s = 2 * rows * n * columns / time. "read" is a plain streaming read of the
@@ -34,6 +34,7 @@ struct Shape {
 struct Options {
   int threads = 1;
   bool quick = false;
+  size_t cols = 64;  // prefill columns (an expert's share of a 512-token chunk is about 128)
   std::string isa;  // only this ISA when set
 };
 
@@ -58,18 +59,27 @@ std::vector<uint8_t> makeWeights(mn::GgmlType type, Shape shape, size_t copies) 
   return bytes;
 }
 
-// Runs matmul over rows [0, rows) split into `threads` contiguous ranges.
+// Runs matmul over rows [0, rows) split into `threads` contiguous ranges (whole groups of an interleaved layout when
+// `interleaved`: w is then the repacked matrix).
 void runMatmul(const mn::KernelTable& k, mn::GgmlType type, const uint8_t* w, size_t rowBytes, Shape shape, size_t rows,
-               const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, int threads) {
+               const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, int threads, bool interleaved = false) {
+  const size_t grain = interleaved ? mn::interleavedGroupRows(type) : 1;
+  const auto run = [&](size_t begin, size_t end) {
+    if (interleaved) {
+      k.matmulInterleaved(type, w, shape.n, begin, end, x, actRowBytes, nCols, y, shape.rows);
+    } else {
+      k.matmul(type, w, rowBytes, shape.n, begin, end, x, actRowBytes, nCols, y, shape.rows);
+    }
+  };
   if (threads <= 1) {
-    k.matmul(type, w, rowBytes, shape.n, 0, rows, x, actRowBytes, nCols, y, shape.rows);
+    run(0, rows);
     return;
   }
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; t++) {
-    const size_t begin = rows * t / threads, end = rows * (t + 1) / threads;
-    pool.emplace_back([&, begin, end] { k.matmul(type, w, rowBytes, shape.n, begin, end, x, actRowBytes, nCols, y,
-        shape.rows); });
+    const size_t begin = rows / grain * t / threads * grain, end = t + 1 == threads ? rows : rows / grain * (t + 1) /
+        threads * grain;
+    pool.emplace_back([&, begin, end] { run(begin, end); });
   }
   for (std::thread& thread : pool) thread.join();
 }
@@ -136,7 +146,7 @@ void benchType(mn::GgmlType type, Shape shape, const Options& options) {
   const std::vector<uint8_t> weights = makeWeights(type, shape, copies);
   const mn::ActFormat format = mn::activationFormatFor(type);
   const size_t actRowBytes = mn::activationRowBytes(format, shape.n);
-  constexpr size_t kPrefillCols = 64;
+  const size_t kPrefillCols = options.cols;
   const std::vector<float> x = randomFloats(shape.n * kPrefillCols, 11);
   std::vector<float> y(shape.rows * kPrefillCols);
 
@@ -176,6 +186,26 @@ void benchType(mn::GgmlType type, Shape shape, const Options& options) {
                 mn::isaName(isa), decodeSeconds * 1e3, matrixBytes / decodeSeconds / 1e9,
                 cachedRows * rowBytes / cachedSeconds / 1e9, kPrefillCols, prefillSeconds * 1e3,
                     flops / prefillSeconds / 1e9);
+    if (scalar || !k->interleaves(type)) continue;
+    // The same matrix repacked at load (weights: "repacked"): prefill only, as the engine runs it.
+    std::vector<uint8_t> repacked(matrixBytes);
+    mn::repackInterleaved(type, weights.data(), rowBytes, shape.n, 0, shape.rows / mn::interleavedGroupRows(type),
+                          repacked.data());
+    const double repackedSeconds = bestSeconds(options.quick ? 2 : 4, [&](int) {
+      runMatmul(*k, type, repacked.data(), rowBytes, shape, shape.rows, act.data(), actRowBytes, kPrefillCols,
+                y.data(), options.threads, true);
+    });
+    // One group of 128 rows, which stays in L2: the compute ceiling of prefill
+    const int groupCalls = 20;
+    const double groupSeconds = bestSeconds(3, [&](int) {
+      for (int call = 0; call < groupCalls; call++) {
+        runMatmul(*k, type, repacked.data(), rowBytes, shape, cachedRows, act.data(), actRowBytes, kPrefillCols,
+                  y.data(), 1, true);
+      }
+    }) / groupCalls;
+    std::printf("  %-7s repacked prefill x%zu %8.2f ms %7.1f GFLOP/s (%zu rows in L2: %6.1f GFLOP/s)\n",
+                mn::isaName(isa), kPrefillCols, repackedSeconds * 1e3, flops / repackedSeconds / 1e9, cachedRows,
+                2.0 * cachedRows * shape.n * kPrefillCols / groupSeconds / 1e9);
   }
 }
 
@@ -188,6 +218,8 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg == "--threads" && i + 1 < argc) {
       options.threads = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--cols" && i + 1 < argc) {
+      options.cols = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--quick") {
       options.quick = true;
     } else if (arg == "--all-types") {
@@ -203,7 +235,7 @@ int main(int argc, char** argv) {
     } else if (arg == "--isa" && i + 1 < argc) {
       options.isa = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--quick] [--all-types | --type Q4_K] [--isa avx512]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--cols N] [--quick] [--all-types | --type Q4_K] [--isa avx512]\n", argv[0]);
       return 2;
     }
   }

@@ -97,6 +97,38 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
 
   }
 
+  it("Q4_0 at the edges of the AVX2 kernels' i16 pair sums (levels 0 and 15 against activations of +-127) gives the scalar reference's bits, as the file has the rows and repacked", () => {
+    // Each i16 of the prefill kernels starts at -8 times its activations' sum and adds (level * x) pairs: with every
+    // level 0 and every x 127, or every level 15 and every x -127, its partial sums reach +-16256 and +-13335.
+    const nRows = 128, n = 1024, nCols = 5;
+    const weights = new Uint8Array(nRows * n / 32 * 18);
+    const patterns = [0x00, 0xff, 0x0f, 0xf0];
+    for (let b = 0; b < weights.length / 18; b++) {
+      const row = Math.floor(b / (n / 32));
+      weights[b * 18] = 0x00;
+      weights[b * 18 + 1] = 0x3c; // d = 1
+      weights.fill(patterns[row % 4], b * 18 + 2, b * 18 + 18);
+    }
+    const x = new Float32Array(nCols * n);
+    for (let i = 0; i < n; i++) {
+      x[i] = 1;
+      x[n + i] = -1;
+      x[2 * n + i] = i % 2 === 0 ? 1 : -1;
+      x[3 * n + i] = i % 32 < 16 ? 1 : -1;
+      x[4 * n + i] = i % 4 < 2 ? -1 : 1;
+    }
+    const reference = matmul("scalar", GgmlType.Q4_0, weights, nRows, n, x, nCols);
+    // level 0 against x = 1: (0 - 8) * 127 * d_x per value, d_x being 1 / 127 rounded to fp16
+    expect(Math.abs(reference[0] + 8 * n)).toBeLessThan(1e-3 * 8 * n);
+    for (const isa of kernelIsas()) {
+      for (const repacked of repackedIsas(GgmlType.Q4_0).includes(isa) ? [false, true] : [false]) {
+        const out = matmul(isa, GgmlType.Q4_0, weights, nRows, n, x, nCols, { repacked });
+        const at = firstBitDifference(reference, out, nCols * nRows);
+        expect(at, `${isa}${repacked ? " repacked" : ""}: column ${Math.floor(at / nRows)} row ${at % nRows} differs`).toBe(-1);
+      }
+    }
+  });
+
   it("refuses weights the layouts cannot hold, naming the option", () => {
     const f16 = quantize(GgmlType.F16, gaussians(16 * 64, 1), 64);
     expect(() => matmul("scalar", GgmlType.F16, f16, 16, 64, gaussians(64, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs Q4_0 or Q4_K weights; got F16/);

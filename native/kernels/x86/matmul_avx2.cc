@@ -183,31 +183,20 @@ void matmulQ8(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, siz
 // are llama.cpp's to the bit (and the scalar reference's). Eight rows of the file's layout go through together: each
 // row's block meets the activations in i16 pair sums (vpmaddubsw on the raw nibbles, minus 8 times the activations'
 // pair sums), a tree of vphaddw folds the eight rows' pair sums into one value per row (|sum| <= 32 * 8 * 127 = 32512,
-// so nothing wraps), and one FMA adds the eight rows' block terms. Every (row, column) takes the same operations
-// whatever the call's columns, its row range or the rows that share its group.
+// so nothing wraps), and one FMA adds the eight rows' block terms. Prefill (several columns) copies the rows into
+// Q4_0x128's runs and multiplies them there (kQ4_0PrefillAvx2, repacked_avx2.cc), in the same order: every (row,
+// column) gets the same bits whatever the call's columns, its row range or the rows that share its group.
 
 constexpr size_t kQ4Rows = 8;
 
 struct Q4Constants {
-  __m256i nibbleShift, low4;
+  __m256i low4;
 };
 
 Q4Constants q4Constants() {
   Q4Constants k;
-  k.nibbleShift = _mm256_set_epi64x(4, 4, 0, 0);
   k.low4 = _mm256_set1_epi8(0x0F);
   return k;
-}
-
-// A Q4_0 block's 32 nibbles as bytes 0..15, in element order
-MN_INLINE __m256i q4Nibbles(const uint8_t* block, const Q4Constants& k) {
-  const __m256i packed = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2)));
-  return _mm256_and_si256(_mm256_srlv_epi64(packed, k.nibbleShift), k.low4);
-}
-
-// sum_j (q_w - 8) * q_x of one block as 16 i16 pair sums
-MN_INLINE __m256i q4Pairs(__m256i nibbles, __m256i xq, __m256i xOffset) {
-  return _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles, xq), xOffset);
 }
 
 // In each 128-bit lane, word i <- the sum of row i's eight words in that lane
@@ -215,12 +204,6 @@ MN_INLINE __m256i foldRows(const __m256i (&sums)[kQ4Rows]) {
   const __m256i rows0123 = _mm256_hadd_epi16(_mm256_hadd_epi16(sums[0], sums[1]), _mm256_hadd_epi16(sums[2], sums[3]));
   const __m256i rows4567 = _mm256_hadd_epi16(_mm256_hadd_epi16(sums[4], sums[5]), _mm256_hadd_epi16(sums[6], sums[7]));
   return _mm256_hadd_epi16(rows0123, rows4567);
-}
-
-// The eight rows' block sums from their pair sums (each lane half a block), as i32 lanes 0..7
-MN_INLINE __m256i rowSums(const __m256i (&pairs)[kQ4Rows]) {
-  const __m256i halves = foldRows(pairs);
-  return _mm256_cvtepi16_epi32(_mm_add_epi16(_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1)));
 }
 
 // The eight rows of a group starting at `first`, a short group (rows < 8) repeating its last row
@@ -318,35 +301,6 @@ void q4DecodeGroup(const uint8_t* first, size_t wRowBytes, size_t rows, size_t c
   storeLanes(y, acc, 0, rows);
 }
 
-// Y[c * ldy + 0 .. rows) = W rows (the first at `first`, rows <= 8) @ X columns (C), nBlocks blocks
-template <int C>
-void q4PrefillTile(const uint8_t* first, size_t wRowBytes, size_t rows, size_t nBlocks, const uint8_t* x,
-                   size_t actRowBytes, float* y, size_t ldy, const Q4Constants& k) {
-  const RowGroup g(first, rows, wRowBytes);
-  const __m256i eights = _mm256_set1_epi8(8);
-  __m256 acc[C];
-  for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
-  for (size_t b = 0; b < nBlocks; b++) {
-    const size_t at = b * sizeof(BlockQ4_0);
-    __m256i nibbles[kQ4Rows];
-    for (size_t i = 0; i < kQ4Rows; i++) nibbles[i] = q4Nibbles(g.row[i] + at, k);
-    const __m256 wd = rowScales(g, at);
-    for (int c = 0; c < C; c++) {
-      const BlockQ8_0& block = reinterpret_cast<const BlockQ8_0*>(x + c * actRowBytes)[b];
-      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block.qs));
-      const __m256i xOffset = _mm256_maddubs_epi16(eights, xq);
-      __m256i pairs[kQ4Rows];
-      for (size_t i = 0; i < kQ4Rows; i++) pairs[i] = q4Pairs(nibbles[i], xq, xOffset);
-      const __m256 scale = _mm256_mul_ps(wd, _mm256_set1_ps(halfToFloat(block.d)));
-      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rowSums(pairs)), scale, acc[c]);
-    }
-  }
-  for (int c = 0; c < C; c++) storeLanes(y + c * ldy, acc[c], 0, rows);
-}
-
-// Columns per prefill tile: 4 ran at 51.5-60.9 GFLOP/s, 2 at 47.2-54.7 (Zen 3, 5 alternating runs; docs/kernels.md)
-constexpr size_t kQ4PrefillCols = 4;
-
 // W (nRows, n) rows [rowBegin, rowEnd) Q4_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
 void matmulQ4(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
               size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
@@ -364,18 +318,7 @@ void matmulQ4(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, siz
     }
     return;
   }
-  for (size_t r = rowBegin; r < rowEnd; r += kQ4Rows) {
-    const size_t rows = rowEnd - r < kQ4Rows ? rowEnd - r : kQ4Rows;
-    size_t c = 0;
-    for (; c + kQ4PrefillCols <= nCols; c += kQ4PrefillCols) {
-      q4PrefillTile<kQ4PrefillCols>(w + r * wRowBytes, wRowBytes, rows, nBlocks, x + c * actRowBytes, actRowBytes,
-                                    y + c * ldy + r, ldy, k);
-    }
-    for (; c < nCols; c++) {
-      q4PrefillTile<1>(w + r * wRowBytes, wRowBytes, rows, nBlocks, x + c * actRowBytes, actRowBytes, y + c * ldy + r,
-                       ldy, k);
-    }
-  }
+  kQ4_0PrefillAvx2(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
 }
 
 // ---- float weights: F32 x F32, F16 x F16, BF16 x BF16 (widened to f32, FMA) ----

@@ -1,15 +1,18 @@
-// AVX2 matmul over Q4_0 rows interleaved 128 at a time (Q4_0x128 against Q8_0 activations; layout in quants.h).
+// AVX2 matmul over Q4_0 rows interleaved 128 at a time (Q4_0x128 against Q8_0 activations; layout in quants.h), and
+// the Q4_0 prefill of rows as the file has them, which copies them into the same runs first.
 //
 // Half a line of a block's quants holds 4 bytes (8 levels) of each of 8 rows, so a vector's eight 32-bit lanes are 8
 // rows. vpmaddubsw of the low (high) nibbles with 4 of the activation's values broadcast adds 2 pair sums to every
-// row's lane; eight of them sum a row's whole 32-value block (each i16 at most 8 * 2 * 15 * 127 = 30480), one
-// vpmaddwd folds the pairs, and -8 * the block's activation sum cancels the levels' offset. Each (row, column) then
-// adds its blocks in order, acc = fma(float(sum), d_w * d_x, acc), exactly as scalar::matmulInterleaved, the AVX2
-// file-layout kernel and llama.cpp do: decode, prefill, the scalar reference and mapped weights agree to the bit.
-// There is no Q4_Kx64 kernel for AVX2; such matrices stay as the file has them (interleaves() in kernels.h).
+// row's lane; eight of them sum a row's whole 32-value block, one vpmaddwd folds the pairs, and -8 * the block's
+// activation sum cancels the levels' offset. Each (row, column) then adds its blocks in order,
+// acc = fma(float(sum), d_w * d_x, acc), exactly as scalar::matmulInterleaved, the AVX2 file-layout decode and
+// llama.cpp do: decode, prefill, the scalar reference and mapped weights agree to the bit. There is no Q4_Kx64 kernel
+// for AVX2; such matrices stay as the file has them (interleaves() in kernels.h).
 //
 // Decode walks each group block by block (one memory stream, 2304 contiguous bytes a block), the 16 sets of 8 rows
-// keeping their sums in L1. Prefill unpacks 8 rows' block once for 4 columns.
+// keeping their sums in L1. Prefill takes a run of 16 rows (one line per 4 values) against 2 columns whose
+// activations were broadcast once into memory: each vector loaded serves two vpmaddubsw, and every operand comes
+// straight from a load, where broadcasting in the loop took the shuffle ports the multiplies need.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -32,7 +35,6 @@ constexpr size_t kUnitRows = 8;                            // rows per vector: a
 constexpr size_t kGroupUnits = kQ4_0x128Rows / kUnitRows;  // 16
 constexpr size_t kPrefetchBytes = 4608;                    // as the file-layout decode
 constexpr size_t kActChunkBlocks = 512;                    // activation offsets and scales prepared at a time
-constexpr size_t kPrefillCols = 4;
 
 // -8 * sum(q_x) of a Q8_0 block: the offset of Q4_0's unsigned levels
 MN_INLINE int32_t levelOffset(const BlockQ8_0& block) {
@@ -129,57 +131,186 @@ void decode(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const ui
   }
 }
 
-// W rows [rowBegin, rowEnd) @ X (C columns) -> Y[c * ldy + r], 8 rows at a time. offsets and scales hold the columns'
-// prepared activations (nBlocks apart), or are null when the rows are too long for them: then each block's are computed
-// where they are used.
+// One column's activation block, prepared for prefill so that the kernel's loads need no broadcast: its values
+// 4k..4k+3 (k < 4) and 16 + 4k..16 + 4k + 3 (4 + k) each broadcast to a whole vector, the level offsets, and d_x.
+// vpmaddubsw puts values 4k, 4k + 1, 16 + 4k, 17 + 4k of every k into the first i16 of each lane and the other
+// two of each four into the second, so `offset` holds -8 times each of those two sums, broadcast: starting each
+// lane's i16 pairs there cancels the levels' offset inside the pairs, where no partial sum passes 16 * 8 * 128 = 16384.
+struct alignas(32) PreparedBlock {
+  __m256i x[8];
+  __m256i offset;
+  __m256 d;
+};
+
+constexpr size_t kPrefillCols = 2;      // columns per tile
+constexpr size_t kPreparedBlocks = 16;  // blocks per chunk: prepared activations of a tile take 10 KB
+constexpr size_t kRunRows = 16;
+constexpr size_t kPanelRuns = kQ4_0x128Rows / kRunRows;
+
+void prepareBlock(const BlockQ8_0& xb, PreparedBlock& out) {
+  const uint8_t* q = reinterpret_cast<const uint8_t*>(xb.qs);
+  for (size_t k = 0; k < 4; k++) {
+    out.x[k] = _mm256_set1_epi32(static_cast<int32_t>(loadU32(q + 4 * k)));
+    out.x[4 + k] = _mm256_set1_epi32(static_cast<int32_t>(loadU32(q + 16 + 4 * k)));
+  }
+  // pairs holds x[2i] + x[2i + 1] in i16 i: the even i16s of all 8 lanes sum to the first offset, the odd to the second
+  const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+  __m128i sums = _mm_add_epi16(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
+  sums = _mm_add_epi16(sums, _mm_unpackhi_epi64(sums, sums));
+  sums = _mm_add_epi16(sums, _mm_shuffle_epi32(sums, 1));
+  out.offset = _mm256_broadcastd_epi32(_mm_mullo_epi16(sums, _mm_set1_epi16(-8)));
+  out.d = _mm256_set1_ps(halfToFloat(xb.d));
+}
+
+// Where a run of 16 rows keeps a chunk's blocks: per block, the rows' 16 d at `scales` and 4 lines of quants at
+// `lines` (line k holding row j's qs[4k..4k+3] at bytes 4j..4j+3, as a Q4_0x128 run), the next block `stride` on.
+struct RunBlocks {
+  const uint8_t* scales;
+  const uint8_t* lines;
+  size_t stride;
+};
+
+// A run's two units (rows 0-7 and 8-15: the two halves of each line) against C prepared columns (x[c *
+// kPreparedBlocks + i] is column c's block i), blocks [0, count); acc[u][c] holds unit u's lanes for column c.
 template <size_t C>
-void prefillColumns(const uint8_t* w, size_t nBlocks, size_t rowBegin, size_t rowEnd, const uint8_t* x,
-                    size_t actRowBytes, const int32_t* offsets, const float* scales, float* y, size_t ldy) {
-  const size_t groupBytes = nBlocks * kQ4_0x128BlockBytes;
-  for (size_t r0 = rowBegin - rowBegin % kUnitRows; r0 < rowEnd; r0 += kUnitRows) {
-    const size_t g = r0 / kQ4_0x128Rows, u = r0 % kQ4_0x128Rows / kUnitRows;
-    const uint8_t* group = w + g * groupBytes;
-    __m256 acc[C];
-    for (size_t c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
-    for (size_t b = 0; b < nBlocks; b++) {
-      const uint8_t* block = group + b * kQ4_0x128BlockBytes;
-      const UnitLevels levels = unitLevels(block, u);
-      const __m256 dw = unitScales(block, u);
+MN_INLINE void runTile(RunBlocks run, size_t count, const PreparedBlock* x, __m256 (&acc)[2][C]) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (size_t i = 0; i < count; i++) {
+    const uint8_t* lines = run.lines + i * run.stride;
+    __m256i pairs[2][C];
+    for (size_t c = 0; c < C; c++) pairs[0][c] = pairs[1][c] = x[c * kPreparedBlocks + i].offset;
+    // Not unrolled: GCC then loads every k's operands first and spills.
+#pragma GCC unroll 1
+    for (size_t k = 0; k < 4; k++) {
+      const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lines + 64 * k));
+      const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lines + 64 * k + 32));
+      const __m256i low[2] = {_mm256_and_si256(q0, low4), _mm256_and_si256(q1, low4)};
+      const __m256i high[2] = {_mm256_and_si256(_mm256_srli_epi16(q0, 4), low4),
+                               _mm256_and_si256(_mm256_srli_epi16(q1, 4), low4)};
       for (size_t c = 0; c < C; c++) {
-        const BlockQ8_0& xb = reinterpret_cast<const BlockQ8_0*>(x + c * actRowBytes)[b];
-        const int32_t offset = offsets != nullptr ? offsets[c * nBlocks + b] : levelOffset(xb);
-        const float dx = scales != nullptr ? scales[c * nBlocks + b] : halfToFloat(xb.d);
-        const __m256i sums = unitSums(levels, xb, offset);
-        acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(dw, _mm256_set1_ps(dx)), acc[c]);
+        const PreparedBlock& xb = x[c * kPreparedBlocks + i];
+        for (size_t u = 0; u < 2; u++) {
+          pairs[u][c] = _mm256_add_epi16(pairs[u][c], _mm256_maddubs_epi16(low[u], xb.x[k]));
+          pairs[u][c] = _mm256_add_epi16(pairs[u][c], _mm256_maddubs_epi16(high[u], xb.x[4 + k]));
+        }
       }
     }
-    const size_t lo = r0 > rowBegin ? r0 : rowBegin, hi = r0 + kUnitRows < rowEnd ? r0 + kUnitRows : rowEnd;
-    for (size_t c = 0; c < C; c++) storeLanes(y + c * ldy + lo, acc[c], lo - r0, hi - lo);
+    for (size_t u = 0; u < 2; u++) {
+      const __m256 dw = _mm256_cvtph_ps(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(run.scales + i * run.stride + 2 * kUnitRows * u)));
+      for (size_t c = 0; c < C; c++) {
+        const __m256i sums = _mm256_madd_epi16(pairs[u][c], _mm256_set1_epi16(1));
+        acc[u][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(dw, x[c * kPreparedBlocks + i].d), acc[u][c]);
+      }
+    }
   }
 }
 
-// Columns are taken kPrefillCols at a time, their activation offsets and scales prepared once per tile (for rows of
-// up to kActChunkBlocks blocks; Mixtral's longest have 448)
-void prefill(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
-             size_t nCols, float* y, size_t ldy) {
-  const size_t nBlocks = n / 32;
-  alignas(32) int32_t offsetBuffer[kPrefillCols * kActChunkBlocks];
-  alignas(32) float scaleBuffer[kPrefillCols * kActChunkBlocks];
-  const bool prepared = nBlocks <= kActChunkBlocks;
-  const int32_t* offsets = prepared ? offsetBuffer : nullptr;
-  const float* scales = prepared ? scaleBuffer : nullptr;
+// Runs [sBegin, sEnd) of a panel whose run s starts at row panelRow + 16 s (its blocks at runAt(s)), rows [rowBegin,
+// rowEnd) of them, @ C prepared columns of one chunk of blocks: each run carries its sums in Y from one chunk to the
+// next (first: this is the first chunk).
+template <size_t C, typename RunAt>
+void prefillRuns(RunAt runAt, size_t panelRow, size_t sBegin, size_t sEnd, size_t rowBegin, size_t rowEnd, bool first,
+                 size_t count, const PreparedBlock* x, float* y, size_t ldy) {
+  for (size_t s = sBegin; s < sEnd; s++) {
+    size_t unitRow[2], lo[2], hi[2];  // rows [lo, hi) of each unit are in the range
+    for (size_t u = 0; u < 2; u++) {
+      unitRow[u] = panelRow + kRunRows * s + kUnitRows * u;
+      lo[u] = unitRow[u] > rowBegin ? unitRow[u] : rowBegin;
+      hi[u] = unitRow[u] + kUnitRows < rowEnd ? unitRow[u] + kUnitRows : rowEnd;
+      if (hi[u] < lo[u]) hi[u] = lo[u];
+    }
+    __m256 acc[2][C];
+    for (size_t u = 0; u < 2; u++) {
+      for (size_t c = 0; c < C; c++) {
+        acc[u][c] = first || hi[u] == lo[u] ? _mm256_setzero_ps()
+                                            : loadLanes(y + c * ldy + lo[u], lo[u] - unitRow[u], hi[u] - lo[u]);
+      }
+    }
+    runTile<C>(runAt(s), count, x, acc);
+    for (size_t u = 0; u < 2; u++) {
+      if (hi[u] == lo[u]) continue;
+      for (size_t c = 0; c < C; c++) storeLanes(y + c * ldy + lo[u], acc[u][c], lo[u] - unitRow[u], hi[u] - lo[u]);
+    }
+  }
+}
+
+// One panel of rows (at most 128) and one chunk of blocks @ every column, 2 at a time, each pair's activations
+// prepared once for the panel's runs
+template <typename RunAt>
+void prefillChunk(RunAt runAt, size_t panelRow, size_t sBegin, size_t sEnd, size_t rowBegin, size_t rowEnd, size_t b0,
+                  size_t count, const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  PreparedBlock prepared[kPrefillCols * kPreparedBlocks];
   for (size_t c0 = 0; c0 < nCols; c0 += kPrefillCols) {
     const size_t cols = nCols - c0 < kPrefillCols ? nCols - c0 : kPrefillCols;
-    for (size_t c = 0; prepared && c < cols; c++) {
-      prepareActivations(x + (c0 + c) * actRowBytes, 0, nBlocks, offsetBuffer + c * nBlocks, scaleBuffer + c * nBlocks);
+    for (size_t c = 0; c < cols; c++) {
+      const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(x + (c0 + c) * actRowBytes) + b0;
+      for (size_t i = 0; i < count; i++) prepareBlock(xb[i], prepared[c * kPreparedBlocks + i]);
     }
-    const uint8_t* xTile = x + c0 * actRowBytes;
-    float* yTile = y + c0 * ldy;
-    switch (cols) {
-      case 4: prefillColumns<4>(w, nBlocks, rowBegin, rowEnd, xTile, actRowBytes, offsets, scales, yTile, ldy); break;
-      case 3: prefillColumns<3>(w, nBlocks, rowBegin, rowEnd, xTile, actRowBytes, offsets, scales, yTile, ldy); break;
-      case 2: prefillColumns<2>(w, nBlocks, rowBegin, rowEnd, xTile, actRowBytes, offsets, scales, yTile, ldy); break;
-      default: prefillColumns<1>(w, nBlocks, rowBegin, rowEnd, xTile, actRowBytes, offsets, scales, yTile, ldy); break;
+    if (cols == 2) {
+      prefillRuns<2>(runAt, panelRow, sBegin, sEnd, rowBegin, rowEnd, b0 == 0, count, prepared, y + c0 * ldy, ldy);
+    } else {
+      prefillRuns<1>(runAt, panelRow, sBegin, sEnd, rowBegin, rowEnd, b0 == 0, count, prepared, y + c0 * ldy, ldy);
+    }
+  }
+}
+
+// Prefill takes a group at a time, and per chunk of its blocks every pair of columns: the chunk's 37 KB stay in
+// cache while they pass. One pass over all the rows per tile of columns, as before, streamed the matrix from memory
+// once per tile and ran at half the speed (bench/kernels.sh).
+void prefill(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
+             size_t nCols, float* y, size_t ldy) {
+  const size_t nBlocks = n / 32, groupBytes = nBlocks * kQ4_0x128BlockBytes;
+  for (size_t r0 = rowBegin; r0 < rowEnd;) {
+    const size_t groupRow = r0 / kQ4_0x128Rows * kQ4_0x128Rows;
+    const size_t r1 = groupRow + kQ4_0x128Rows < rowEnd ? groupRow + kQ4_0x128Rows : rowEnd;
+    const size_t sBegin = (r0 - groupRow) / kRunRows, sEnd = (r1 - groupRow + kRunRows - 1) / kRunRows;
+    for (size_t b0 = 0; b0 < nBlocks; b0 += kPreparedBlocks) {
+      const size_t count = nBlocks - b0 < kPreparedBlocks ? nBlocks - b0 : kPreparedBlocks;
+      const uint8_t* blocks = w + groupRow / kQ4_0x128Rows * groupBytes + b0 * kQ4_0x128BlockBytes;
+      const auto runAt = [&](size_t s) {
+        return RunBlocks{blocks + q4_0x128ScaleOffset(s, 0), blocks + q4_0x128LineOffset(s, 0), kQ4_0x128BlockBytes};
+      };
+      prefillChunk(runAt, groupRow, sBegin, sEnd, r0, r1, b0, count, x, actRowBytes, nCols, y, ldy);
+    }
+    r0 = r1;
+  }
+}
+
+// Rows [rowBegin, rowEnd) of Q4_0 as the file has them: each panel of up to 128 rows, a chunk of blocks at a time, is
+// first copied into runs (16 rows' d, then their quants in Q4_0x128's lines), rows past the panel zero, and then
+// multiplied as the repacked layout is. The copy costs a few percent of a prefill of 8 or more columns.
+void prefillFileLayout(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
+                       size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  constexpr size_t kRunBlockBytes = 2 * kRunRows + 4 * 64;
+  alignas(64) uint8_t runs[kPanelRuns * kPreparedBlocks * kRunBlockBytes];
+  const size_t nBlocks = n / 32;
+  for (size_t r0 = rowBegin; r0 < rowEnd; r0 += kQ4_0x128Rows) {
+    const size_t r1 = rowEnd - r0 < kQ4_0x128Rows ? rowEnd : r0 + kQ4_0x128Rows;
+    const size_t nRuns = (r1 - r0 + kRunRows - 1) / kRunRows;
+    for (size_t b0 = 0; b0 < nBlocks; b0 += kPreparedBlocks) {
+      const size_t count = nBlocks - b0 < kPreparedBlocks ? nBlocks - b0 : kPreparedBlocks;
+      for (size_t s = 0; s < nRuns; s++) {
+        for (size_t i = 0; i < count; i++) {
+          uint8_t* out = runs + (s * kPreparedBlocks + i) * kRunBlockBytes;
+          for (size_t j = 0; j < kRunRows; j++) {
+            const size_t r = r0 + kRunRows * s + j;
+            if (r >= r1) {
+              std::memset(out + 2 * j, 0, 2);
+              for (size_t k = 0; k < 4; k++) std::memset(out + 2 * kRunRows + 64 * k + 4 * j, 0, 4);
+              continue;
+            }
+            const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(w + r * wRowBytes)[b0 + i];
+            std::memcpy(out + 2 * j, &block.d, 2);
+            for (size_t k = 0; k < 4; k++) std::memcpy(out + 2 * kRunRows + 64 * k + 4 * j, block.qs + 4 * k, 4);
+          }
+        }
+      }
+      const auto runAt = [&](size_t s) {
+        const uint8_t* run = runs + s * kPreparedBlocks * kRunBlockBytes;
+        return RunBlocks{run, run + 2 * kRunRows, kRunBlockBytes};
+      };
+      prefillChunk(runAt, r0, 0, nRuns, r0, r1, b0, count, x, actRowBytes, nCols, y, ldy);
     }
   }
 }
@@ -203,6 +334,7 @@ void matmulInterleaved(GgmlType wType, const uint8_t* w, size_t n, size_t rowBeg
 namespace mn {
 namespace x86 {
 extern const MatmulInterleavedFn kMatmulInterleavedAvx2 = matmulInterleaved;
+extern const Q4_0PrefillFn kQ4_0PrefillAvx2 = prefillFileLayout;
 }  // namespace x86
 }  // namespace mn
 

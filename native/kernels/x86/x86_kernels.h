@@ -39,6 +39,11 @@ extern const QuantTypeKernels kQuantTypesAvx512;
 using MatmulInterleavedFn = decltype(KernelTable::matmulInterleaved);
 extern const MatmulInterleavedFn kMatmulInterleavedAvx512;
 extern const MatmulInterleavedFn kMatmulInterleavedAvx2;
+// Q4_0 x Q8_0 prefill (several columns) of rows as the file has them, through the Q4_0x128 prefill kernel
+// (repacked_avx2.cc); matmul_avx2.cc's Q4_0 matmul calls it.
+using Q4_0PrefillFn = void (*)(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+                               const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
+extern const Q4_0PrefillFn kQ4_0PrefillAvx2;
 // BF16 weights x BF16 activations with AVX512-BF16 dot products (vdpbf16ps); only when cpu reports avx512bf16.
 extern const MatmulFn kMatmulBf16Avx512Bf16;
 
