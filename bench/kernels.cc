@@ -1,6 +1,8 @@
-// Kernel benchmark: single-thread weight streaming (decode, one column) and prefill throughput (64 columns) of
-// matmul for each ISA this CPU runs, at Mixtral's FFN shape (14336 rows of 4096 and 4096 rows of 14336).
-// Build and run: bench/kernels.sh [--threads N] [--cols N] [--quick]. Not part of the addon; links the kernel sources only.
+// Kernel benchmark: single-thread weight streaming (decode, one column) and prefill throughput (64 columns unless
+// --cols says otherwise) of matmul for each ISA this CPU runs, at Mixtral's FFN shape (14336 rows of 4096 and 4096
+// rows of 14336), and prefill on the same matrix repacked where the ISA has a kernel for its layout.
+// Build and run: bench/kernels.sh [--threads N] [--cols N] [--quick]. Not part of the addon; links the kernel sources
+// only.
 //
 // Decode GB/s = weight bytes read / time; the weights cycle through several copies larger than the caches so each
 // call streams from memory. Prefill GFLOP/s = 2 * rows * n * columns / time. "read" is a plain streaming read of the
@@ -235,7 +237,8 @@ int main(int argc, char** argv) {
     } else if (arg == "--isa" && i + 1 < argc) {
       options.isa = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--cols N] [--quick] [--all-types | --type Q4_K] [--isa avx512]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--cols N] [--quick] [--all-types | --type Q4_K] [--isa avx512]\n",
+                   argv[0]);
       return 2;
     }
   }

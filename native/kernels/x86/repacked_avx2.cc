@@ -154,7 +154,8 @@ void prepareBlock(const BlockQ8_0& xb, PreparedBlock& out) {
     out.x[4 + k] = _mm256_set1_epi32(static_cast<int32_t>(loadU32(q + 16 + 4 * k)));
   }
   // pairs holds x[2i] + x[2i + 1] in i16 i: the even i16s of all 8 lanes sum to the first offset, the odd to the second
-  const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+  const __m256i values = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+  const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), values);
   __m128i sums = _mm_add_epi16(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1));
   sums = _mm_add_epi16(sums, _mm_unpackhi_epi64(sums, sums));
   sums = _mm_add_epi16(sums, _mm_shuffle_epi32(sums, 1));
@@ -179,7 +180,7 @@ MN_INLINE void runTile(RunBlocks run, size_t count, const PreparedBlock* x, __m2
     const uint8_t* lines = run.lines + i * run.stride;
     __m256i pairs[2][C];
     for (size_t c = 0; c < C; c++) pairs[0][c] = pairs[1][c] = x[c * kPreparedBlocks + i].offset;
-    // Not unrolled: GCC then loads every k's operands first and spills.
+    // Kept rolled: unrolled, GCC loads every k's operands first and spills them.
 #pragma GCC unroll 1
     for (size_t k = 0; k < 4; k++) {
       const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lines + 64 * k));
@@ -200,7 +201,8 @@ MN_INLINE void runTile(RunBlocks run, size_t count, const PreparedBlock* x, __m2
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(run.scales + i * run.stride + 2 * kUnitRows * u)));
       for (size_t c = 0; c < C; c++) {
         const __m256i sums = _mm256_madd_epi16(pairs[u][c], _mm256_set1_epi16(1));
-        acc[u][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(dw, x[c * kPreparedBlocks + i].d), acc[u][c]);
+        const __m256 scale = _mm256_mul_ps(dw, x[c * kPreparedBlocks + i].d);
+        acc[u][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc[u][c]);
       }
     }
   }
