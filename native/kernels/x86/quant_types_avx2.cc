@@ -228,65 +228,52 @@ void decodeK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size
   }
 }
 
-constexpr size_t kPrefillRows = 2;
-constexpr size_t kPrefillCols = 3;
+// Columns per prefill tile, one row at a time: 1 x 4 ran the Q4_K prefill at 76-93 GFLOP/s where 2 x 3 ran at 52-73
+// (one thread, 128 columns, W = 14336 x 4096, Zen 3, alternating runs; docs/kernels.md): two rows' accumulators
+// and integer sums did not fit the 16 registers.
+constexpr size_t kPrefillCols = 4;
 constexpr size_t kRowBlock = 64;
 
-// W rows (R) super-blocks [0, count) @ packed X (C columns, kSpanBlocks apart) -> y[c * ldy + r] (added when
-// accumulate)
-template <KType T, int R, int C>
-void prefillTile(const uint8_t* w, size_t wRowBytes, size_t count, const PackedK* packed, float* y, size_t ldy,
-                 bool accumulate) {
-  constexpr size_t blockBytes = kBlockBytes<T>();
-  __m256 acc[R][C];
-  for (int r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
-  for (size_t b = 0; b < count; b++) {
-    for (int r = 0; r < R; r++) {
-      superBlockDots<T, C>(w + r * wRowBytes + b * blockBytes, packed + b, kSpanBlocks, acc[r]);
-    }
-  }
-  for (int r = 0; r < R; r++) {
-    for (int c = 0; c < C; c++) {
-      const float sum = horizontalSum(acc[r][c]);
-      y[c * ldy + r] = accumulate ? y[c * ldy + r] + sum : sum;
-    }
-  }
-}
-
+// W row super-blocks [0, count) @ packed X (C columns, kSpanBlocks apart) -> y[c * ldy] (added when accumulate)
 template <KType T, int C>
-void prefillTileRows(size_t rows, const uint8_t* w, size_t wRowBytes, size_t count, const PackedK* packed, float* y,
-                     size_t ldy, bool accumulate) {
-  if (rows == 2) prefillTile<T, 2, C>(w, wRowBytes, count, packed, y, ldy, accumulate);
-  else prefillTile<T, 1, C>(w, wRowBytes, count, packed, y, ldy, accumulate);
+void prefillTile(const uint8_t* row, size_t count, const PackedK* packed, float* y, size_t ldy, bool accumulate) {
+  constexpr size_t blockBytes = kBlockBytes<T>();
+  __m256 acc[C];
+  for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
+  for (size_t b = 0; b < count; b++) superBlockDots<T, C>(row + b * blockBytes, packed + b, kSpanBlocks, acc);
+  for (int c = 0; c < C; c++) {
+    const float sum = horizontalSum(acc[c]);
+    y[c * ldy] = accumulate ? y[c * ldy] + sum : sum;
+  }
 }
 
-using KTileFn = void (*)(size_t rows, const uint8_t* w, size_t wRowBytes, size_t count, const PackedK* packed,
-                         float* y, size_t ldy, bool accumulate);
+using KTileFn = void (*)(const uint8_t* row, size_t count, const PackedK* packed, float* y, size_t ldy,
+                         bool accumulate);
 
 // W (nRows, n) rows [rowBegin, rowEnd) @ X (nCols, n) Q8_K -> Y[c * ldy + r]
 template <KType T>
 void prefillK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
               size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   constexpr size_t blockBytes = kBlockBytes<T>();
+  static_assert(kPrefillCols == 4, "one tile function per column count below");
   PackedK packed[kPrefillCols * kSpanBlocks];
   const size_t nBlocks = n / kQKK;
   for (size_t blockBegin = rowBegin; blockBegin < rowEnd; blockBegin += kRowBlock) {
     const size_t blockEnd = rowEnd - blockBegin < kRowBlock ? rowEnd : blockBegin + kRowBlock;
     for (size_t c0 = 0; c0 < nCols; c0 += kPrefillCols) {
       const size_t cols = nCols - c0 < kPrefillCols ? nCols - c0 : kPrefillCols;
-      const KTileFn tile = cols == 3   ? prefillTileRows<T, 3>
-                           : cols == 2 ? prefillTileRows<T, 2>
-                                       : prefillTileRows<T, 1>;
+      const KTileFn tile = cols == 4   ? prefillTile<T, 4>
+                           : cols == 3 ? prefillTile<T, 3>
+                           : cols == 2 ? prefillTile<T, 2>
+                                       : prefillTile<T, 1>;
       for (size_t b0 = 0; b0 < nBlocks; b0 += kSpanBlocks) {
         const size_t count = nBlocks - b0 < kSpanBlocks ? nBlocks - b0 : kSpanBlocks;
         for (size_t c = 0; c < cols; c++) {
           const BlockQ8_K* column = reinterpret_cast<const BlockQ8_K*>(x + (c0 + c) * actRowBytes) + b0;
           packActivations(column, count, packed + c * kSpanBlocks);
         }
-        for (size_t r = blockBegin; r < blockEnd; r += kPrefillRows) {
-          const size_t rows = blockEnd - r < kPrefillRows ? blockEnd - r : kPrefillRows;
-          tile(rows, w + r * wRowBytes + b0 * blockBytes, wRowBytes, count, packed, y + c0 * ldy + r, ldy, b0 != 0);
+        for (size_t r = blockBegin; r < blockEnd; r++) {
+          tile(w + r * wRowBytes + b0 * blockBytes, count, packed, y + c0 * ldy + r, ldy, b0 != 0);
         }
       }
     }
