@@ -297,18 +297,23 @@ bool convertRows(GgmlType srcType, const uint8_t* src, GgmlType dstType, uint8_t
   return true;
 }
 
-namespace {
-
-// Rows [0, 128) of src (Q4_0, n values each, srcRowBytes apart) -> one Q4_0x128 group at dst (128 rows' bytes).
-void repackQ4_0x128(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
-  for (size_t b = 0; b < n / kQK; b++, dst += kQ4_0x128BlockBytes) {
-    for (size_t row = 0; row < kQ4_0x128Rows; row++) {
+void packQ4_0x128Group(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {
+  if (rows < kQ4_0x128Rows) std::memset(dst, 0, nBlocks * kQ4_0x128BlockBytes);
+  for (size_t b = 0; b < nBlocks; b++, dst += kQ4_0x128BlockBytes) {
+    for (size_t row = 0; row < rows; row++) {
       const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(src + row * srcRowBytes)[b];
       const size_t s = row / 16, j = row % 16;
       std::memcpy(dst + q4_0x128ScaleOffset(s, j), &block.d, 2);
       for (size_t k = 0; k < 4; k++) std::memcpy(dst + q4_0x128LineOffset(s, k) + 4 * j, block.qs + 4 * k, 4);
     }
   }
+}
+
+namespace {
+
+// Rows [0, 128) of src (Q4_0, n values each, srcRowBytes apart) -> one Q4_0x128 group at dst (128 rows' bytes).
+void repackQ4_0x128(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
+  packQ4_0x128Group(src, srcRowBytes, kQ4_0x128Rows, n / kQK, dst);
 }
 
 // Rows [0, 64) of src (Q4_K, n values each, srcRowBytes apart) -> one Q4_Kx64 group at dst (n / 256 * 9472 bytes).

@@ -156,6 +156,10 @@ size_t interleavedGroupRows(GgmlType type);
 size_t interleavedGroupBytes(GgmlType type, size_t n);
 void repackInterleaved(GgmlType type, const uint8_t* src, size_t srcRowBytes, size_t n, size_t groupBegin,
                        size_t groupEnd, uint8_t* dst);
+// Rows [0, rows) (at most 128) of src, Q4_0 blocks [0, nBlocks) of each, srcRowBytes apart -> one Q4_0x128 group of
+// nBlocks blocks at dst, the rows past `rows` zero: the repack's step, and the AVX2 prefill's copy of rows as the file
+// has them, a chunk of blocks at a time.
+void packQ4_0x128Group(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst);
 
 // The packed sub-block scales of a K-quant super-block, as small integers.
 // Q4_K / Q5_K: 8 scales and 8 mins of 6 bits from 12 bytes.

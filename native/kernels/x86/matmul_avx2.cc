@@ -189,16 +189,6 @@ void matmulQ8(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, siz
 
 constexpr size_t kQ4Rows = 8;
 
-struct Q4Constants {
-  __m256i low4;
-};
-
-Q4Constants q4Constants() {
-  Q4Constants k;
-  k.low4 = _mm256_set1_epi8(0x0F);
-  return k;
-}
-
 // In each 128-bit lane, word i <- the sum of row i's eight words in that lane
 MN_INLINE __m256i foldRows(const __m256i (&sums)[kQ4Rows]) {
   const __m256i rows0123 = _mm256_hadd_epi16(_mm256_hadd_epi16(sums[0], sums[1]), _mm256_hadd_epi16(sums[2], sums[3]));
@@ -258,7 +248,8 @@ void packPairs(const uint8_t* x, size_t blockBegin, size_t count, PackedPairs& o
 }
 
 // sum_j (q_w - 8) * q_x of blocks b (low lane) and b + 1 (high lane, zero when `single`) as 8 i16 sums per lane
-MN_INLINE __m256i q4PairSums(const uint8_t* block, bool single, const PackedPairs& x, size_t p, __m256i low4) {
+MN_INLINE __m256i q4PairSums(const uint8_t* block, bool single, const PackedPairs& x, size_t p) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
   const __m128i first = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
   const __m128i second = single ? _mm_setzero_si128()
                                 : _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + sizeof(BlockQ4_0) + 2));
@@ -278,7 +269,7 @@ MN_INLINE void rowSumsOfPair(const __m256i (&sums)[kQ4Rows], __m256i& first, __m
 // y[0 .. rows) (rows <= 8) += W rows (first block of the first at `first`) . packed activations, `count` blocks; y
 // starts from zero unless `carry`
 void q4DecodeGroup(const uint8_t* first, size_t wRowBytes, size_t rows, size_t count, const PackedPairs& x, float* y,
-                   bool carry, const Q4Constants& k) {
+                   bool carry) {
   const RowGroup g(first, rows, wRowBytes);
   __m256 acc = carry ? loadLanes(y, 0, rows) : _mm256_setzero_ps();
   for (size_t b = 0; b < count; b += 2) {
@@ -290,7 +281,7 @@ void q4DecodeGroup(const uint8_t* first, size_t wRowBytes, size_t rows, size_t c
     }
     const bool single = b + 1 == count;
     __m256i sums[kQ4Rows];
-    for (size_t i = 0; i < kQ4Rows; i++) sums[i] = q4PairSums(g.row[i] + at, single, x, b / 2, k.low4);
+    for (size_t i = 0; i < kQ4Rows; i++) sums[i] = q4PairSums(g.row[i] + at, single, x, b / 2);
     __m256i firstSums, secondSums;
     rowSumsOfPair(sums, firstSums, secondSums);
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(firstSums), _mm256_mul_ps(rowScales(g, at), _mm256_set1_ps(x.d[b])), acc);
@@ -304,7 +295,6 @@ void q4DecodeGroup(const uint8_t* first, size_t wRowBytes, size_t rows, size_t c
 // W (nRows, n) rows [rowBegin, rowEnd) Q4_0 @ X (nCols, n) Q8_0 -> Y[c * ldy + r]
 void matmulQ4(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
               size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
-  const Q4Constants k = q4Constants();
   const size_t nBlocks = n / 32;
   if (nCols == 1) {
     PackedPairs packed;
@@ -313,7 +303,7 @@ void matmulQ4(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, siz
       packPairs(x, b0, count, packed);
       for (size_t r = rowBegin; r < rowEnd; r += kQ4Rows) {
         const size_t rows = rowEnd - r < kQ4Rows ? rowEnd - r : kQ4Rows;
-        q4DecodeGroup(w + r * wRowBytes + b0 * sizeof(BlockQ4_0), wRowBytes, rows, count, packed, y + r, b0 != 0, k);
+        q4DecodeGroup(w + r * wRowBytes + b0 * sizeof(BlockQ4_0), wRowBytes, rows, count, packed, y + r, b0 != 0);
       }
     }
     return;

@@ -145,7 +145,6 @@ struct alignas(32) PreparedBlock {
 constexpr size_t kPrefillCols = 2;      // columns per tile
 constexpr size_t kPreparedBlocks = 16;  // blocks per chunk: prepared activations of a tile take 10 KB
 constexpr size_t kRunRows = 16;
-constexpr size_t kPanelRuns = kQ4_0x128Rows / kRunRows;
 
 void prepareBlock(const BlockQ8_0& xb, PreparedBlock& out) {
   const uint8_t* q = reinterpret_cast<const uint8_t*>(xb.qs);
@@ -163,28 +162,21 @@ void prepareBlock(const BlockQ8_0& xb, PreparedBlock& out) {
   out.d = _mm256_set1_ps(halfToFloat(xb.d));
 }
 
-// Where a run of 16 rows keeps a chunk's blocks: per block, the rows' 16 d at `scales` and 4 lines of quants at
-// `lines` (line k holding row j's qs[4k..4k+3] at bytes 4j..4j+3, as a Q4_0x128 run), the next block `stride` on.
-struct RunBlocks {
-  const uint8_t* scales;
-  const uint8_t* lines;
-  size_t stride;
-};
-
-// A run's two units (rows 0-7 and 8-15: the two halves of each line) against C prepared columns (x[c *
-// kPreparedBlocks + i] is column c's block i), blocks [0, count); acc[u][c] holds unit u's lanes for column c.
+// Units 2s and 2s + 1 (rows 16s .. 16s + 15 of the group: the two halves of each of their lines) against C prepared
+// columns (x[c * kPreparedBlocks + i] is column c's block i), blocks [0, count) from the group block at `block`;
+// acc[u][c] holds unit 2s + u's lanes for column c.
 template <size_t C>
-MN_INLINE void runTile(RunBlocks run, size_t count, const PreparedBlock* x, __m256 (&acc)[2][C]) {
+MN_INLINE void runTile(const uint8_t* block, size_t s, size_t count, const PreparedBlock* x, __m256 (&acc)[2][C]) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  for (size_t i = 0; i < count; i++) {
-    const uint8_t* lines = run.lines + i * run.stride;
+  for (size_t i = 0; i < count; i++, block += kQ4_0x128BlockBytes) {
     __m256i pairs[2][C];
     for (size_t c = 0; c < C; c++) pairs[0][c] = pairs[1][c] = x[c * kPreparedBlocks + i].offset;
     // Kept rolled: unrolled, GCC loads every k's operands first and spills them.
 #pragma GCC unroll 1
     for (size_t k = 0; k < 4; k++) {
-      const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lines + 64 * k));
-      const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lines + 64 * k + 32));
+      const uint8_t* line = block + q4_0x128LineOffset(s, k);
+      const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line));
+      const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32));
       const __m256i low[2] = {_mm256_and_si256(q0, low4), _mm256_and_si256(q1, low4)};
       const __m256i high[2] = {_mm256_and_si256(_mm256_srli_epi16(q0, 4), low4),
                                _mm256_and_si256(_mm256_srli_epi16(q1, 4), low4)};
@@ -197,8 +189,7 @@ MN_INLINE void runTile(RunBlocks run, size_t count, const PreparedBlock* x, __m2
       }
     }
     for (size_t u = 0; u < 2; u++) {
-      const __m256 dw = _mm256_cvtph_ps(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(run.scales + i * run.stride + 2 * kUnitRows * u)));
+      const __m256 dw = unitScales(block, 2 * s + u);
       for (size_t c = 0; c < C; c++) {
         const __m256i sums = _mm256_madd_epi16(pairs[u][c], _mm256_set1_epi16(1));
         const __m256 scale = _mm256_mul_ps(dw, x[c * kPreparedBlocks + i].d);
@@ -208,16 +199,16 @@ MN_INLINE void runTile(RunBlocks run, size_t count, const PreparedBlock* x, __m2
   }
 }
 
-// Runs [sBegin, sEnd) of a panel whose run s starts at row panelRow + 16 s (its blocks at runAt(s)), rows [rowBegin,
-// rowEnd) of them, @ C prepared columns of one chunk of blocks: each run carries its sums in Y from one chunk to the
-// next (first: this is the first chunk).
-template <size_t C, typename RunAt>
-void prefillRuns(RunAt runAt, size_t panelRow, size_t sBegin, size_t sEnd, size_t rowBegin, size_t rowEnd, bool first,
-                 size_t count, const PreparedBlock* x, float* y, size_t ldy) {
+// Runs [sBegin, sEnd) of a group whose first row is groupRow and whose chunk of blocks starts at `blocks`, rows
+// [rowBegin, rowEnd) of them, @ C prepared columns: each run carries its sums in Y from one chunk to the next (first:
+// this is the first chunk).
+template <size_t C>
+void prefillRuns(const uint8_t* blocks, size_t groupRow, size_t sBegin, size_t sEnd, size_t rowBegin, size_t rowEnd,
+                 bool first, size_t count, const PreparedBlock* x, float* y, size_t ldy) {
   for (size_t s = sBegin; s < sEnd; s++) {
     size_t unitRow[2], lo[2], hi[2];  // rows [lo, hi) of each unit are in the range
     for (size_t u = 0; u < 2; u++) {
-      unitRow[u] = panelRow + kRunRows * s + kUnitRows * u;
+      unitRow[u] = groupRow + kRunRows * s + kUnitRows * u;
       lo[u] = unitRow[u] > rowBegin ? unitRow[u] : rowBegin;
       hi[u] = unitRow[u] + kUnitRows < rowEnd ? unitRow[u] + kUnitRows : rowEnd;
       if (hi[u] < lo[u]) hi[u] = lo[u];
@@ -229,7 +220,7 @@ void prefillRuns(RunAt runAt, size_t panelRow, size_t sBegin, size_t sEnd, size_
                                             : loadLanes(y + c * ldy + lo[u], lo[u] - unitRow[u], hi[u] - lo[u]);
       }
     }
-    runTile<C>(runAt(s), count, x, acc);
+    runTile<C>(blocks, s, count, x, acc);
     for (size_t u = 0; u < 2; u++) {
       if (hi[u] == lo[u]) continue;
       for (size_t c = 0; c < C; c++) storeLanes(y + c * ldy + lo[u], acc[u][c], lo[u] - unitRow[u], hi[u] - lo[u]);
@@ -237,11 +228,11 @@ void prefillRuns(RunAt runAt, size_t panelRow, size_t sBegin, size_t sEnd, size_
   }
 }
 
-// One panel of rows (at most 128) and one chunk of blocks @ every column, 2 at a time, each pair's activations
-// prepared once for the panel's runs
-template <typename RunAt>
-void prefillChunk(RunAt runAt, size_t panelRow, size_t sBegin, size_t sEnd, size_t rowBegin, size_t rowEnd, size_t b0,
-                  size_t count, const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+// Rows [rowBegin, rowEnd) of one group (first row groupRow, its chunk of blocks [b0, b0 + count) at `blocks`) @ every
+// column, 2 at a time, each pair's activations prepared once for the group's runs
+void prefillChunk(const uint8_t* blocks, size_t groupRow, size_t rowBegin, size_t rowEnd, size_t b0, size_t count,
+                  const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  const size_t sBegin = (rowBegin - groupRow) / kRunRows, sEnd = (rowEnd - groupRow + kRunRows - 1) / kRunRows;
   PreparedBlock prepared[kPrefillCols * kPreparedBlocks];
   for (size_t c0 = 0; c0 < nCols; c0 += kPrefillCols) {
     const size_t cols = nCols - c0 < kPrefillCols ? nCols - c0 : kPrefillCols;
@@ -250,9 +241,9 @@ void prefillChunk(RunAt runAt, size_t panelRow, size_t sBegin, size_t sEnd, size
       for (size_t i = 0; i < count; i++) prepareBlock(xb[i], prepared[c * kPreparedBlocks + i]);
     }
     if (cols == 2) {
-      prefillRuns<2>(runAt, panelRow, sBegin, sEnd, rowBegin, rowEnd, b0 == 0, count, prepared, y + c0 * ldy, ldy);
+      prefillRuns<2>(blocks, groupRow, sBegin, sEnd, rowBegin, rowEnd, b0 == 0, count, prepared, y + c0 * ldy, ldy);
     } else {
-      prefillRuns<1>(runAt, panelRow, sBegin, sEnd, rowBegin, rowEnd, b0 == 0, count, prepared, y + c0 * ldy, ldy);
+      prefillRuns<1>(blocks, groupRow, sBegin, sEnd, rowBegin, rowEnd, b0 == 0, count, prepared, y + c0 * ldy, ldy);
     }
   }
 }
@@ -266,53 +257,28 @@ void prefill(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const u
   for (size_t r0 = rowBegin; r0 < rowEnd;) {
     const size_t groupRow = r0 / kQ4_0x128Rows * kQ4_0x128Rows;
     const size_t r1 = groupRow + kQ4_0x128Rows < rowEnd ? groupRow + kQ4_0x128Rows : rowEnd;
-    const size_t sBegin = (r0 - groupRow) / kRunRows, sEnd = (r1 - groupRow + kRunRows - 1) / kRunRows;
+    const uint8_t* group = w + groupRow / kQ4_0x128Rows * groupBytes;
     for (size_t b0 = 0; b0 < nBlocks; b0 += kPreparedBlocks) {
       const size_t count = nBlocks - b0 < kPreparedBlocks ? nBlocks - b0 : kPreparedBlocks;
-      const uint8_t* blocks = w + groupRow / kQ4_0x128Rows * groupBytes + b0 * kQ4_0x128BlockBytes;
-      const auto runAt = [&](size_t s) {
-        return RunBlocks{blocks + q4_0x128ScaleOffset(s, 0), blocks + q4_0x128LineOffset(s, 0), kQ4_0x128BlockBytes};
-      };
-      prefillChunk(runAt, groupRow, sBegin, sEnd, r0, r1, b0, count, x, actRowBytes, nCols, y, ldy);
+      prefillChunk(group + b0 * kQ4_0x128BlockBytes, groupRow, r0, r1, b0, count, x, actRowBytes, nCols, y, ldy);
     }
     r0 = r1;
   }
 }
 
 // Rows [rowBegin, rowEnd) of Q4_0 as the file has them: each panel of up to 128 rows, a chunk of blocks at a time, is
-// first copied into runs (16 rows' d, then their quants in Q4_0x128's lines), rows past the panel zero, and then
-// multiplied as the repacked layout is. The copy costs a few percent of a prefill of 8 or more columns.
+// first copied into a Q4_0x128 group (packQ4_0x128Group, rows past the panel zero) and then multiplied as the repacked
+// layout is. The copy costs a few percent of a prefill of 8 or more columns.
 void prefillFileLayout(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                        size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
-  constexpr size_t kRunBlockBytes = 2 * kRunRows + 4 * 64;
-  alignas(64) uint8_t runs[kPanelRuns * kPreparedBlocks * kRunBlockBytes];
+  alignas(64) uint8_t group[kPreparedBlocks * kQ4_0x128BlockBytes];
   const size_t nBlocks = n / 32;
   for (size_t r0 = rowBegin; r0 < rowEnd; r0 += kQ4_0x128Rows) {
     const size_t r1 = rowEnd - r0 < kQ4_0x128Rows ? rowEnd : r0 + kQ4_0x128Rows;
-    const size_t nRuns = (r1 - r0 + kRunRows - 1) / kRunRows;
     for (size_t b0 = 0; b0 < nBlocks; b0 += kPreparedBlocks) {
       const size_t count = nBlocks - b0 < kPreparedBlocks ? nBlocks - b0 : kPreparedBlocks;
-      for (size_t s = 0; s < nRuns; s++) {
-        for (size_t i = 0; i < count; i++) {
-          uint8_t* out = runs + (s * kPreparedBlocks + i) * kRunBlockBytes;
-          for (size_t j = 0; j < kRunRows; j++) {
-            const size_t r = r0 + kRunRows * s + j;
-            if (r >= r1) {
-              std::memset(out + 2 * j, 0, 2);
-              for (size_t k = 0; k < 4; k++) std::memset(out + 2 * kRunRows + 64 * k + 4 * j, 0, 4);
-              continue;
-            }
-            const BlockQ4_0& block = reinterpret_cast<const BlockQ4_0*>(w + r * wRowBytes)[b0 + i];
-            std::memcpy(out + 2 * j, &block.d, 2);
-            for (size_t k = 0; k < 4; k++) std::memcpy(out + 2 * kRunRows + 64 * k + 4 * j, block.qs + 4 * k, 4);
-          }
-        }
-      }
-      const auto runAt = [&](size_t s) {
-        const uint8_t* run = runs + s * kPreparedBlocks * kRunBlockBytes;
-        return RunBlocks{run, run + 2 * kRunRows, kRunBlockBytes};
-      };
-      prefillChunk(runAt, r0, 0, nRuns, r0, r1, b0, count, x, actRowBytes, nCols, y, ldy);
+      packQ4_0x128Group(w + r0 * wRowBytes + b0 * sizeof(BlockQ4_0), wRowBytes, r1 - r0, count, group);
+      prefillChunk(group, r0, r0, r1, b0, count, x, actRowBytes, nCols, y, ldy);
     }
   }
 }
