@@ -190,14 +190,14 @@ void benchType(mn::GgmlType type, Shape shape, const Options& options) {
                     flops / prefillSeconds / 1e9);
     if (scalar || !k->interleaves(type)) continue;
     // The same matrix repacked at load (weights: "repacked"): prefill only, as the engine runs it.
-    std::vector<uint8_t> repacked(matrixBytes);
-    mn::repackInterleaved(type, weights.data(), rowBytes, shape.n, 0, shape.rows / mn::interleavedGroupRows(type),
-                          repacked.data());
+    const size_t groups = shape.rows / mn::interleavedGroupRows(type);
+    std::vector<uint8_t> repacked(groups * mn::interleavedGroupBytes(type, shape.n));  // Q4_Kx64: 148 bytes for 144
+    mn::repackInterleaved(type, weights.data(), rowBytes, shape.n, 0, groups, repacked.data());
     const double repackedSeconds = bestSeconds(options.quick ? 2 : 4, [&](int) {
       runMatmul(*k, type, repacked.data(), rowBytes, shape, shape.rows, act.data(), actRowBytes, kPrefillCols,
                 y.data(), options.threads, true);
     });
-    // One group of 128 rows, which stays in L2: the compute ceiling of prefill
+    // 128 rows (a Q4_0x128 group, two Q4_Kx64 ones), which stay in L2: the compute ceiling of prefill
     const int groupCalls = 20;
     const double groupSeconds = bestSeconds(3, [&](int) {
       for (int call = 0; call < groupCalls; call++) {

@@ -15,7 +15,8 @@ const N = 16384 + 4096 + 256;
 const N_ROWS = 256;
 const COLUMN_COUNTS = [1, 2, 3, 5, 17, 64];
 const MAX_COLUMNS = 64;
-// Q4_K's float terms are added in another order than the file-layout kernels': the two agree to float rounding.
+// Q4_K's float terms are added in another order than the scalar and AVX-512 file-layout kernels': they agree to float
+// rounding.
 const ORDER_NMSE = 1e-12;
 const TYPES = [GgmlType.Q4_0, GgmlType.Q4_K] as const;
 
@@ -26,12 +27,28 @@ function firstBitDifference(a: Float32Array, b: Float32Array, length: number): n
   return -1;
 }
 
+/**
+ * Five columns of n values of +-1, which quantize to +-127: all 1, all -1, alternating, halves of each `block` values,
+ * and pairs.
+ */
+function signPatterns(n: number, block: number): Float32Array {
+  const x = new Float32Array(5 * n);
+  for (let i = 0; i < n; i++) {
+    x[i] = 1;
+    x[n + i] = -1;
+    x[2 * n + i] = i % 2 === 0 ? 1 : -1;
+    x[3 * n + i] = i % block < block / 2 ? 1 : -1;
+    x[4 * n + i] = i % 4 < 2 ? -1 : 1;
+  }
+  return x;
+}
+
 describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a time", () => {
   const x = gaussians(MAX_COLUMNS * N, 42);
 
-  it("the scalar and AVX-512 tables have both layouts' kernels and the AVX2 table has Q4_0x128's only", () => {
+  it("every kernel table has both layouts' kernels", () => {
     expect(repackedIsas(GgmlType.Q4_0)).toEqual(kernelIsas());
-    expect(repackedIsas(GgmlType.Q4_K)).toEqual(kernelIsas().filter((isa) => isa !== "avx2"));
+    expect(repackedIsas(GgmlType.Q4_K)).toEqual(kernelIsas());
   });
 
   for (const type of TYPES) {
@@ -109,14 +126,7 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
       weights[b * 18 + 1] = 0x3c; // d = 1
       weights.fill(patterns[row % 4], b * 18 + 2, b * 18 + 18);
     }
-    const x = new Float32Array(nCols * n);
-    for (let i = 0; i < n; i++) {
-      x[i] = 1;
-      x[n + i] = -1;
-      x[2 * n + i] = i % 2 === 0 ? 1 : -1;
-      x[3 * n + i] = i % 32 < 16 ? 1 : -1;
-      x[4 * n + i] = i % 4 < 2 ? -1 : 1;
-    }
+    const x = signPatterns(n, 32);
     const reference = matmul("scalar", GgmlType.Q4_0, weights, nRows, n, x, nCols);
     // level 0 against x = 1: (0 - 8) * 127 * d_x per value, d_x being 1 / 127 rounded to fp16
     expect(Math.abs(reference[0] + 8 * n)).toBeLessThan(1e-3 * 8 * n);
@@ -129,6 +139,60 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
     }
   });
 
+  it("Q4_K at the edges of the AVX2 kernels' i16 pair sums (levels 15, scales and mins 63, activations of +-127) gives the scalar reference's bits, as the file has the rows and repacked", () => {
+    // Each i16 of the AVX2 Q4_Kx64 tile adds 16 products level * x of one sub-block: with every level 15 and every x
+    // +-127 its partial sums reach +-30480, against a limit of 32767.
+    const nRows = 64, n = 1024, nCols = 5;
+    const blockBytes = GGML_TYPE_TRAITS[GgmlType.Q4_K].blockBytes;
+    const weights = new Uint8Array(nRows * n / 256 * blockBytes);
+    const patterns = [0xff, 0xff, 0x0f, 0xf0];
+    for (let b = 0; b < weights.length / blockBytes; b++) {
+      const row = Math.floor(b / (n / 256)), at = b * blockBytes;
+      weights.set([0x00, 0x3c, 0x00, 0x38], at); // d = 1, dmin = 0.5
+      weights.fill(0xff, at + 4, at + 16); // every 6-bit scale and min 63
+      weights.fill(patterns[row % 4], at + 16, at + blockBytes);
+    }
+    const x = signPatterns(n, 64);
+    const reference = matmul("scalar", GgmlType.Q4_K, weights, nRows, n, x, nCols, { repacked: true });
+    // levels 15 against x = 1: (63 * 15 - 0.5 * 63) per value
+    expect(Math.abs(reference[0] - (63 * 15 - 0.5 * 63) * n)).toBeLessThan(1e-2 * 63 * 15 * n);
+    for (const isa of kernelIsas()) {
+      for (const repacked of [false, true]) {
+        const out = matmul(isa, GgmlType.Q4_K, weights, nRows, n, x, nCols, { repacked });
+        if (isa === "avx512" && !repacked) {
+          expectClose(reference, out, nCols * nRows, ORDER_NMSE, "avx512 Q4_K as the file has it"); // its own order
+          continue;
+        }
+        const at = firstBitDifference(reference, out, nCols * nRows);
+        expect(at, `${isa}${repacked ? " repacked" : ""}: column ${Math.floor(at / nRows)} row ${at % nRows} differs`).toBe(-1);
+      }
+    }
+  });
+
+  if (kernelIsas().includes("avx2")) {
+    it("avx2 Q4_K as the file has it gives the repacked scalar reference's bits at any row count, row range and column count (the AVX2 file-layout K-quant kernels add each super-block's exact sums as the Q4_Kx64 kernels do)", () => {
+      const nRows = 128, n = 16384 + 4096 + 256;
+      const weights = quantize(GgmlType.Q4_K, gaussians(nRows * n, 43), n);
+      const rowBytes = weights.length / nRows;
+      const x = gaussians(17 * n, 44);
+      const reference = matmul("scalar", GgmlType.Q4_K, weights, nRows, n, x, 17, { repacked: true });
+      for (const rows of [1, 7, 70, 128]) {
+        for (const nCols of [1, 2, 3, 5, 17]) {
+          const out = guarded(nCols * rows);
+          for (let rowBegin = 0; rowBegin < rows; rowBegin += 41) {
+            matmul("avx2", GgmlType.Q4_K, weights.subarray(0, rows * rowBytes), rows, n, x.subarray(0, nCols * n), nCols,
+              { rowBegin, rowEnd: Math.min(rows, rowBegin + 41), out });
+          }
+          expectSentinels(out, nCols * rows, `${rows} rows, ${nCols} columns`);
+          for (let c = 0; c < nCols; c++) {
+            const at = firstBitDifference(reference.subarray(c * nRows, c * nRows + rows), out.subarray(c * rows), rows);
+            expect(at, `${rows} rows, ${nCols} columns: column ${c} row ${at} differs`).toBe(-1);
+          }
+        }
+      }
+    });
+  }
+
   it("refuses weights the layouts cannot hold, naming the option", () => {
     const f16 = quantize(GgmlType.F16, gaussians(16 * 64, 1), 64);
     expect(() => matmul("scalar", GgmlType.F16, f16, 16, 64, gaussians(64, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs Q4_0 or Q4_K weights; got F16/);
@@ -136,9 +200,5 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
     expect(() => matmul("scalar", GgmlType.Q4_0, q4_0, 64, 64, gaussians(64, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs Q4_0 nRows a multiple of 128; got 64/);
     const q4_k = quantize(GgmlType.Q4_K, gaussians(8 * 256, 1), 256);
     expect(() => matmul("scalar", GgmlType.Q4_K, q4_k, 8, 256, gaussians(256, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs Q4_K nRows a multiple of 64; got 8/);
-    if (kernelIsas().includes("avx2")) {
-      const rows = quantize(GgmlType.Q4_K, gaussians(64 * 256, 1), 256);
-      expect(() => matmul("avx2", GgmlType.Q4_K, rows, 64, 256, gaussians(256, 2), 1, { repacked: true })).toThrow(/^options\.repacked needs an ISA with kernels for repacked Q4_K rows \(scalar(, avx512)?\); got avx2$/);
-    }
   });
 });

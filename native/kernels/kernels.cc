@@ -45,8 +45,6 @@ KernelTable x86Table(Isa isa, const x86::MatmulKernels& matmul, const OpKernels&
                    matmul.dequantizeRow);
 }
 
-bool interleavesQ4_0(GgmlType type) { return type == GgmlType::Q4_0; }
-
 // Q4_1, Q5_0, Q5_1 and the K-quants have their own files (quant_types_*.cc).
 bool isQuantTypeKernel(GgmlType type) {
   switch (type) {
@@ -110,7 +108,8 @@ const Tables& tables() {
     t.available[1] = t.available[2] = false;
 #if MN_X86_KERNELS
     const CpuFeatures& cpu = detectedCpuFeatures();
-    t.byIsa[1] = x86Table(Isa::Avx2, x86::kMatmulAvx2, x86::kOpsAvx2, x86::kMatmulInterleavedAvx2, interleavesQ4_0);
+    t.byIsa[1] = x86Table(Isa::Avx2, x86::kMatmulAvx2, x86::kOpsAvx2, x86::kMatmulInterleavedAvx2,
+                          hasInterleavedLayout);
     t.byIsa[1].matmul = matmulAvx2;
     t.byIsa[1].dequantizeRow = dequantizeRowAvx2;
     t.byIsa[2] = x86Table(Isa::Avx512, x86::kMatmulAvx512, x86::kOpsAvx512, x86::kMatmulInterleavedAvx512,

@@ -1,8 +1,10 @@
 // AVX2 (+FMA, F16C) matmul for the K-quants (Q2_K .. Q6_K x Q8_K) and the other 32-value block types (Q4_1, Q5_1 x
 // Q8_1; Q5_0 x Q8_0), and their row dequantization. The AVX-512 file (quant_types_avx512.cc) explains the scheme;
 // here a super-block is worked through in 8 pieces of 32 values (vpmaddubsw into 16-bit pairs, vpmaddwd with the
-// pieces' 16-bit sub-block scales, exact i32 sums), in element order, with the same float steps per super-block and
-// the same summation spans, shared by decode and prefill.
+// pieces' 16-bit sub-block scales), in element order, into the super-block's exact integer sums, and every
+// (row, column) adds its super-blocks in order as scalar::matmulInterleaved does for Q4_Kx64:
+// acc = fma(sumi, d_w * d_x, acc), then acc = fma(summ, -(dmin_w * d_x), acc). Decode and prefill share those steps,
+// and Q4_K prefill of 8 or more columns runs on Q4_Kx64 copies of the rows (repacked_avx2.cc) with the same bits.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -39,7 +41,6 @@ constexpr size_t kBlockBytes() {
                             : sizeof(BlockQ6_K);
 }
 
-constexpr size_t kSpanBlocks = 16;  // super-blocks per summation span (4096 values)
 constexpr size_t kPackBlocks = 64;  // super-blocks of activations packed per decode chunk (16384 values, 20 KB)
 
 // One Q8_K super-block of activations, 32-byte aligned
@@ -162,29 +163,32 @@ MN_INLINE void piece(const KSuper& k, int p, __m256i& w, __m256i& s) {
                                                                     lane + 1, lane + 1));
 }
 
-// The super-block's float contribution from its exact piece sums: d_w * d_x * sumi (- dmin_w * d_x * summ)
-template <KType T>
-MN_INLINE __m256 finish(__m256i sumi, const KSuper& k, const PackedK& x) {
-  const __m256i bsums = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums));
-  if (T == KType::Q6_K || T == KType::Q3_K) {
-    const __m256i scaled = _mm256_madd_epi16(k.extra, bsums);
-    sumi = _mm256_sub_epi32(sumi, T == KType::Q6_K ? _mm256_slli_epi32(scaled, 5) : _mm256_slli_epi32(scaled, 2));
-  }
-  __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(k.d * x.d));
-  if (T == KType::Q2_K || T == KType::Q4_K || T == KType::Q5_K) {
-    const __m256i sums = T == KType::Q2_K ? bsums
-                                          : _mm256_zextsi128_si256(_mm_load_si128(
-                                                reinterpret_cast<const __m128i*>(x.sums32)));
-    v = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(k.extra, sums)), _mm256_set1_ps(k.dmin * x.d), v);
-  }
-  return v;
+// [sum of a's lanes, ...], [a's, b's, ...] and [a's, b's, c's, d's]: exact, whatever the order, as no partial sum
+// overflows. vphaddd takes 3 or 4 uops where these shuffles and adds take one each.
+MN_INLINE __m128i laneTotals(__m256i a) {
+  __m128i v = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+  v = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
+  return _mm_add_epi32(v, _mm_shuffle_epi32(v, 1));
 }
 
-// acc[c] += one weight super-block . C packed activation super-blocks (x[c * stride])
+MN_INLINE __m128i laneTotals(__m256i a, __m256i b) {
+  const __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+  const __m128i v = _mm_add_epi32(_mm256_castsi256_si128(ab), _mm256_extracti128_si256(ab, 1));
+  return _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
+}
+
+MN_INLINE __m128i laneTotals(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i abcd = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+  return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+}
+
+template <KType T>
+constexpr bool kHasMins = T == KType::Q2_K || T == KType::Q4_K || T == KType::Q5_K;
+
+// sumi[c] and, for the types with mins, summ[c] <- 8 lanes that add up to the super-block k's exact integer sums
+// against packed activation column c (x[c * stride]): sum sc * q_w . q_x and sum m * (sum of q_x)
 template <KType T, int C>
-MN_INLINE void superBlockDots(const uint8_t* block, const PackedK* x, size_t stride, __m256 (&acc)[C]) {
-  const KSuper k = prepare<T>(block);
-  __m256i sumi[C];
+MN_INLINE void integerSums(const KSuper& k, const PackedK* x, size_t stride, __m256i* sumi, __m256i* summ) {
   for (int c = 0; c < C; c++) sumi[c] = _mm256_setzero_si256();
 #pragma GCC unroll 8
   for (int p = 0; p < 8; p++) {
@@ -194,7 +198,57 @@ MN_INLINE void superBlockDots(const uint8_t* block, const PackedK* x, size_t str
       sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(_mm256_maddubs_epi16(w, x[c * stride].q[p]), s));
     }
   }
-  for (int c = 0; c < C; c++) acc[c] = _mm256_add_ps(acc[c], finish<T>(sumi[c], k, x[c * stride]));
+  for (int c = 0; c < C; c++) {
+    const PackedK& xc = x[c * stride];
+    const __m256i bsums = _mm256_load_si256(reinterpret_cast<const __m256i*>(xc.bsums));
+    if (T == KType::Q6_K || T == KType::Q3_K) {  // the levels' offset: 32 (Q6_K) or 4 (Q3_K) times sum sc * bsum
+      const __m256i scaled = _mm256_madd_epi16(k.extra, bsums);
+      sumi[c] = _mm256_sub_epi32(sumi[c], _mm256_slli_epi32(scaled, T == KType::Q6_K ? 5 : 2));
+    }
+    if (kHasMins<T>) {
+      const __m256i sums = T == KType::Q2_K ? bsums
+                                            : _mm256_zextsi128_si256(_mm_load_si128(
+                                                  reinterpret_cast<const __m128i*>(xc.sums32)));
+      summ[c] = _mm256_madd_epi16(k.extra, sums);
+    }
+  }
+}
+
+// Lane i < L of acc += its super-block's terms, from the integer sums' lanes sumi[i] and summ[i] (zero past L) and its
+// factors dd = d_w * d_x and dm = dmin_w * d_x: acc = fma(sumi, dd, acc), then acc = fma(summ, -dm, acc) for the types
+// with mins (scalar::matmulInterleaved's steps for Q4_Kx64).
+template <KType T, int L>
+MN_INLINE void addTerms(const __m256i (&sumi)[4], const __m256i (&summ)[4], __m128 dd, __m128 dm, __m128& acc) {
+  static_assert(L >= 1 && L <= 4, "four lanes");
+  if (!kHasMins<T>) {
+    const __m128i sums = L == 1   ? laneTotals(sumi[0])
+                         : L == 2 ? laneTotals(sumi[0], sumi[1])
+                                  : laneTotals(sumi[0], sumi[1], sumi[2], sumi[3]);
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), dd, acc);
+  } else if (L == 1) {  // one reduction gives both: [sumi, summ, ...]
+    const __m128 both = _mm_cvtepi32_ps(laneTotals(sumi[0], summ[0]));
+    acc = _mm_fmadd_ps(both, dd, acc);
+    acc = _mm_fnmadd_ps(_mm_movehdup_ps(both), dm, acc);
+  } else if (L == 2) {  // [sumi 0, sumi 1, summ 0, summ 1]
+    const __m128 both = _mm_cvtepi32_ps(laneTotals(sumi[0], sumi[1], summ[0], summ[1]));
+    acc = _mm_fmadd_ps(both, dd, acc);
+    acc = _mm_fnmadd_ps(_mm_movehl_ps(both, both), dm, acc);
+  } else {
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(laneTotals(sumi[0], sumi[1], sumi[2], sumi[3])), dd, acc);
+    acc = _mm_fnmadd_ps(_mm_cvtepi32_ps(laneTotals(summ[0], summ[1], summ[2], summ[3])), dm, acc);
+  }
+}
+
+// Lane c of acc (C <= 4) += one weight super-block . packed activation column c (x[c * stride])
+template <KType T, int C>
+MN_INLINE void superBlockDots(const uint8_t* block, const PackedK* x, size_t stride, __m128& acc) {
+  const KSuper k = prepare<T>(block);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i sumi[4] = {zero, zero, zero, zero}, summ[4] = {zero, zero, zero, zero};
+  integerSums<T, C>(k, x, stride, sumi, summ);
+  const __m128 dx = _mm_setr_ps(x[0].d, C > 1 ? x[stride].d : 0.0f, C > 2 ? x[2 * stride].d : 0.0f,
+                                C > 3 ? x[3 * stride].d : 0.0f);
+  addTerms<T, C>(sumi, summ, _mm_mul_ps(_mm_set1_ps(k.d), dx), _mm_mul_ps(_mm_set1_ps(k.dmin), dx), acc);
 }
 
 // W (nRows, n) rows [rowBegin, rowEnd) @ x (n,) Q8_K -> y[r], one row streamed at a time
@@ -202,7 +256,6 @@ template <KType T>
 void decodeK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
              float* y) {
   constexpr size_t blockBytes = kBlockBytes<T>();
-  static_assert(kPackBlocks % kSpanBlocks == 0, "a packed chunk holds whole spans");
   PackedK packed[kPackBlocks];
   const size_t nBlocks = n / kQKK;
   for (size_t b0 = 0; b0 < nBlocks; b0 += kPackBlocks) {
@@ -210,20 +263,14 @@ void decodeK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size
     packActivations(reinterpret_cast<const BlockQ8_K*>(x) + b0, count, packed);
     for (size_t r = rowBegin; r < rowEnd; r++) {
       const uint8_t* row = w + r * wRowBytes + b0 * blockBytes;
-      float sum = b0 == 0 ? 0.0f : y[r];
-      for (size_t s = 0; s < count; s += kSpanBlocks) {
-        const size_t end = count - s < kSpanBlocks ? count : s + kSpanBlocks;
-        __m256 acc[1] = {_mm256_setzero_ps()};
-        for (size_t b = s; b < end; b++) {
-          for (size_t line = 0; line < blockBytes; line += 64) {
-            _mm_prefetch(reinterpret_cast<const char*>(row + b * blockBytes + kPrefetchBytes + line), _MM_HINT_T0);
-          }
-          superBlockDots<T, 1>(row + b * blockBytes, packed + b, 0, acc);
+      __m128 acc = _mm_set_ss(b0 == 0 ? 0.0f : y[r]);
+      for (size_t b = 0; b < count; b++) {
+        for (size_t line = 0; line < blockBytes; line += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(row + b * blockBytes + kPrefetchBytes + line), _MM_HINT_T0);
         }
-        const float partial = horizontalSum(acc[0]);
-        sum = b0 + s == 0 ? partial : sum + partial;
+        superBlockDots<T, 1>(row + b * blockBytes, packed + b, 0, acc);
       }
-      y[r] = sum;
+      y[r] = _mm_cvtss_f32(acc);
     }
   }
 }
@@ -233,18 +280,18 @@ void decodeK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size
 // and integer sums did not fit the 16 registers.
 constexpr size_t kPrefillCols = 4;
 constexpr size_t kRowBlock = 64;
+constexpr size_t kChunkBlocks = 16;  // super-blocks of activations packed per column and row block
 
-// W row super-blocks [0, count) @ packed X (C columns, kSpanBlocks apart) -> y[c * ldy] (added when accumulate)
+// W row super-blocks [0, count) @ packed X (C columns, kChunkBlocks apart) -> y[c * ldy] (carried on when accumulate)
 template <KType T, int C>
 void prefillTile(const uint8_t* row, size_t count, const PackedK* packed, float* y, size_t ldy, bool accumulate) {
   constexpr size_t blockBytes = kBlockBytes<T>();
-  __m256 acc[C];
-  for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
-  for (size_t b = 0; b < count; b++) superBlockDots<T, C>(row + b * blockBytes, packed + b, kSpanBlocks, acc);
-  for (int c = 0; c < C; c++) {
-    const float sum = horizontalSum(acc[c]);
-    y[c * ldy] = accumulate ? y[c * ldy] + sum : sum;
-  }
+  alignas(16) float sums[4] = {};
+  for (int c = 0; c < C && accumulate; c++) sums[c] = y[c * ldy];
+  __m128 acc = _mm_load_ps(sums);
+  for (size_t b = 0; b < count; b++) superBlockDots<T, C>(row + b * blockBytes, packed + b, kChunkBlocks, acc);
+  _mm_store_ps(sums, acc);
+  for (int c = 0; c < C; c++) y[c * ldy] = sums[c];
 }
 
 using KTileFn = void (*)(const uint8_t* row, size_t count, const PackedK* packed, float* y, size_t ldy,
@@ -256,7 +303,7 @@ void prefillK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, siz
               size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   constexpr size_t blockBytes = kBlockBytes<T>();
   static_assert(kPrefillCols == 4, "one tile function per column count below");
-  PackedK packed[kPrefillCols * kSpanBlocks];
+  PackedK packed[kPrefillCols * kChunkBlocks];
   const size_t nBlocks = n / kQKK;
   for (size_t blockBegin = rowBegin; blockBegin < rowEnd; blockBegin += kRowBlock) {
     const size_t blockEnd = rowEnd - blockBegin < kRowBlock ? rowEnd : blockBegin + kRowBlock;
@@ -266,11 +313,11 @@ void prefillK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, siz
                            : cols == 3 ? prefillTile<T, 3>
                            : cols == 2 ? prefillTile<T, 2>
                                        : prefillTile<T, 1>;
-      for (size_t b0 = 0; b0 < nBlocks; b0 += kSpanBlocks) {
-        const size_t count = nBlocks - b0 < kSpanBlocks ? nBlocks - b0 : kSpanBlocks;
+      for (size_t b0 = 0; b0 < nBlocks; b0 += kChunkBlocks) {
+        const size_t count = nBlocks - b0 < kChunkBlocks ? nBlocks - b0 : kChunkBlocks;
         for (size_t c = 0; c < cols; c++) {
           const BlockQ8_K* column = reinterpret_cast<const BlockQ8_K*>(x + (c0 + c) * actRowBytes) + b0;
-          packActivations(column, count, packed + c * kSpanBlocks);
+          packActivations(column, count, packed + c * kChunkBlocks);
         }
         for (size_t r = blockBegin; r < blockEnd; r++) {
           tile(w + r * wRowBytes + b0 * blockBytes, count, packed, y + c0 * ldy + r, ldy, b0 != 0);
@@ -280,11 +327,19 @@ void prefillK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, siz
   }
 }
 
+// From this many columns, Q4_K prefill copies the rows into Q4_Kx64 groups and multiplies them there
+// (kQ4_KPrefillAvx2, repacked_avx2.cc), with the same bits: at 128 columns it ran 84-115 GFLOP/s where the 1 x 4 tile
+// ran 68-79, and the copy, about 6 ms for a 33 MB matrix on one thread, broke even near 8 columns (bench/kernels.sh
+// --cols 2 .. 128, Zen 3, alternating runs).
+constexpr size_t kQ4_KPackedPrefillCols = 8;
+
 template <KType T>
 void matmulK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
              size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
   if (nCols == 1) {
     decodeK<T>(w, wRowBytes, n, rowBegin, rowEnd, x, y);
+  } else if (T == KType::Q4_K && nCols >= kQ4_KPackedPrefillCols) {
+    kQ4_KPrefillAvx2(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
   } else {
     prefillK<T>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
   }

@@ -1,18 +1,20 @@
-// AVX2 matmul over Q4_0 rows interleaved 128 at a time (Q4_0x128 against Q8_0 activations; layout in quants.h), and
-// the Q4_0 prefill of rows as the file has them, which copies them into the same runs first.
+// AVX2 matmul over rows interleaved at load, Q4_0 128 at a time (Q4_0x128 against Q8_0 activations) and Q4_K 64 at a
+// time (Q4_Kx64 against Q8_K; layouts in quants.h), and the prefill of such rows as the file has them, which copies
+// them into the same runs first.
 //
 // Half a line of a block's quants holds 4 bytes (8 levels) of each of 8 rows, so a vector's eight 32-bit lanes are 8
-// rows. vpmaddubsw of the low (high) nibbles with 4 of the activation's values broadcast adds 2 pair sums to every
-// row's lane; eight of them sum a row's whole 32-value block, one vpmaddwd folds the pairs, and -8 * the block's
+// rows. Q4_0: vpmaddubsw of the low (high) nibbles with 4 of the activation's values broadcast adds 2 pair sums to
+// every row's lane; eight of them sum a row's whole 32-value block, one vpmaddwd folds the pairs, and -8 * the block's
 // activation sum cancels the levels' offset. Each (row, column) then adds its blocks in order,
 // acc = fma(float(sum), d_w * d_x, acc), exactly as scalar::matmulInterleaved, the AVX2 file-layout decode and
-// llama.cpp do: decode, prefill, the scalar reference and mapped weights agree to the bit. There is no Q4_Kx64 kernel
-// for AVX2; such matrices stay as the file has them (interleaves() in kernels.h).
+// llama.cpp do: decode, prefill, the scalar reference and mapped weights agree to the bit. Q4_K does the same per
+// 32-value sub-block with its 6-bit scale in the vpmaddwd, and adds each super-block's exact sums as
+// scalar::matmulInterleaved does, which the AVX2 file-layout K-quant kernels do too (quant_types_avx2.cc).
 //
-// Decode walks each group block by block (one memory stream, 2304 contiguous bytes a block), the 16 sets of 8 rows
-// keeping their sums in L1. Prefill takes a run of 16 rows (one line per 4 values) against 2 columns whose
-// activations were broadcast once into memory: each vector loaded serves two vpmaddubsw, and every operand comes
-// straight from a load, where broadcasting in the loop took the shuffle ports the multiplies need.
+// Q4_0 decode walks each group block by block (one memory stream, 2304 contiguous bytes a block), the 16 sets of 8
+// rows keeping their sums in L1. Prefill (and Q4_K's decode) takes a run of 16 rows (one line per 4 values) against 2
+// columns whose activations were broadcast once into memory: each vector loaded serves two vpmaddubsw, and every
+// operand comes straight from a load, where broadcasting in the loop took the shuffle ports the multiplies need.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -142,8 +144,7 @@ struct alignas(32) PreparedBlock {
   __m256 d;
 };
 
-constexpr size_t kPrefillCols = 2;      // columns per tile
-constexpr size_t kPreparedBlocks = 16;  // blocks per chunk: prepared activations of a tile take 10 KB
+constexpr size_t kPrefillCols = 2;  // columns per tile
 constexpr size_t kRunRows = 16;
 
 void prepareBlock(const BlockQ8_0& xb, PreparedBlock& out) {
@@ -162,53 +163,266 @@ void prepareBlock(const BlockQ8_0& xb, PreparedBlock& out) {
   out.d = _mm256_set1_ps(halfToFloat(xb.d));
 }
 
-// Units 2s and 2s + 1 (rows 16s .. 16s + 15 of the group: the two halves of each of their lines) against C prepared
-// columns (x[c * kPreparedBlocks + i] is column c's block i), blocks [0, count) from the group block at `block`;
-// acc[u][c] holds unit 2s + u's lanes for column c.
-template <size_t C>
-MN_INLINE void runTile(const uint8_t* block, size_t s, size_t count, const PreparedBlock* x, __m256 (&acc)[2][C]) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
-  for (size_t i = 0; i < count; i++, block += kQ4_0x128BlockBytes) {
-    __m256i pairs[2][C];
-    for (size_t c = 0; c < C; c++) pairs[0][c] = pairs[1][c] = x[c * kPreparedBlocks + i].offset;
-    // Kept rolled: unrolled, GCC loads every k's operands first and spills them.
+// Q4_0x128 prefill: units 2s and 2s + 1 (rows 16s .. 16s + 15 of the group: the two halves of each of their lines)
+// against C prepared columns (x[c * kChunkBlocks + i] is column c's block i), blocks [0, count) from the group block
+// at `block`; acc[u][c] holds unit 2s + u's lanes for column c.
+struct Q4_0Layout {
+  using Activation = BlockQ8_0;
+  using Prepared = PreparedBlock;
+  static constexpr size_t kGroupRows = kQ4_0x128Rows;
+  static constexpr size_t kBlockValues = 32;
+  static constexpr size_t kGroupBlockBytes = kQ4_0x128BlockBytes;
+  static constexpr size_t kFileBlockBytes = sizeof(BlockQ4_0);
+  static constexpr size_t kChunkBlocks = 16;  // a chunk of a group is 37 KB; a tile's prepared activations 10 KB
+  static constexpr size_t kPanelGroups = 1;   // groups sharing each column pair's prepared chunk
+  static void prepare(const BlockQ8_0& xb, PreparedBlock& out) { prepareBlock(xb, out); }
+  static void pack(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {
+    packQ4_0x128Group(src, srcRowBytes, rows, nBlocks, dst);
+  }
+
+  template <size_t C>
+  static MN_INLINE void runTile(const uint8_t* block, size_t s, size_t count, const PreparedBlock* x,
+                                __m256 (&acc)[2][C]) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (size_t i = 0; i < count; i++, block += kQ4_0x128BlockBytes) {
+      __m256i pairs[2][C];
+      for (size_t c = 0; c < C; c++) pairs[0][c] = pairs[1][c] = x[c * kChunkBlocks + i].offset;
+      // Kept rolled: unrolled, GCC loads every k's operands first and spills them.
 #pragma GCC unroll 1
-    for (size_t k = 0; k < 4; k++) {
-      const uint8_t* line = block + q4_0x128LineOffset(s, k);
-      const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line));
-      const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32));
-      const __m256i low[2] = {_mm256_and_si256(q0, low4), _mm256_and_si256(q1, low4)};
-      const __m256i high[2] = {_mm256_and_si256(_mm256_srli_epi16(q0, 4), low4),
-                               _mm256_and_si256(_mm256_srli_epi16(q1, 4), low4)};
-      for (size_t c = 0; c < C; c++) {
-        const PreparedBlock& xb = x[c * kPreparedBlocks + i];
-        for (size_t u = 0; u < 2; u++) {
-          pairs[u][c] = _mm256_add_epi16(pairs[u][c], _mm256_maddubs_epi16(low[u], xb.x[k]));
-          pairs[u][c] = _mm256_add_epi16(pairs[u][c], _mm256_maddubs_epi16(high[u], xb.x[4 + k]));
+      for (size_t k = 0; k < 4; k++) {
+        const uint8_t* line = block + q4_0x128LineOffset(s, k);
+        const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line));
+        const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32));
+        const __m256i low[2] = {_mm256_and_si256(q0, low4), _mm256_and_si256(q1, low4)};
+        const __m256i high[2] = {_mm256_and_si256(_mm256_srli_epi16(q0, 4), low4),
+                                 _mm256_and_si256(_mm256_srli_epi16(q1, 4), low4)};
+        for (size_t c = 0; c < C; c++) {
+          const PreparedBlock& xb = x[c * kChunkBlocks + i];
+          for (size_t u = 0; u < 2; u++) {
+            pairs[u][c] = _mm256_add_epi16(pairs[u][c], _mm256_maddubs_epi16(low[u], xb.x[k]));
+            pairs[u][c] = _mm256_add_epi16(pairs[u][c], _mm256_maddubs_epi16(high[u], xb.x[4 + k]));
+          }
+        }
+      }
+      for (size_t u = 0; u < 2; u++) {
+        const __m256 dw = unitScales(block, 2 * s + u);
+        for (size_t c = 0; c < C; c++) {
+          const __m256i sums = _mm256_madd_epi16(pairs[u][c], _mm256_set1_epi16(1));
+          const __m256 scale = _mm256_mul_ps(dw, x[c * kChunkBlocks + i].d);
+          acc[u][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc[u][c]);
         }
       }
     }
-    for (size_t u = 0; u < 2; u++) {
-      const __m256 dw = unitScales(block, 2 * s + u);
-      for (size_t c = 0; c < C; c++) {
-        const __m256i sums = _mm256_madd_epi16(pairs[u][c], _mm256_set1_epi16(1));
-        const __m256 scale = _mm256_mul_ps(dw, x[c * kPreparedBlocks + i].d);
-        acc[u][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc[u][c]);
+  }
+};
+
+// One column's Q8_K super-block prepared for the Q4_Kx64 tile: x[j][k] holds its values 32j + 4k .. 32j + 4k + 3
+// (sub-block j) broadcast, sums[i] the sums of sub-blocks 2i and 2i + 1 as an i16 pair in every lane (for the mins),
+// and d its d_x.
+struct alignas(32) PreparedSuperBlock {
+  __m256i x[8][8];
+  __m256i sums[4];
+  __m256 d;
+};
+
+void prepareSuperBlock(const BlockQ8_K& xb, PreparedSuperBlock& out) {
+  const uint8_t* q = reinterpret_cast<const uint8_t*>(xb.qs);
+  for (size_t i = 0; i < 64; i++) out.x[i / 8][i % 8] = _mm256_set1_epi32(static_cast<int32_t>(loadU32(q + 4 * i)));
+  for (size_t i = 0; i < 4; i++) {
+    const uint16_t even = static_cast<uint16_t>(xb.bsums[4 * i] + xb.bsums[4 * i + 1]);
+    const uint16_t odd = static_cast<uint16_t>(xb.bsums[4 * i + 2] + xb.bsums[4 * i + 3]);
+    out.sums[i] = _mm256_set1_epi32(static_cast<int32_t>(even | static_cast<uint32_t>(odd) << 16));
+  }
+  out.d = _mm256_set1_ps(xb.d);
+}
+
+// The 8-bit values at p .. p + 7 (one per row of a unit) -> each in both 16-bit halves of its row's 32-bit lane
+MN_INLINE __m256i unitWords(const uint8_t* p) {
+  const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+}
+
+// packQ4_Kx64Group (quants.cc) with AVX2, for the prefill of rows as the file has them, where the scalar copy took
+// as long as the multiply at 8 columns: each unit of 8 rows, per super-block, moves its quants as four 8 x 8
+// transposes of 32-bit words and its 6-bit scales and mins as one 8 x 16 transpose of bytes. The same bytes.
+MN_INLINE void transposeWords8x8(__m256i (&v)[8]) {
+  __m256i t[8], u[8];
+  for (size_t i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  for (size_t i = 0; i < 8; i += 4) {
+    u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+    u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (size_t k = 0; k < 4; k++) {
+    v[k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x20);
+    v[4 + k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x31);
+  }
+}
+
+// A Q4_K super-block's 8 scales then 8 mins, one byte each (unpackQ4Scales)
+MN_INLINE __m128i unpackedScales(const uint8_t* block) {
+  const uint8_t* p = block + offsetof(BlockQ4_K, scales);
+  const uint32_t u0 = loadU32(p), u1 = loadU32(p + 4), u2 = loadU32(p + 8);
+  const uint32_t scLow = u0 & 0x3f3f3f3fu, mLow = u1 & 0x3f3f3f3fu;
+  const uint32_t scHigh = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
+  const uint32_t mHigh = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
+  return _mm_setr_epi32(static_cast<int>(scLow), static_cast<int>(scHigh), static_cast<int>(mLow),
+                        static_cast<int>(mHigh));
+}
+
+void packQ4_Kx64GroupAvx2(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {
+  alignas(32) static const uint8_t kZeroBlock[sizeof(BlockQ4_K)] = {};
+  for (size_t b = 0; b < nBlocks; b++, dst += kQ4_Kx64BlockBytes) {
+    for (size_t unit = 0; unit < kQ4_Kx64Rows / kUnitRows; unit++) {
+      const size_t s = unit / 2, half = unit % 2;
+      const uint8_t* block[8];  // rows past `rows` read as zero
+      for (size_t i = 0; i < 8; i++) {
+        const size_t row = kUnitRows * unit + i;
+        block[i] = row < rows ? src + row * srcRowBytes + b * sizeof(BlockQ4_K) : kZeroBlock;
+      }
+      for (size_t i = 0; i < 8; i++) {
+        std::memcpy(dst + q4_Kx64DOffset(s) + 2 * (kUnitRows * half + i), block[i] + offsetof(BlockQ4_K, d), 2);
+        std::memcpy(dst + q4_Kx64DminOffset(s) + 2 * (kUnitRows * half + i), block[i] + offsetof(BlockQ4_K, dmin), 2);
+      }
+      // byte j of row i -> byte i of word j: rows paired, then in fours, then eights
+      __m128i r[8], a[8], c[8];
+      for (size_t i = 0; i < 8; i++) r[i] = unpackedScales(block[i]);
+      for (size_t i = 0; i < 8; i += 2) {
+        a[i] = _mm_unpacklo_epi8(r[i], r[i + 1]);      // scales 0..7 of rows i, i + 1
+        a[i + 1] = _mm_unpackhi_epi8(r[i], r[i + 1]);  // mins
+      }
+      for (size_t i = 0; i < 8; i += 4) {
+        for (size_t m = 0; m < 2; m++) {
+          c[i + 2 * m] = _mm_unpacklo_epi16(a[i + m], a[i + 2 + m]);      // values 0..3 of 4 rows
+          c[i + 2 * m + 1] = _mm_unpackhi_epi16(a[i + m], a[i + 2 + m]);  // values 4..7
+        }
+      }
+      for (size_t m = 0; m < 2; m++) {  // scales, then mins
+        for (size_t q = 0; q < 2; q++) {  // values 4q .. 4q + 3 of the 8 rows: two per vector
+          const __m128i lo = _mm_unpacklo_epi32(c[2 * m + q], c[4 + 2 * m + q]);
+          const __m128i hi = _mm_unpackhi_epi32(c[2 * m + q], c[4 + 2 * m + q]);
+          const __m128i values[2] = {lo, hi};
+          for (size_t h = 0; h < 2; h++) {
+            for (size_t e = 0; e < 2; e++) {
+              const size_t j = 4 * q + 2 * h + e;
+              uint8_t* out = dst + (m ? q4_Kx64MinOffset(j, s) : q4_Kx64ScaleOffset(j, s)) + kUnitRows * half;
+              _mm_storel_epi64(reinterpret_cast<__m128i*>(out), e ? _mm_unpackhi_epi64(values[h], values[h])
+                                                                  : values[h]);
+            }
+          }
+        }
+      }
+      for (size_t chunk = 0; chunk < 4; chunk++) {
+        __m256i v[8];
+        for (size_t i = 0; i < 8; i++) {
+          v[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block[i] + offsetof(BlockQ4_K, qs) + 32 * chunk));
+        }
+        transposeWords8x8(v);
+        for (size_t k = 0; k < 8; k++) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + q4_Kx64LineOffset(s, chunk, k) + 32 * half), v[k]);
+        }
       }
     }
   }
 }
 
-// Runs [sBegin, sEnd) of a group whose first row is groupRow and whose chunk of blocks starts at `blocks`, rows
-// [rowBegin, rowEnd) of them, @ C prepared columns: each run carries its sums in Y from one chunk to the next (first:
-// this is the first chunk).
-template <size_t C>
-void prefillRuns(const uint8_t* blocks, size_t groupRow, size_t sBegin, size_t sEnd, size_t rowBegin, size_t rowEnd,
-                 bool first, size_t count, const PreparedBlock* x, float* y, size_t ldy) {
+// Q4_Kx64 prefill and decode: as Q4_0Layout's tile, per super-block. A row's i16 pairs sum one sub-block (16 pairs of
+// at most 15 * 128 each: under 32768), then vpmaddwd applies the row's sub-block scale, and the mins meet the
+// activations' sub-block sums two sub-blocks per vpmaddwd. Every (row, column) adds its super-blocks in order as
+// scalar::matmulInterleaved does: acc = fma(sumi, d_w * d_x, acc), then acc = fma(summ, -(dmin_w * d_x), acc).
+struct Q4_KLayout {
+  using Activation = BlockQ8_K;
+  using Prepared = PreparedSuperBlock;
+  static constexpr size_t kGroupRows = kQ4_Kx64Rows;
+  static constexpr size_t kBlockValues = kQKK;
+  static constexpr size_t kGroupBlockBytes = kQ4_Kx64BlockBytes;
+  static constexpr size_t kFileBlockBytes = sizeof(BlockQ4_K);
+  // Two groups' chunks of 2 super-blocks (37 KB) share each prepared chunk (9 KB a column pair), whose 64 broadcasts
+  // per super-block and column took 12% of the time when they served one group.
+  static constexpr size_t kChunkBlocks = 2;
+  static constexpr size_t kPanelGroups = 2;
+  static void prepare(const BlockQ8_K& xb, PreparedSuperBlock& out) { prepareSuperBlock(xb, out); }
+  static void pack(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {
+    packQ4_Kx64GroupAvx2(src, srcRowBytes, rows, nBlocks, dst);
+  }
+
+  template <size_t C>
+  static MN_INLINE void runTile(const uint8_t* block, size_t s, size_t count, const PreparedSuperBlock* x,
+                                __m256 (&acc)[2][C]) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (size_t i = 0; i < count; i++, block += kQ4_Kx64BlockBytes) {
+      __m256i sumi[2][C];
+      for (size_t u = 0; u < 2; u++) {
+        for (size_t c = 0; c < C; c++) sumi[u][c] = _mm256_setzero_si256();
+      }
+      for (size_t j = 0; j < 8; j++) {
+        __m256i pairs[2][C];
+        for (size_t u = 0; u < 2; u++) {
+          for (size_t c = 0; c < C; c++) pairs[u][c] = _mm256_setzero_si256();
+        }
+#pragma GCC unroll 1
+        for (size_t k = 0; k < 8; k++) {
+          const uint8_t* line = block + q4_Kx64LineOffset(s, j / 2, k);
+          __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line));
+          __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32));
+          if (j % 2) {
+            q0 = _mm256_srli_epi16(q0, 4);
+            q1 = _mm256_srli_epi16(q1, 4);
+          }
+          const __m256i levels[2] = {_mm256_and_si256(q0, low4), _mm256_and_si256(q1, low4)};
+          for (size_t c = 0; c < C; c++) {
+            const __m256i xk = x[c * kChunkBlocks + i].x[j][k];
+            for (size_t u = 0; u < 2; u++) {
+              pairs[u][c] = _mm256_add_epi16(pairs[u][c], _mm256_maddubs_epi16(levels[u], xk));
+            }
+          }
+        }
+        for (size_t u = 0; u < 2; u++) {
+          const __m256i scales = unitWords(block + q4_Kx64ScaleOffset(j, s) + kUnitRows * u);
+          for (size_t c = 0; c < C; c++) sumi[u][c] = _mm256_add_epi32(sumi[u][c], _mm256_madd_epi16(pairs[u][c], scales));
+        }
+      }
+      for (size_t u = 0; u < 2; u++) {
+        __m256i mins[4];  // the mins of sub-blocks 2i and 2i + 1 as each row's i16 pair
+        for (size_t i2 = 0; i2 < 4; i2++) {
+          const __m128i even = _mm_loadl_epi64(
+              reinterpret_cast<const __m128i*>(block + q4_Kx64MinOffset(2 * i2, s) + kUnitRows * u));
+          const __m128i odd = _mm_loadl_epi64(
+              reinterpret_cast<const __m128i*>(block + q4_Kx64MinOffset(2 * i2 + 1, s) + kUnitRows * u));
+          mins[i2] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(even, odd));
+        }
+        const __m256 dw = _mm256_cvtph_ps(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + q4_Kx64DOffset(s) + 2 * kUnitRows * u)));
+        const __m256 dminw = _mm256_cvtph_ps(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + q4_Kx64DminOffset(s) + 2 * kUnitRows * u)));
+        for (size_t c = 0; c < C; c++) {
+          const PreparedSuperBlock& xs = x[c * kChunkBlocks + i];
+          __m256i summ = _mm256_madd_epi16(mins[0], xs.sums[0]);
+          for (size_t i2 = 1; i2 < 4; i2++) summ = _mm256_add_epi32(summ, _mm256_madd_epi16(mins[i2], xs.sums[i2]));
+          acc[u][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[u][c]), _mm256_mul_ps(dw, xs.d), acc[u][c]);
+          acc[u][c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ), _mm256_mul_ps(dminw, xs.d), acc[u][c]);
+        }
+      }
+    }
+  }
+};
+
+// Runs [sBegin, sEnd) of a panel whose first row is panelRow, rows [rowBegin, rowEnd) of them, @ C prepared columns:
+// the panel's groups' chunks of blocks start at `blocks`, groupStride apart; each run carries its sums in Y from one
+// chunk to the next (first: this is the first chunk).
+template <typename L, size_t C>
+void prefillRuns(const uint8_t* blocks, size_t groupStride, size_t panelRow, size_t sBegin, size_t sEnd,
+                 size_t rowBegin, size_t rowEnd, bool first, size_t count, const typename L::Prepared* x, float* y,
+                 size_t ldy) {
+  constexpr size_t kGroupRuns = L::kGroupRows / kRunRows;
   for (size_t s = sBegin; s < sEnd; s++) {
     size_t unitRow[2], lo[2], hi[2];  // rows [lo, hi) of each unit are in the range
     for (size_t u = 0; u < 2; u++) {
-      unitRow[u] = groupRow + kRunRows * s + kUnitRows * u;
+      unitRow[u] = panelRow + kRunRows * s + kUnitRows * u;
       lo[u] = unitRow[u] > rowBegin ? unitRow[u] : rowBegin;
       hi[u] = unitRow[u] + kUnitRows < rowEnd ? unitRow[u] + kUnitRows : rowEnd;
       if (hi[u] < lo[u]) hi[u] = lo[u];
@@ -220,7 +434,7 @@ void prefillRuns(const uint8_t* blocks, size_t groupRow, size_t sBegin, size_t s
                                             : loadLanes(y + c * ldy + lo[u], lo[u] - unitRow[u], hi[u] - lo[u]);
       }
     }
-    runTile<C>(blocks, s, count, x, acc);
+    L::template runTile<C>(blocks + s / kGroupRuns * groupStride, s % kGroupRuns, count, x, acc);
     for (size_t u = 0; u < 2; u++) {
       if (hi[u] == lo[u]) continue;
       for (size_t c = 0; c < C; c++) storeLanes(y + c * ldy + lo[u], acc[u][c], lo[u] - unitRow[u], hi[u] - lo[u]);
@@ -228,68 +442,81 @@ void prefillRuns(const uint8_t* blocks, size_t groupRow, size_t sBegin, size_t s
   }
 }
 
-// Rows [rowBegin, rowEnd) of one group (first row groupRow, its chunk of blocks [b0, b0 + count) at `blocks`) @ every
-// column, 2 at a time, each pair's activations prepared once for the group's runs
-void prefillChunk(const uint8_t* blocks, size_t groupRow, size_t rowBegin, size_t rowEnd, size_t b0, size_t count,
-                  const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
-  const size_t sBegin = (rowBegin - groupRow) / kRunRows, sEnd = (rowEnd - groupRow + kRunRows - 1) / kRunRows;
-  PreparedBlock prepared[kPrefillCols * kPreparedBlocks];
+// Rows [rowBegin, rowEnd) of one panel (first row panelRow; its groups' chunks of blocks [b0, b0 + count) at
+// `blocks`, groupStride apart) @ every column, 2 at a time, each pair's activations prepared once for the panel's runs
+template <typename L>
+void prefillChunk(const uint8_t* blocks, size_t groupStride, size_t panelRow, size_t rowBegin, size_t rowEnd,
+                  size_t b0, size_t count, const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
+  const size_t sBegin = (rowBegin - panelRow) / kRunRows, sEnd = (rowEnd - panelRow + kRunRows - 1) / kRunRows;
+  typename L::Prepared prepared[kPrefillCols * L::kChunkBlocks];
   for (size_t c0 = 0; c0 < nCols; c0 += kPrefillCols) {
     const size_t cols = nCols - c0 < kPrefillCols ? nCols - c0 : kPrefillCols;
     for (size_t c = 0; c < cols; c++) {
-      const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(x + (c0 + c) * actRowBytes) + b0;
-      for (size_t i = 0; i < count; i++) prepareBlock(xb[i], prepared[c * kPreparedBlocks + i]);
+      const typename L::Activation* xb = reinterpret_cast<const typename L::Activation*>(x + (c0 + c) * actRowBytes);
+      for (size_t i = 0; i < count; i++) L::prepare(xb[b0 + i], prepared[c * L::kChunkBlocks + i]);
     }
     if (cols == 2) {
-      prefillRuns<2>(blocks, groupRow, sBegin, sEnd, rowBegin, rowEnd, b0 == 0, count, prepared, y + c0 * ldy, ldy);
+      prefillRuns<L, 2>(blocks, groupStride, panelRow, sBegin, sEnd, rowBegin, rowEnd, b0 == 0, count, prepared,
+                        y + c0 * ldy, ldy);
     } else {
-      prefillRuns<1>(blocks, groupRow, sBegin, sEnd, rowBegin, rowEnd, b0 == 0, count, prepared, y + c0 * ldy, ldy);
+      prefillRuns<L, 1>(blocks, groupStride, panelRow, sBegin, sEnd, rowBegin, rowEnd, b0 == 0, count, prepared,
+                        y + c0 * ldy, ldy);
     }
   }
 }
 
-// Prefill takes a group at a time, and per chunk of its blocks every pair of columns: the chunk's 37 KB stay in
-// cache while they pass. One pass over all the rows per tile of columns, as before, streamed the matrix from memory
-// once per tile and ran at half the speed (bench/kernels.sh).
+// Prefill takes a panel of groups at a time, and per chunk of its blocks every pair of columns: the chunks' 37 KB
+// stay in cache while they pass. One pass over all the rows per tile of columns, as before, streamed the matrix from
+// memory once per tile and ran at half the speed (bench/kernels.sh).
+template <typename L>
 void prefill(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
              size_t nCols, float* y, size_t ldy) {
-  const size_t nBlocks = n / 32, groupBytes = nBlocks * kQ4_0x128BlockBytes;
+  constexpr size_t kPanelRows = L::kPanelGroups * L::kGroupRows;
+  const size_t nBlocks = n / L::kBlockValues, groupBytes = nBlocks * L::kGroupBlockBytes;
   for (size_t r0 = rowBegin; r0 < rowEnd;) {
-    const size_t groupRow = r0 / kQ4_0x128Rows * kQ4_0x128Rows;
-    const size_t r1 = groupRow + kQ4_0x128Rows < rowEnd ? groupRow + kQ4_0x128Rows : rowEnd;
-    const uint8_t* group = w + groupRow / kQ4_0x128Rows * groupBytes;
-    for (size_t b0 = 0; b0 < nBlocks; b0 += kPreparedBlocks) {
-      const size_t count = nBlocks - b0 < kPreparedBlocks ? nBlocks - b0 : kPreparedBlocks;
-      prefillChunk(group + b0 * kQ4_0x128BlockBytes, groupRow, r0, r1, b0, count, x, actRowBytes, nCols, y, ldy);
+    const size_t panelRow = r0 / kPanelRows * kPanelRows;
+    const size_t r1 = panelRow + kPanelRows < rowEnd ? panelRow + kPanelRows : rowEnd;
+    const uint8_t* panel = w + panelRow / L::kGroupRows * groupBytes;
+    for (size_t b0 = 0; b0 < nBlocks; b0 += L::kChunkBlocks) {
+      const size_t count = nBlocks - b0 < L::kChunkBlocks ? nBlocks - b0 : L::kChunkBlocks;
+      prefillChunk<L>(panel + b0 * L::kGroupBlockBytes, groupBytes, panelRow, r0, r1, b0, count, x, actRowBytes, nCols,
+                      y, ldy);
     }
     r0 = r1;
   }
 }
 
-// Rows [rowBegin, rowEnd) of Q4_0 as the file has them: each panel of up to 128 rows, a chunk of blocks at a time, is
-// first copied into a Q4_0x128 group (packQ4_0x128Group, rows past the panel zero) and then multiplied as the repacked
-// layout is. The copy costs a few percent of a prefill of 8 or more columns.
+// Rows [rowBegin, rowEnd) as the file has them: each panel of up to kPanelGroups groups' rows, a chunk of blocks at a
+// time, is first copied into groups (L::pack, rows past the panel zero) and then multiplied as the repacked layout
+// is. The copy costs a few percent of a prefill of 16 or more columns.
+template <typename L>
 void prefillFileLayout(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                        size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
-  alignas(64) uint8_t group[kPreparedBlocks * kQ4_0x128BlockBytes];
-  const size_t nBlocks = n / 32;
-  for (size_t r0 = rowBegin; r0 < rowEnd; r0 += kQ4_0x128Rows) {
-    const size_t r1 = rowEnd - r0 < kQ4_0x128Rows ? rowEnd : r0 + kQ4_0x128Rows;
-    for (size_t b0 = 0; b0 < nBlocks; b0 += kPreparedBlocks) {
-      const size_t count = nBlocks - b0 < kPreparedBlocks ? nBlocks - b0 : kPreparedBlocks;
-      packQ4_0x128Group(w + r0 * wRowBytes + b0 * sizeof(BlockQ4_0), wRowBytes, r1 - r0, count, group);
-      prefillChunk(group, r0, r0, r1, b0, count, x, actRowBytes, nCols, y, ldy);
+  constexpr size_t kChunkBytes = L::kChunkBlocks * L::kGroupBlockBytes;
+  alignas(64) uint8_t groups[L::kPanelGroups * kChunkBytes];
+  const size_t nBlocks = n / L::kBlockValues;
+  for (size_t r0 = rowBegin; r0 < rowEnd; r0 += L::kPanelGroups * L::kGroupRows) {
+    const size_t r1 = rowEnd - r0 < L::kPanelGroups * L::kGroupRows ? rowEnd : r0 + L::kPanelGroups * L::kGroupRows;
+    for (size_t b0 = 0; b0 < nBlocks; b0 += L::kChunkBlocks) {
+      const size_t count = nBlocks - b0 < L::kChunkBlocks ? nBlocks - b0 : L::kChunkBlocks;
+      for (size_t g = 0; r0 + g * L::kGroupRows < r1; g++) {
+        const size_t first = r0 + g * L::kGroupRows, rows = r1 - first < L::kGroupRows ? r1 - first : L::kGroupRows;
+        L::pack(w + first * wRowBytes + b0 * L::kFileBlockBytes, wRowBytes, rows, count, groups + g * kChunkBytes);
+      }
+      prefillChunk<L>(groups, kChunkBytes, r0, r0, r1, b0, count, x, actRowBytes, nCols, y, ldy);
     }
   }
 }
 
 void matmulInterleaved(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                        size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
-  if (wType != GgmlType::Q4_0 || rowBegin >= rowEnd) return;
-  if (nCols == 1) {
+  if (rowBegin >= rowEnd) return;
+  if (wType == GgmlType::Q4_K) {
+    prefill<Q4_KLayout>(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+  } else if (wType == GgmlType::Q4_0 && nCols == 1) {
     decode(w, n, rowBegin, rowEnd, x, y);
-  } else {
-    prefill(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+  } else if (wType == GgmlType::Q4_0) {
+    prefill<Q4_0Layout>(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
   }
 }
 
@@ -302,7 +529,8 @@ void matmulInterleaved(GgmlType wType, const uint8_t* w, size_t n, size_t rowBeg
 namespace mn {
 namespace x86 {
 extern const MatmulInterleavedFn kMatmulInterleavedAvx2 = matmulInterleaved;
-extern const Q4_0PrefillFn kQ4_0PrefillAvx2 = prefillFileLayout;
+extern const FileLayoutPrefillFn kQ4_0PrefillAvx2 = prefillFileLayout<Q4_0Layout>;
+extern const FileLayoutPrefillFn kQ4_KPrefillAvx2 = prefillFileLayout<Q4_KLayout>;
 }  // namespace x86
 }  // namespace mn
 

@@ -35,15 +35,17 @@ extern const OpKernels kOpsAvx512;  // ops_avx512.cc
 extern const QuantTypeKernels kQuantTypesAvx2;
 extern const QuantTypeKernels kQuantTypesAvx512;
 // Q4_0x128 x Q8_0 and Q4_Kx64 x Q8_K (quants.h) with VNNI, decode and prefill in one order (repacked_avx512.cc);
-// Q4_0x128 only with AVX2 (repacked_avx2.cc).
+// both with AVX2 (repacked_avx2.cc).
 using MatmulInterleavedFn = decltype(KernelTable::matmulInterleaved);
 extern const MatmulInterleavedFn kMatmulInterleavedAvx512;
 extern const MatmulInterleavedFn kMatmulInterleavedAvx2;
-// Q4_0 x Q8_0 prefill (several columns) of rows as the file has them, through the Q4_0x128 prefill kernel
-// (repacked_avx2.cc); matmul_avx2.cc's Q4_0 matmul calls it.
-using Q4_0PrefillFn = void (*)(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
-                               const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
-extern const Q4_0PrefillFn kQ4_0PrefillAvx2;
+// Q4_0 x Q8_0 and Q4_K x Q8_K prefill (several columns) of rows as the file has them, through the Q4_0x128 and
+// Q4_Kx64 prefill kernels (repacked_avx2.cc); the AVX2 Q4_0 and Q4_K matmuls (matmul_avx2.cc, quant_types_avx2.cc)
+// call them.
+using FileLayoutPrefillFn = void (*)(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
+                                     const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
+extern const FileLayoutPrefillFn kQ4_0PrefillAvx2;
+extern const FileLayoutPrefillFn kQ4_KPrefillAvx2;
 // BF16 weights x BF16 activations with AVX512-BF16 dot products (vdpbf16ps); only when cpu reports avx512bf16.
 extern const MatmulFn kMatmulBf16Avx512Bf16;
 
