@@ -40,13 +40,13 @@ export interface LoadOptions {
    *   this process's memory with their rows interleaved (128 at a time for Q4_0, 64 for Q4_K), and every other
    *   tensor stays mapped. Prefill runs faster (on the benchmark machine 1.8–2.0× for the Q4_0 Mixtral slice and
    *   1.3–1.5× for Q4_K_M, 1.4–1.6× on dense slices; docs/performance.md, "Repacked weights"), Q4_0 decode 17–33%
-   *   faster, and Q4_K_M decode about as fast. On AVX-512, and for Q4_K, logits differ from the other modes in the
-   *   last bits (each block's terms are added once, in another order); single-token and batched evaluation still
-   *   agree to the bit. Loading reads and rewrites those matrices (1–2.3 s for a 2 GB file there), and RAM must hold
-   *   them: rejects with `OUT_OF_MEMORY` when they are larger than the memory available. Q4_K needs AVX-512 VNNI; Q4_0
-   *   repacks on AVX2 too (there its logits are the mapped ones to the bit, and on a Zen 3 CPU the Q4_0 Mixtral slice
-   *   prefilled 1.4–1.9× and decoded 1.2× as fast as mapped). Models with no matrix the CPU's kernels can repack load
-   *   as `"mapped"` ({@link Mixtral.weights} says which).
+   *   faster, and Q4_K_M decode about as fast. On AVX-512 logits differ from the other modes in the last bits (each
+   *   block's terms are added once, in another order); single-token and batched evaluation still agree to the bit.
+   *   Loading reads and rewrites those matrices (1–2.3 s for a 2 GB file there), and RAM must hold them: rejects with
+   *   `OUT_OF_MEMORY` when they are larger than the memory available. On AVX2 only Q4_0 repacks, with the mapped
+   *   logits to the bit (on a Zen 3 CPU the Q4_0 Mixtral slice prefilled 1.14× and decoded 1.24× as fast as mapped);
+   *   Q4_K's mapped prefill there already runs on interleaved copies of its rows. Models with no matrix the CPU's
+   *   kernels can repack load as `"mapped"` ({@link Mixtral.weights} says which).
    */
   weights?: WeightMemory;
   /**

@@ -1,6 +1,6 @@
-// AVX2 matmul over rows interleaved at load, Q4_0 128 at a time (Q4_0x128 against Q8_0 activations) and Q4_K 64 at a
-// time (Q4_Kx64 against Q8_K; layouts in quants.h), and the prefill of such rows as the file has them, which copies
-// them into the same runs first.
+// AVX2 matmul over Q4_0 rows interleaved 128 at a time at load (Q4_0x128 against Q8_0 activations; layouts in
+// quants.h), and the prefill of Q4_0 and Q4_K rows as the file has them, which copies them into Q4_0x128 and Q4_Kx64
+// runs first. (AVX2 does not repack Q4_K at load: there is no Q4_Kx64 decode kernel here; kernels.cc.)
 //
 // Half a line of a block's quants holds 4 bytes (8 levels) of each of 8 rows, so a vector's eight 32-bit lanes are 8
 // rows. Q4_0: vpmaddubsw of the low (high) nibbles with 4 of the activation's values broadcast adds 2 pair sums to
@@ -11,8 +11,8 @@
 // 32-value sub-block with its 6-bit scale in the vpmaddwd, and adds each super-block's exact sums as
 // scalar::matmulInterleaved does, which the AVX2 file-layout K-quant kernels do too (quant_types_avx2.cc).
 //
-// Q4_0 decode walks each group block by block (one memory stream, 2304 contiguous bytes a block), the 16 sets of 8
-// rows keeping their sums in L1. Prefill (and Q4_K's decode) takes a run of 16 rows (one line per 4 values) against 2
+// Decode walks each group block by block (one memory stream, 2304 contiguous bytes a block), the 16 sets of 8
+// rows keeping their sums in L1. Prefill takes a run of 16 rows (one line per 4 values) against 2
 // columns whose activations were broadcast once into memory: each vector loaded serves two vpmaddubsw, and every
 // operand comes straight from a load, where broadcasting in the loop took the shuffle ports the multiplies need.
 #include <cstddef>
@@ -510,12 +510,10 @@ void prefillFileLayout(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowB
 
 void matmulInterleaved(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                        size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
-  if (rowBegin >= rowEnd) return;
-  if (wType == GgmlType::Q4_K) {
-    prefill<Q4_KLayout>(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
-  } else if (wType == GgmlType::Q4_0 && nCols == 1) {
+  if (wType != GgmlType::Q4_0 || rowBegin >= rowEnd) return;
+  if (nCols == 1) {
     decode(w, n, rowBegin, rowEnd, x, y);
-  } else if (wType == GgmlType::Q4_0) {
+  } else {
     prefill<Q4_0Layout>(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
   }
 }
