@@ -324,7 +324,9 @@ void packQ4_Kx64Group(const uint8_t* src, size_t srcRowBytes, size_t rows, size_
         dst[q4_Kx64MinOffset(sub, s) + j] = mins[sub];
       }
       for (size_t c = 0; c < 4; c++) {
-        for (size_t k = 0; k < 8; k++) std::memcpy(dst + q4_Kx64LineOffset(s, c, k) + 4 * j, block.qs + 32 * c + 4 * k, 4);
+        for (size_t k = 0; k < 8; k++) {
+          std::memcpy(dst + q4_Kx64LineOffset(s, c, k) + 4 * j, block.qs + 32 * c + 4 * k, 4);
+        }
       }
     }
   }

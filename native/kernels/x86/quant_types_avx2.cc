@@ -66,12 +66,12 @@ void packActivations(const BlockQ8_K* x, size_t count, PackedK* out) {
 }
 
 // A weight super-block ready to be read piece by piece: its bytes, scales replicated into both 16-bit halves of
-// 32-bit lanes (for vpermd), the scales (Q3_K, Q6_K) or mins (Q2_K, Q4_K, Q5_K) as words, and [d, dmin, 0, 0].
+// 32-bit lanes (for vpermd), the scales (Q3_K, Q6_K) or mins (Q2_K, Q4_K, Q5_K) as words, and d and dmin.
 struct KSuper {
   const uint8_t* block;
   __m256i scales[2];  // lane j of scales[i]: scale 8i + j (16-scale types) or j (8-scale types, scales[0] only)
   __m256i extra;
-  __m128 d;
+  __m128 dAndDmin;  // [d, dmin, 0, 0]
 };
 
 // The fp16 at p -> [value, 0, 0, 0]; the two at p -> [first, second, 0, 0]
@@ -97,12 +97,12 @@ MN_INLINE KSuper prepare(const uint8_t* block) {
     k.scales[0] = replicateWords(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(sc))));
     k.scales[1] = k.scales[0];
     k.extra = _mm256_zextsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(m))));
-    k.d = halfLanes(loadU32(block));
+    k.dAndDmin = halfLanes(loadU32(block));
   } else {
     __m128i bytes;  // 16 scales as signed bytes
     if (T == KType::Q6_K) {
       bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + offsetof(BlockQ6_K, scales)));
-      k.d = halfLanes(loadU16(block + offsetof(BlockQ6_K, d)));
+      k.dAndDmin = halfLanes(loadU16(block + offsetof(BlockQ6_K, d)));
     } else if (T == KType::Q3_K) {
       const uint8_t* p = block + offsetof(BlockQ3_K, scales);
       const uint32_t a0 = loadU32(p), a1 = loadU32(p + 4), a2 = loadU32(p + 8);
@@ -112,13 +112,13 @@ MN_INLINE KSuper prepare(const uint8_t* block) {
       const uint32_t s3 = ((a1 >> 4) & 0x0f0f0f0fu) | ((a2 >> 6) & 0x03030303u) << 4;
       bytes = _mm_sub_epi8(_mm_setr_epi32(static_cast<int>(s0), static_cast<int>(s1), static_cast<int>(s2),
                                           static_cast<int>(s3)), _mm_set1_epi8(32));
-      k.d = halfLanes(loadU16(block + offsetof(BlockQ3_K, d)));
+      k.dAndDmin = halfLanes(loadU16(block + offsetof(BlockQ3_K, d)));
     } else {  // Q2_K: scales in the low nibbles, mins in the high ones
       const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block));
       bytes = _mm_and_si128(packed, _mm_set1_epi8(0x0F));
       k.extra = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F)));
       static_assert(offsetof(BlockQ2_K, dmin) == offsetof(BlockQ2_K, d) + 2, "d and dmin are one 32-bit load");
-      k.d = halfLanes(loadU32(block + offsetof(BlockQ2_K, d)));
+      k.dAndDmin = halfLanes(loadU32(block + offsetof(BlockQ2_K, d)));
     }
     k.scales[0] = replicateWords(_mm256_cvtepi8_epi32(bytes));
     k.scales[1] = replicateWords(_mm256_cvtepi8_epi32(_mm_srli_si128(bytes, 8)));
@@ -248,14 +248,14 @@ MN_INLINE void superBlockDots(const uint8_t* block, const PackedK* x, size_t str
   __m256i sumi[4] = {zero, zero, zero, zero}, summ[4] = {zero, zero, zero, zero};
   integerSums<T, C>(k, x, stride, sumi, summ);
   if (C == 1) {  // [d_w * d_x, dmin_w * d_x, 0, 0] in one multiply
-    const __m128 factors = _mm_mul_ps(k.d, _mm_set1_ps(x[0].d));
+    const __m128 factors = _mm_mul_ps(k.dAndDmin, _mm_set1_ps(x[0].d));
     addTerms<T, 1>(sumi, summ, factors, _mm_movehdup_ps(factors), acc);
     return;
   }
   const __m128 dx = _mm_setr_ps(x[0].d, C > 1 ? x[stride].d : 0.0f, C > 2 ? x[2 * stride].d : 0.0f,
                                 C > 3 ? x[3 * stride].d : 0.0f);
-  addTerms<T, C>(sumi, summ, _mm_mul_ps(_mm_shuffle_ps(k.d, k.d, 0x00), dx),
-                 _mm_mul_ps(_mm_shuffle_ps(k.d, k.d, 0x55), dx), acc);
+  addTerms<T, C>(sumi, summ, _mm_mul_ps(_mm_shuffle_ps(k.dAndDmin, k.dAndDmin, 0x00), dx),
+                 _mm_mul_ps(_mm_shuffle_ps(k.dAndDmin, k.dAndDmin, 0x55), dx), acc);
 }
 
 // W (nRows, n) rows [rowBegin, rowEnd) @ x (n,) Q8_K -> y[r], one row streamed at a time

@@ -9,8 +9,10 @@
 
 #if defined(_MSC_VER)
 #define MN_INLINE __forceinline
+#define MN_NOINLINE __declspec(noinline)
 #else
 #define MN_INLINE inline __attribute__((always_inline))
+#define MN_NOINLINE __attribute__((noinline))
 #endif
 
 namespace mn {
