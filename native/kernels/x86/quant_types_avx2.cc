@@ -88,15 +88,10 @@ MN_INLINE KSuper prepare(const uint8_t* block) {
   KSuper k;
   k.block = block;
   if (T == KType::Q4_K || T == KType::Q5_K) {
-    const uint8_t* p = block + offsetof(BlockQ4_K, scales);
-    const uint32_t u0 = loadU32(p), u1 = loadU32(p + 4), u2 = loadU32(p + 8);
-    const uint32_t scLow = u0 & 0x3f3f3f3fu, mLow = u1 & 0x3f3f3f3fu;
-    const uint32_t scHigh = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
-    const uint32_t mHigh = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
-    const uint64_t sc = scLow | static_cast<uint64_t>(scHigh) << 32, m = mLow | static_cast<uint64_t>(mHigh) << 32;
-    k.scales[0] = replicateWords(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(sc))));
+    const Q4ScaleBytes bytes = q4ScaleBytes(block + offsetof(BlockQ4_K, scales));
+    k.scales[0] = replicateWords(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes.scales))));
     k.scales[1] = k.scales[0];
-    k.extra = _mm256_zextsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(m))));
+    k.extra = _mm256_zextsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(bytes.mins))));
     k.dAndDmin = halfLanes(loadU32(block));
   } else {
     __m128i bytes;  // 16 scales as signed bytes
@@ -165,7 +160,8 @@ MN_INLINE void piece(const KSuper& k, int p, __m256i& w, __m256i& s) {
 }
 
 // [sum of a's lanes, ...], [a's, b's, ...] and [a's, b's, c's, d's]: exact, whatever the order, as no partial sum
-// overflows. vphaddd takes 3 or 4 uops where these shuffles and adds take one each.
+// overflows. The one- and two-vector reductions, on decode's path, use shuffles and adds of one uop each where vphaddd
+// takes 3 or 4; the four-vector one, for prefill tiles, takes three vphaddd.
 MN_INLINE __m128i laneTotals(__m256i a) {
   __m128i v = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
   v = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));

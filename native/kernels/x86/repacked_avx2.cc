@@ -263,15 +263,10 @@ MN_INLINE void transposeWords8x8(__m256i (&v)[8]) {
   }
 }
 
-// A Q4_K super-block's 8 scales then 8 mins, one byte each (unpackQ4Scales)
+// A Q4_K super-block's 8 scales then 8 mins, one byte each
 MN_INLINE __m128i unpackedScales(const uint8_t* block) {
-  const uint8_t* p = block + offsetof(BlockQ4_K, scales);
-  const uint32_t u0 = loadU32(p), u1 = loadU32(p + 4), u2 = loadU32(p + 8);
-  const uint32_t scLow = u0 & 0x3f3f3f3fu, mLow = u1 & 0x3f3f3f3fu;
-  const uint32_t scHigh = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
-  const uint32_t mHigh = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
-  return _mm_setr_epi32(static_cast<int>(scLow), static_cast<int>(scHigh), static_cast<int>(mLow),
-                        static_cast<int>(mHigh));
+  const Q4ScaleBytes bytes = q4ScaleBytes(block + offsetof(BlockQ4_K, scales));
+  return _mm_set_epi64x(static_cast<long long>(bytes.mins), static_cast<long long>(bytes.scales));
 }
 
 void packQ4_Kx64GroupAvx2(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {

@@ -37,6 +37,20 @@ MN_INLINE uint32_t loadU32(const uint8_t* p) {
   return v;
 }
 
+// The 8 scales and the 8 mins of a Q4_K or Q5_K super-block's 12 packed bytes, one byte each in sub-block order (as
+// unpackQ4Scales in quants.cc, four bytes at a time)
+struct Q4ScaleBytes {
+  uint64_t scales, mins;
+};
+
+MN_INLINE Q4ScaleBytes q4ScaleBytes(const uint8_t* packed) {
+  const uint32_t u0 = loadU32(packed), u1 = loadU32(packed + 4), u2 = loadU32(packed + 8);
+  const uint32_t scLow = u0 & 0x3f3f3f3fu, mLow = u1 & 0x3f3f3f3fu;
+  const uint32_t scHigh = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
+  const uint32_t mHigh = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
+  return {scLow | static_cast<uint64_t>(scHigh) << 32, mLow | static_cast<uint64_t>(mHigh) << 32};
+}
+
 MN_INLINE float horizontalSum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
