@@ -1,6 +1,7 @@
 // The kernels behind `weights: "repacked"` (issue 6's repacked-weights lever), Q4_0 rows interleaved 128 at a time and
 // Q4_K rows 64 at a time: the same dot products as the Q4_0 and Q4_K kernels with each block's terms added once, decode and prefill in
-// one order, so every ISA gives the scalar reference's bits at any batching and any row range.
+// one order, so every ISA gives the scalar reference's bits at any batching and any row range. The AVX2 prefill also
+// copies rows as the file has them into such groups (Q4_0, Q4_K, Q6_K): the same bits as its decode.
 import { describe, expect, it } from "vitest";
 
 import { quantize } from "../lib/gguf/quantize.js";
@@ -41,6 +42,29 @@ function signPatterns(n: number, block: number): Float32Array {
     x[4 * n + i] = i % 4 < 2 ? -1 : 1;
   }
   return x;
+}
+
+/**
+ * The avx2 matmul of the first 1, 7, 70 and all nRows rows of `weights` with each of `columnCounts` columns of x, run
+ * in row ranges of 41, gives `expected`'s bits (nRows a column) and writes nothing else.
+ */
+function expectFirstRowsInRanges(type: GgmlType, weights: Uint8Array, nRows: number, n: number, x: Float32Array,
+  columnCounts: number[], expected: Float32Array): void {
+  const rowBytes = weights.length / nRows;
+  for (const rows of [1, 7, 70, nRows]) {
+    for (const nCols of columnCounts) {
+      const out = guarded(nCols * rows);
+      for (let rowBegin = 0; rowBegin < rows; rowBegin += 41) {
+        matmul("avx2", type, weights.subarray(0, rows * rowBytes), rows, n, x.subarray(0, nCols * n), nCols,
+          { rowBegin, rowEnd: Math.min(rows, rowBegin + 41), out });
+      }
+      expectSentinels(out, nCols * rows, `${rows} rows, ${nCols} columns`);
+      for (let c = 0; c < nCols; c++) {
+        const at = firstBitDifference(expected.subarray(c * nRows, c * nRows + rows), out.subarray(c * rows), rows);
+        expect(at, `${rows} rows, ${nCols} columns: column ${c} row ${at} differs`).toBe(-1);
+      }
+    }
+  }
 }
 
 describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a time", () => {
@@ -173,22 +197,43 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
     it("avx2 Q4_K as the file has it gives the repacked scalar reference's bits at any row count, row range and column count (the AVX2 file-layout K-quant kernels add each super-block's exact sums as the Q4_Kx64 kernels do)", () => {
       const nRows = 128, n = 16384 + 4096 + 256;
       const weights = quantize(GgmlType.Q4_K, gaussians(nRows * n, 43), n);
-      const rowBytes = weights.length / nRows;
       const x = gaussians(17 * n, 44);
       const reference = matmul("scalar", GgmlType.Q4_K, weights, nRows, n, x, 17, { repacked: true });
-      for (const rows of [1, 7, 70, 128]) {
-        for (const nCols of [1, 2, 3, 5, 17]) {
-          const out = guarded(nCols * rows);
-          for (let rowBegin = 0; rowBegin < rows; rowBegin += 41) {
-            matmul("avx2", GgmlType.Q4_K, weights.subarray(0, rows * rowBytes), rows, n, x.subarray(0, nCols * n), nCols,
-              { rowBegin, rowEnd: Math.min(rows, rowBegin + 41), out });
-          }
-          expectSentinels(out, nCols * rows, `${rows} rows, ${nCols} columns`);
-          for (let c = 0; c < nCols; c++) {
-            const at = firstBitDifference(reference.subarray(c * nRows, c * nRows + rows), out.subarray(c * rows), rows);
-            expect(at, `${rows} rows, ${nCols} columns: column ${c} row ${at} differs`).toBe(-1);
-          }
-        }
+      expectFirstRowsInRanges(GgmlType.Q4_K, weights, nRows, n, x, [1, 2, 3, 5, 17], reference);
+    });
+
+    it("avx2 Q6_K prefill of 32 or more columns (rows copied 64 at a time, a level a byte) gives each column's 1-column bits at any row count and row range", () => {
+      const nRows = 128, n = 4096 + 512;
+      const weights = quantize(GgmlType.Q6_K, gaussians(nRows * n, 45), n);
+      const nCols = 33;
+      const x = gaussians(nCols * n, 46);
+      const single = new Float32Array(nCols * nRows);
+      for (let c = 0; c < nCols; c++) single.set(matmul("avx2", GgmlType.Q6_K, weights, nRows, n, x.subarray(c * n, (c + 1) * n), 1), c * nRows);
+      expectFirstRowsInRanges(GgmlType.Q6_K, weights, nRows, n, x, [32, 33], single);
+    });
+
+    it("Q6_K at the edges of the AVX2 prefill's i16 sums (levels 0 and 63, scales 127 and -128, activations of +-127) gives the 1-column bits", () => {
+      // Each i16 of the AVX2 Q6_K tile holds 8 terms (level - 32) * x: with every level 0 and every x +-127 it reaches
+      // +-32512, against a limit of 32767.
+      const nRows = 64, n = 1024, nCols = 40;
+      const blockBytes = GGML_TYPE_TRAITS[GgmlType.Q6_K].blockBytes;
+      const weights = new Uint8Array(nRows * n / 256 * blockBytes);
+      for (let b = 0; b < weights.length / blockBytes; b++) {
+        const row = Math.floor(b / (n / 256)), at = b * blockBytes;
+        weights.fill(row % 2 === 0 ? 0x00 : 0xff, at, at + 192); // levels 0 or 63
+        weights.fill(row % 4 < 2 ? 127 : 128, at + 192, at + 208); // scales 127 or -128
+        weights.set([0x00, 0x3c], at + 208); // d = 1
+      }
+      const patterns = signPatterns(n, 64);
+      const x = new Float32Array(nCols * n);
+      for (let c = 0; c < nCols; c++) x.set(patterns.subarray((c % 5) * n, (c % 5 + 1) * n), c * n);
+      const out = matmul("avx2", GgmlType.Q6_K, weights, nRows, n, x, nCols);
+      // levels 0, scale 127 against x = 1: 127 * -32 per value
+      expect(Math.abs(out[0] - 127 * -32 * n)).toBeLessThan(1e-3 * 127 * 32 * n);
+      for (let c = 0; c < nCols; c++) {
+        const single = matmul("avx2", GgmlType.Q6_K, weights, nRows, n, x.subarray(c * n, (c + 1) * n), 1);
+        const at = firstBitDifference(single, out.subarray(c * nRows), nRows);
+        expect(at, `column ${c} row ${at} differs`).toBe(-1);
       }
     });
   }

@@ -4,7 +4,8 @@
 // pieces' 16-bit sub-block scales), in element order, into the super-block's exact integer sums, and every
 // (row, column) adds its super-blocks in order as scalar::matmulInterleaved does for Q4_Kx64:
 // acc = fma(sumi, d_w * d_x, acc), then acc = fma(summ, -(dmin_w * d_x), acc). Decode and prefill share those steps,
-// and Q4_K prefill of 8 or more columns runs on Q4_Kx64 copies of the rows (repacked_avx2.cc) with the same bits.
+// and Q4_K prefill of 8 or more columns and Q6_K prefill of 32 or more run on copies of the rows with 8 rows in a
+// vector's lanes (repacked_avx2.cc), with the same bits.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -78,11 +79,6 @@ struct KSuper {
 MN_INLINE __m128 halfLanes(uint16_t h) { return _mm_cvtph_ps(_mm_cvtsi32_si128(h)); }
 MN_INLINE __m128 halfLanes(uint32_t pair) { return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(pair))); }
 
-// 8 signed 32-bit scales -> each in both 16-bit halves of its lane
-MN_INLINE __m256i replicateWords(__m256i v) {
-  return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(v, 16));
-}
-
 template <KType T>
 MN_INLINE KSuper prepare(const uint8_t* block) {
   KSuper k;
@@ -140,11 +136,7 @@ MN_INLINE void piece(const KSuper& k, int p, __m256i& w, __m256i& s) {
   }
   const int h = p / 4, t = p % 4;
   if (T == KType::Q6_K) {
-    const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(k.block);
-    const __m256i packed = load256(b->ql + 64 * h + 32 * (t % 2));
-    const __m256i nibble = _mm256_and_si256(t / 2 ? _mm256_srli_epi16(packed, 4) : packed, low4);
-    const __m256i high = _mm256_slli_epi16(_mm256_srli_epi16(load256(b->qh + 32 * h), 2 * t), 4);
-    w = _mm256_or_si256(nibble, _mm256_and_si256(high, _mm256_set1_epi8(0x30)));
+    w = q6Levels(k.block, p);
   } else {
     const uint8_t* qs = k.block + (T == KType::Q3_K ? offsetof(BlockQ3_K, qs) : offsetof(BlockQ2_K, qs));
     w = _mm256_and_si256(_mm256_srli_epi16(load256(qs + 32 * h), 2 * t), _mm256_set1_epi8(3));
@@ -335,6 +327,11 @@ void prefillK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, siz
 // ran 68-79, and the copy, about 6 ms for a 33 MB matrix on one thread, broke even near 8 columns (bench/kernels.sh
 // --cols 2 .. 128, Zen 3, alternating runs).
 constexpr size_t kQ4_KPackedPrefillCols = 8;
+// The same for Q6_K (kQ6_KPrefillAvx2), whose copy unpacks every level to a byte: at 128 columns its best of 5-6
+// alternating runs was 124-136 GFLOP/s on both FFN shapes, where the 1 x 4 tile's was 86-90 (W = 14336 x 4096) and
+// 63-70 (4096 x 14336). The copy costs about as much as 15 columns: at 8-24 columns it ran 0.6-0.8x the tile on the
+// first shape (1.0-1.3x on the second), and the two broke even at 32 (bench/kernels.sh, Zen 3).
+constexpr size_t kQ6_KPackedPrefillCols = 32;
 
 template <KType T>
 void matmulK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
@@ -343,6 +340,8 @@ void matmulK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size
     decodeK<T>(w, wRowBytes, n, rowBegin, rowEnd, x, y);
   } else if (T == KType::Q4_K && nCols >= kQ4_KPackedPrefillCols) {
     kQ4_KPrefillAvx2(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+  } else if (T == KType::Q6_K && nCols >= kQ6_KPackedPrefillCols) {
+    kQ6_KPrefillAvx2(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
   } else {
     prefillK<T>(w, wRowBytes, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
   }

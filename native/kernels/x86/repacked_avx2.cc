@@ -1,6 +1,7 @@
 // AVX2 matmul over Q4_0 rows interleaved 128 at a time at load (Q4_0x128 against Q8_0 activations; layouts in
-// quants.h), and the prefill of Q4_0 and Q4_K rows as the file has them, which copies them into Q4_0x128 and Q4_Kx64
-// runs first. (AVX2 does not repack Q4_K at load: there is no Q4_Kx64 decode kernel here; kernels.cc.)
+// quants.h), and the prefill of Q4_0, Q4_K and Q6_K rows as the file has them, which copies them into Q4_0x128,
+// Q4_Kx64 and Q6_Kx64 (this file's) groups first. (AVX2 does not repack Q4_K at load: there is no Q4_Kx64 decode
+// kernel here; kernels.cc.)
 //
 // Half a line of a block's quants holds 4 bytes (8 levels) of each of 8 rows, so a vector's eight 32-bit lanes are 8
 // rows. Q4_0: vpmaddubsw of the low (high) nibbles with 4 of the activation's values broadcast adds 2 pair sums to
@@ -9,7 +10,8 @@
 // acc = fma(float(sum), d_w * d_x, acc), exactly as scalar::matmulInterleaved, the AVX2 file-layout decode and
 // llama.cpp do: decode, prefill, the scalar reference and mapped weights agree to the bit. Q4_K does the same per
 // 32-value sub-block with its 6-bit scale in the vpmaddwd, and adds each super-block's exact sums as
-// scalar::matmulInterleaved does, which the AVX2 file-layout K-quant kernels do too (quant_types_avx2.cc).
+// scalar::matmulInterleaved does, which the AVX2 file-layout K-quant kernels do too (quant_types_avx2.cc); Q6_K the
+// same per 16-value sub-block.
 //
 // Decode walks each group block by block (one memory stream, 2304 contiguous bytes a block), the 16 sets of 8
 // rows keeping their sums in L1. Prefill takes a run of 16 rows (one line per 4 values) against 2
@@ -408,6 +410,141 @@ struct Q4_KLayout {
   }
 };
 
+// Q6_K prefill copies 64 rows a super-block at a time into this file's own layout, with a level per byte, so the tile
+// reads its operands as they are (no decode reads it; Q6_K has no repacked mode). Per run of 16 rows: 64 lines of 4
+// values (line k: values 4k .. 4k + 3 of unit 0's 8 rows, one row a 32-bit lane, then unit 1's); then per run,
+// sub-block of 16 values and unit, the 8 rows' scales, each in both halves of its lane; then the 64 rows' fp16 d.
+constexpr size_t kQ6_Kx64Rows = 64;
+constexpr size_t q6_Kx64LineOffset(size_t s, size_t k) { return 4096 * s + 64 * k; }
+constexpr size_t q6_Kx64ScaleOffset(size_t s, size_t j) { return 16384 + 1024 * s + 64 * j; }
+constexpr size_t kQ6_Kx64DOffset = 20480;
+constexpr size_t kQ6_Kx64BlockBytes = kQ6_Kx64DOffset + 2 * kQ6_Kx64Rows;
+
+// One column's Q8_K super-block prepared for the Q6_K tile: x[k] holds its values 4k .. 4k + 3 broadcast; offset[j]
+// the start of sub-block j's i16 pairs, -32 times the sums of its values 4k, 4k + 1 and of 4k + 2, 4k + 3 (every k
+// of the sub-block) in every lane, which cancels the levels' offset of 32 inside the pairs; and d its d_x.
+struct alignas(32) PreparedQ6SuperBlock {
+  __m256i x[64];
+  __m256i offset[16];
+  __m256 d;
+};
+
+void prepareQ6SuperBlock(const BlockQ8_K& xb, PreparedQ6SuperBlock& out) {
+  const uint8_t* q = reinterpret_cast<const uint8_t*>(xb.qs);
+  for (size_t k = 0; k < 64; k++) out.x[k] = _mm256_set1_epi32(static_cast<int32_t>(loadU32(q + 4 * k)));
+  for (size_t j = 0; j < 16; j += 2) {
+    // lane k of pairs: (q[4k] + q[4k + 1], q[4k + 2] + q[4k + 3]) of sub-blocks j (lanes 0..3) and j + 1 (4..7)
+    const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1),
+                                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 16 * j)));
+    __m256i sums = _mm256_add_epi16(pairs, _mm256_shuffle_epi32(pairs, 0x4E));
+    sums = _mm256_add_epi16(sums, _mm256_shuffle_epi32(sums, 0xB1));
+    const __m256i offsets = _mm256_mullo_epi16(sums, _mm256_set1_epi16(-32));
+    out.offset[j] = _mm256_permutevar8x32_epi32(offsets, _mm256_setzero_si256());
+    out.offset[j + 1] = _mm256_permutevar8x32_epi32(offsets, _mm256_set1_epi32(4));
+  }
+  out.d = _mm256_set1_ps(xb.d);
+}
+
+// Rows [0, rows) (at most 64; the rest zero), super-blocks [0, nBlocks) -> nBlocks Q6_Kx64 blocks: per unit of 8 rows,
+// each 32 values' levels unpacked per row and moved as one 8 x 8 transpose of 32-bit words, and the 16 scales the
+// same way as words.
+void packQ6_Kx64GroupAvx2(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {
+  alignas(32) static const uint8_t kZeroBlock[sizeof(BlockQ6_K)] = {};
+  for (size_t b = 0; b < nBlocks; b++, dst += kQ6_Kx64BlockBytes) {
+    for (size_t unit = 0; unit < kQ6_Kx64Rows / kUnitRows; unit++) {
+      const size_t s = unit / 2, half = unit % 2;
+      const uint8_t* block[8];
+      for (size_t i = 0; i < 8; i++) {
+        const size_t row = kUnitRows * unit + i;
+        block[i] = row < rows ? src + row * srcRowBytes + b * sizeof(BlockQ6_K) : kZeroBlock;
+        std::memcpy(dst + kQ6_Kx64DOffset + 2 * row, block[i] + offsetof(BlockQ6_K, d), 2);
+      }
+      __m256i v[8];
+      for (int p = 0; p < 8; p++) {
+        for (size_t i = 0; i < 8; i++) v[i] = q6Levels(block[i], p);
+        transposeWords8x8(v);
+        for (size_t k = 0; k < 8; k++) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + q6_Kx64LineOffset(s, 8 * p + k) + 32 * half), v[k]);
+        }
+      }
+      for (size_t h = 0; h < 2; h++) {  // sub-blocks 8h .. 8h + 7
+        for (size_t i = 0; i < 8; i++) {
+          const __m128i scales = _mm_loadl_epi64(
+              reinterpret_cast<const __m128i*>(block[i] + offsetof(BlockQ6_K, scales) + 8 * h));
+          v[i] = replicateWords(_mm256_cvtepi8_epi32(scales));
+        }
+        transposeWords8x8(v);
+        for (size_t j = 0; j < 8; j++) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + q6_Kx64ScaleOffset(s, 8 * h + j) + 32 * half), v[j]);
+        }
+      }
+    }
+  }
+}
+
+// Q6_Kx64 prefill: as Q4_0Layout's tile, per 16-value sub-block. Each row's i16 pair starts at the prepared offset and
+// adds 8 products each: every partial sum is 8 terms of (q - 32) * x or -32 * x, at most 32 * 127 apart from zero
+// (Q8_K's values lie in [-127, 127]), so it stays within 8 * 4064 = 32512. vpmaddwd applies the row's scale, and
+// each (row, column) adds its super-block's exact sum as the AVX2 file-layout Q6_K kernel does:
+// acc = fma(sumi, d_w * d_x, acc).
+struct Q6_KLayout {
+  using Activation = BlockQ8_K;
+  using Prepared = PreparedQ6SuperBlock;
+  static constexpr size_t kGroupRows = kQ6_Kx64Rows;
+  static constexpr size_t kBlockValues = kQKK;
+  static constexpr size_t kGroupBlockBytes = kQ6_Kx64BlockBytes;
+  static constexpr size_t kFileBlockBytes = sizeof(BlockQ6_K);
+  // A group's super-block is 20 KB. Four groups (80 KB, in L2) share each prepared chunk, whose broadcasts took 9% of
+  // the time with two; with four the kernel's best of 6 alternating runs went from 104 to 107-117 GFLOP/s.
+  static constexpr size_t kChunkBlocks = 1;
+  static constexpr size_t kPanelGroups = 4;
+  static void prepare(const BlockQ8_K& xb, PreparedQ6SuperBlock& out) { prepareQ6SuperBlock(xb, out); }
+  static void pack(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {
+    packQ6_Kx64GroupAvx2(src, srcRowBytes, rows, nBlocks, dst);
+  }
+
+  template <size_t C>
+  static MN_INLINE void runTile(const uint8_t* block, size_t s, size_t count, const PreparedQ6SuperBlock* x,
+                                __m256 (&acc)[2][C]) {
+    for (size_t i = 0; i < count; i++, block += kQ6_Kx64BlockBytes) {
+      __m256i sumi[2][C];
+      for (size_t u = 0; u < 2; u++) {
+        for (size_t c = 0; c < C; c++) sumi[u][c] = _mm256_setzero_si256();
+      }
+      for (size_t j = 0; j < 16; j++) {
+        __m256i pairs[2][C];
+        for (size_t c = 0; c < C; c++) pairs[0][c] = pairs[1][c] = x[c * kChunkBlocks + i].offset[j];
+        for (size_t k = 4 * j; k < 4 * j + 4; k++) {
+          const uint8_t* line = block + q6_Kx64LineOffset(s, k);
+          const __m256i levels[2] = {inRegister(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line))),
+                                     inRegister(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32)))};
+          for (size_t c = 0; c < C; c++) {
+            const __m256i xk = inRegister(x[c * kChunkBlocks + i].x[k]);
+            for (size_t u = 0; u < 2; u++) {
+              pairs[u][c] = _mm256_add_epi16(pairs[u][c], _mm256_maddubs_epi16(levels[u], xk));
+            }
+          }
+        }
+        for (size_t u = 0; u < 2; u++) {
+          const __m256i scales =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q6_Kx64ScaleOffset(s, j) + 32 * u));
+          for (size_t c = 0; c < C; c++) {
+            sumi[u][c] = _mm256_add_epi32(sumi[u][c], _mm256_madd_epi16(pairs[u][c], scales));
+          }
+        }
+      }
+      for (size_t u = 0; u < 2; u++) {
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(
+            reinterpret_cast<const __m128i*>(block + kQ6_Kx64DOffset + 2 * (kRunRows * s + kUnitRows * u))));
+        for (size_t c = 0; c < C; c++) {
+          const __m256 scale = _mm256_mul_ps(dw, x[c * kChunkBlocks + i].d);
+          acc[u][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[u][c]), scale, acc[u][c]);
+        }
+      }
+    }
+  }
+};
+
 // Runs [sBegin, sEnd) of a panel whose first row is panelRow, rows [rowBegin, rowEnd) of them, @ C prepared columns:
 // the panel's groups' chunks of blocks start at `blocks`, groupStride apart; each run carries its sums in Y from one
 // chunk to the next (first: this is the first chunk). Kept out of line: once GCC inlined Q4_K's into prefillChunk, the
@@ -527,6 +664,7 @@ namespace x86 {
 extern const MatmulInterleavedFn kMatmulInterleavedAvx2 = matmulInterleaved;
 extern const FileLayoutPrefillFn kQ4_0PrefillAvx2 = prefillFileLayout<Q4_0Layout>;
 extern const FileLayoutPrefillFn kQ4_KPrefillAvx2 = prefillFileLayout<Q4_KLayout>;
+extern const FileLayoutPrefillFn kQ6_KPrefillAvx2 = prefillFileLayout<Q6_KLayout>;
 }  // namespace x86
 }  // namespace mn
 

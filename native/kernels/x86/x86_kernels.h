@@ -39,13 +39,14 @@ extern const QuantTypeKernels kQuantTypesAvx512;
 using MatmulInterleavedFn = decltype(KernelTable::matmulInterleaved);
 extern const MatmulInterleavedFn kMatmulInterleavedAvx512;
 extern const MatmulInterleavedFn kMatmulInterleavedAvx2;
-// Q4_0 x Q8_0 and Q4_K x Q8_K prefill (several columns) of rows as the file has them, through the Q4_0x128 and
-// Q4_Kx64 prefill kernels (repacked_avx2.cc); the AVX2 Q4_0 and Q4_K matmuls (matmul_avx2.cc, quant_types_avx2.cc)
-// call them.
+// Q4_0 x Q8_0, Q4_K x Q8_K and Q6_K x Q8_K prefill (several columns) of rows as the file has them, through the
+// Q4_0x128, Q4_Kx64 and Q6_Kx64 prefill kernels (repacked_avx2.cc); the AVX2 Q4_0, Q4_K and Q6_K matmuls
+// (matmul_avx2.cc, quant_types_avx2.cc) call them.
 using FileLayoutPrefillFn = void (*)(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, size_t rowEnd,
                                      const uint8_t* x, size_t actRowBytes, size_t nCols, float* y, size_t ldy);
 extern const FileLayoutPrefillFn kQ4_0PrefillAvx2;
 extern const FileLayoutPrefillFn kQ4_KPrefillAvx2;
+extern const FileLayoutPrefillFn kQ6_KPrefillAvx2;
 // BF16 weights x BF16 activations with AVX512-BF16 dot products (vdpbf16ps); only when cpu reports avx512bf16.
 extern const MatmulFn kMatmulBf16Avx512Bf16;
 
