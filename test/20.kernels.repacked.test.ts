@@ -195,7 +195,7 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
 
   if (kernelIsas().includes("avx2")) {
     it("avx2 Q4_K as the file has it gives the repacked scalar reference's bits at any row count, row range and column count (the AVX2 file-layout K-quant kernels add each super-block's exact sums as the Q4_Kx64 kernels do)", () => {
-      const nRows = 128, n = 16384 + 4096 + 256;
+      const nRows = 320, n = 16384 + 4096 + 256; // a panel of 256 rows and a group of the next
       const weights = quantize(GgmlType.Q4_K, gaussians(nRows * n, 43), n);
       const x = gaussians(17 * n, 44);
       const reference = matmul("scalar", GgmlType.Q4_K, weights, nRows, n, x, 17, { repacked: true });
@@ -203,7 +203,7 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
     });
 
     it("avx2 Q6_K prefill of 32 or more columns (rows copied 64 at a time, a level a byte) gives each column's 1-column bits at any row count and row range", () => {
-      const nRows = 128, n = 4096 + 512;
+      const nRows = 300, n = 4096 + 512; // a panel of 256 rows and part of the next
       const weights = quantize(GgmlType.Q6_K, gaussians(nRows * n, 45), n);
       const nCols = 33;
       const x = gaussians(nCols * n, 46);
