@@ -218,18 +218,23 @@ struct Q4_0Layout {
   }
 };
 
-// One column's Q8_K super-block prepared for the Q4_Kx64 tile: x[j][k] holds its values 32j + 4k .. 32j + 4k + 3
+// A Q8_K super-block's values 4k .. 4k + 3 (k < 64), each group broadcast to a whole vector: out[k]
+void broadcastFours(const BlockQ8_K& xb, __m256i* out) {
+  const uint8_t* q = reinterpret_cast<const uint8_t*>(xb.qs);
+  for (size_t k = 0; k < 64; k++) out[k] = _mm256_set1_epi32(static_cast<int32_t>(loadU32(q + 4 * k)));
+}
+
+// One column's Q8_K super-block prepared for the Q4_Kx64 tile: x[8j + k] holds its values 32j + 4k .. 32j + 4k + 3
 // (sub-block j) broadcast, sums[i] the sums of sub-blocks 2i and 2i + 1 as an i16 pair in every lane (for the mins),
 // and d its d_x.
 struct alignas(32) PreparedSuperBlock {
-  __m256i x[8][8];
+  __m256i x[64];
   __m256i sums[4];
   __m256 d;
 };
 
 void prepareSuperBlock(const BlockQ8_K& xb, PreparedSuperBlock& out) {
-  const uint8_t* q = reinterpret_cast<const uint8_t*>(xb.qs);
-  for (size_t i = 0; i < 64; i++) out.x[i / 8][i % 8] = _mm256_set1_epi32(static_cast<int32_t>(loadU32(q + 4 * i)));
+  broadcastFours(xb, out.x);
   for (size_t i = 0; i < 4; i++) {
     const uint16_t even = static_cast<uint16_t>(xb.bsums[4 * i] + xb.bsums[4 * i + 1]);
     const uint16_t odd = static_cast<uint16_t>(xb.bsums[4 * i + 2] + xb.bsums[4 * i + 3]);
@@ -373,7 +378,7 @@ struct Q4_KLayout {
           }
           const __m256i levels[2] = {_mm256_and_si256(q0, low4), _mm256_and_si256(q1, low4)};
           for (size_t c = 0; c < C; c++) {
-            const __m256i xk = x[c * kChunkBlocks + i].x[j][k];
+            const __m256i xk = x[c * kChunkBlocks + i].x[8 * j + k];
             for (size_t u = 0; u < 2; u++) {
               pairs[u][c] = _mm256_add_epi16(pairs[u][c], _mm256_maddubs_epi16(levels[u], xk));
             }
@@ -431,8 +436,8 @@ struct alignas(32) PreparedQ6SuperBlock {
 };
 
 void prepareQ6SuperBlock(const BlockQ8_K& xb, PreparedQ6SuperBlock& out) {
+  broadcastFours(xb, out.x);
   const uint8_t* q = reinterpret_cast<const uint8_t*>(xb.qs);
-  for (size_t k = 0; k < 64; k++) out.x[k] = _mm256_set1_epi32(static_cast<int32_t>(loadU32(q + 4 * k)));
   for (size_t j = 0; j < 16; j += 2) {
     // lane k of pairs: (q[4k] + q[4k + 1], q[4k + 2] + q[4k + 3]) of sub-blocks j (lanes 0..3) and j + 1 (4..7)
     const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1),
