@@ -199,7 +199,31 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
       const weights = quantize(GgmlType.Q4_K, gaussians(nRows * n, 43), n);
       const x = gaussians(17 * n, 44);
       const reference = matmul("scalar", GgmlType.Q4_K, weights, nRows, n, x, 17, { repacked: true });
-      expectFirstRowsInRanges(GgmlType.Q4_K, weights, nRows, n, x, [1, 2, 3, 5, 17], reference);
+      expectFirstRowsInRanges(GgmlType.Q4_K, weights, nRows, n, x, [1, 2, 3, 5, 15, 16, 17], reference);
+    });
+
+    it("Q4_K at the edges of the AVX2 prefill's i16 sums (levels 15, scales and mins 63, activations of +-127) gives the 1-column bits", () => {
+      // Each i16 of the AVX2 Q4_K tile (16 or more columns) sums a sub-block's 32 terms level * x in pairs: with every
+      // level 15 and every x +-127 a pair reaches 16 * 15 * 127 = 30480, against a limit of 32767.
+      const nRows = 64, n = 1024, nCols = 40;
+      const blockBytes = GGML_TYPE_TRAITS[GgmlType.Q4_K].blockBytes;
+      const weights = new Uint8Array(nRows * n / 256 * blockBytes);
+      for (let b = 0; b < weights.length / blockBytes; b++) {
+        const at = b * blockBytes;
+        weights.set([0x00, 0x3c, 0x00, 0x3c], at); // d = dmin = 1
+        weights.fill(0xff, at + 4, at + blockBytes); // every 6-bit scale and min 63, every level 15
+      }
+      const patterns = signPatterns(n, 64);
+      const x = new Float32Array(nCols * n);
+      for (let c = 0; c < nCols; c++) x.set(patterns.subarray((c % 5) * n, (c % 5 + 1) * n), c * n);
+      const out = matmul("avx2", GgmlType.Q4_K, weights, nRows, n, x, nCols);
+      // levels 15, scale and min 63 against x = 1: 63 * 15 - 63 per value
+      expect(Math.abs(out[0] - (63 * 15 - 63) * n)).toBeLessThan(1e-3 * 63 * 15 * n);
+      for (let c = 0; c < nCols; c++) {
+        const single = matmul("avx2", GgmlType.Q4_K, weights, nRows, n, x.subarray(c * n, (c + 1) * n), 1);
+        const at = firstBitDifference(single, out.subarray(c * nRows), nRows);
+        expect(at, `column ${c} row ${at} differs`).toBe(-1);
+      }
     });
 
     it("avx2 Q6_K prefill of 32 or more columns (rows copied 64 at a time, a level a byte) gives each column's 1-column bits at any row count and row range", () => {

@@ -322,11 +322,11 @@ void prefillK(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowBegin, siz
   }
 }
 
-// From this many columns, Q4_K prefill copies the rows into Q4_Kx64 groups and multiplies them there
-// (kQ4_KPrefillAvx2, repacked_avx2.cc), with the same bits: at 128 columns it ran 84-115 GFLOP/s where the 1 x 4 tile
-// ran 68-79, and the copy, about 6 ms for a 33 MB matrix on one thread, broke even near 8 columns (bench/kernels.sh
-// --cols 2 .. 128, Zen 3, alternating runs).
-constexpr size_t kQ4_KPackedPrefillCols = 8;
+// From this many columns, Q4_K prefill copies the rows into groups with a level a byte and multiplies them there
+// (kQ4_KPrefillAvx2, repacked_avx2.cc), with the same bits. The copy unpacks every level: at 8 columns the 1 x 4 tile's
+// best of 4 alternating runs was 88 GFLOP/s against the copy's 70, at 12 they were even, and at 16 the copy's was
+// 96-98 against 80-89 (bench/kernels.sh --cols, Zen 3).
+constexpr size_t kQ4_KPackedPrefillCols = 16;
 // The same for Q6_K (kQ6_KPrefillAvx2), whose copy unpacks every level to a byte: at 128 columns its best of 5-6
 // alternating runs was 124-136 GFLOP/s on both FFN shapes, where the 1 x 4 tile's was 86-90 (W = 14336 x 4096) and
 // 63-70 (4096 x 14336). The copy costs about as much as 15 columns: at 8-24 columns it ran 0.6-0.8x the tile on the

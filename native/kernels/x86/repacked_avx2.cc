@@ -1,7 +1,7 @@
 // AVX2 matmul over Q4_0 rows interleaved 128 at a time at load (Q4_0x128 against Q8_0 activations; layouts in
 // quants.h), and the prefill of Q4_0, Q4_K and Q6_K rows as the file has them, which copies them into Q4_0x128,
-// Q4_Kx64 and Q6_Kx64 (this file's) groups first. (AVX2 does not repack Q4_K at load: there is no Q4_Kx64 decode
-// kernel here; kernels.cc.)
+// Q4_Kx64Bytes and Q6_Kx64Bytes groups first (the last two this file's own, a level a byte). (AVX2 does not repack
+// Q4_K at load: there is no Q4_Kx64 decode kernel here; kernels.cc.)
 //
 // Half a line of a block's quants holds 4 bytes (8 levels) of each of 8 rows, so a vector's eight 32-bit lanes are 8
 // rows. Q4_0: vpmaddubsw of the low (high) nibbles with 4 of the activation's values broadcast adds 2 pair sums to
@@ -243,15 +243,7 @@ void prepareSuperBlock(const BlockQ8_K& xb, PreparedSuperBlock& out) {
   out.d = _mm256_set1_ps(xb.d);
 }
 
-// The 8-bit values at p .. p + 7 (one per row of a unit) -> each in both 16-bit halves of its row's 32-bit lane
-MN_INLINE __m256i unitWords(const uint8_t* p) {
-  const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
-}
-
-// packQ4_Kx64Group (quants.cc) with AVX2, for the prefill of rows as the file has them, where the scalar copy took
-// as long as the multiply at 8 columns: each unit of 8 rows, per super-block, moves its quants as four 8 x 8
-// transposes of 32-bit words and its 6-bit scales and mins as one 8 x 16 transpose of bytes. The same bytes.
+// Moves 8 rows' vectors of 8 words into 8 vectors of the 8 rows' words: word j of v[i] -> word i of v[j]
 MN_INLINE void transposeWords8x8(__m256i (&v)[8]) {
   __m256i t[8], u[8];
   for (size_t i = 0; i < 8; i += 2) {
@@ -270,140 +262,151 @@ MN_INLINE void transposeWords8x8(__m256i (&v)[8]) {
   }
 }
 
-// A Q4_K super-block's 8 scales then 8 mins, one byte each
-MN_INLINE __m128i unpackedScales(const uint8_t* block) {
-  const Q4ScaleBytes bytes = q4ScaleBytes(block + offsetof(BlockQ4_K, scales));
-  return _mm_set_epi64x(static_cast<long long>(bytes.mins), static_cast<long long>(bytes.scales));
+// The prefill of K-quant rows as the file has them copies 64 rows a super-block at a time into this file's own
+// layouts, with a level per byte, so the tiles read their operands as they are (no decode reads them). A group block
+// starts with 4 runs of 16 rows, 64 lines each: line k holds values 4k .. 4k + 3 of unit 0's 8 rows, a row a 32-bit
+// lane, then unit 1's. Each layout's scales and d follow the lines.
+constexpr size_t kBytesGroupRows = 64;
+constexpr size_t bytesLineOffset(size_t s, size_t k) { return 4096 * s + 64 * k; }
+constexpr size_t kBytesLinesBytes = 16384;
+
+// Q4_Kx64Bytes: then per run, 32-value sub-block and unit, the 8 rows' scales, each in both halves of its lane; per
+// run, pair of sub-blocks 2i, 2i + 1 and unit, the 8 rows' two mins as an i16 pair; the 64 rows' fp16 d; their dmin.
+constexpr size_t q4_KBytesScaleOffset(size_t s, size_t j) { return kBytesLinesBytes + 512 * s + 64 * j; }
+constexpr size_t q4_KBytesMinOffset(size_t s, size_t i) { return kBytesLinesBytes + 2048 + 256 * s + 64 * i; }
+constexpr size_t kQ4_KBytesDOffset = kBytesLinesBytes + 3072;
+constexpr size_t kQ4_KBytesDminOffset = kQ4_KBytesDOffset + 2 * kBytesGroupRows;
+constexpr size_t kQ4_KBytesBlockBytes = kQ4_KBytesDminOffset + 2 * kBytesGroupRows;
+
+// Values 32p .. 32p + 31 (p < 8) of a Q4_K super-block: its 4-bit levels, one byte each in element order
+MN_INLINE __m256i q4Levels(const uint8_t* block, int p) {
+  const __m256i packed =
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + offsetof(BlockQ4_K, qs) + 32 * (p / 2)));
+  return _mm256_and_si256(p % 2 ? _mm256_srli_epi16(packed, 4) : packed, _mm256_set1_epi8(0x0F));
 }
 
-void packQ4_Kx64GroupAvx2(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {
-  alignas(32) static const uint8_t kZeroBlock[sizeof(BlockQ4_K)] = {};
-  for (size_t b = 0; b < nBlocks; b++, dst += kQ4_Kx64BlockBytes) {
-    for (size_t unit = 0; unit < kQ4_Kx64Rows / kUnitRows; unit++) {
-      const size_t s = unit / 2, half = unit % 2;
+// Rows [0, rows) (at most 64; the rest zero), super-blocks [0, nBlocks) of Block rows -> nBlocks group blocks of
+// kBlockBytes: per unit of 8 rows, each 32 values' levels (levels(block, p), q4Levels or q6Levels) unpacked per row
+// and moved as one 8 x 8 transpose of 32-bit words; then rest(block, unit, out) copies the unit's scales and d.
+template <typename Block, size_t kBlockBytes, typename Levels, typename Rest>
+MN_INLINE void packBytesGroup(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst,
+                              Levels levels, Rest rest) {
+  alignas(32) static const uint8_t kZeroBlock[sizeof(Block)] = {};
+  for (size_t b = 0; b < nBlocks; b++, dst += kBlockBytes) {
+    for (size_t unit = 0; unit < kBytesGroupRows / kUnitRows; unit++) {
       const uint8_t* block[8];  // rows past `rows` read as zero
       for (size_t i = 0; i < 8; i++) {
         const size_t row = kUnitRows * unit + i;
-        block[i] = row < rows ? src + row * srcRowBytes + b * sizeof(BlockQ4_K) : kZeroBlock;
+        block[i] = row < rows ? src + row * srcRowBytes + b * sizeof(Block) : kZeroBlock;
       }
-      for (size_t i = 0; i < 8; i++) {
-        std::memcpy(dst + q4_Kx64DOffset(s) + 2 * (kUnitRows * half + i), block[i] + offsetof(BlockQ4_K, d), 2);
-        std::memcpy(dst + q4_Kx64DminOffset(s) + 2 * (kUnitRows * half + i), block[i] + offsetof(BlockQ4_K, dmin), 2);
-      }
-      // byte j of row i -> byte i of word j: rows paired, then in fours, then eights
-      __m128i r[8], a[8], c[8];
-      for (size_t i = 0; i < 8; i++) r[i] = unpackedScales(block[i]);
-      for (size_t i = 0; i < 8; i += 2) {
-        a[i] = _mm_unpacklo_epi8(r[i], r[i + 1]);      // scales 0..7 of rows i, i + 1
-        a[i + 1] = _mm_unpackhi_epi8(r[i], r[i + 1]);  // mins
-      }
-      for (size_t i = 0; i < 8; i += 4) {
-        for (size_t m = 0; m < 2; m++) {
-          c[i + 2 * m] = _mm_unpacklo_epi16(a[i + m], a[i + 2 + m]);      // values 0..3 of 4 rows
-          c[i + 2 * m + 1] = _mm_unpackhi_epi16(a[i + m], a[i + 2 + m]);  // values 4..7
-        }
-      }
-      for (size_t m = 0; m < 2; m++) {  // scales, then mins
-        for (size_t q = 0; q < 2; q++) {  // values 4q .. 4q + 3 of the 8 rows: two per vector
-          const __m128i lo = _mm_unpacklo_epi32(c[2 * m + q], c[4 + 2 * m + q]);
-          const __m128i hi = _mm_unpackhi_epi32(c[2 * m + q], c[4 + 2 * m + q]);
-          const __m128i values[2] = {lo, hi};
-          for (size_t h = 0; h < 2; h++) {
-            for (size_t e = 0; e < 2; e++) {
-              const size_t j = 4 * q + 2 * h + e;
-              uint8_t* out = dst + (m ? q4_Kx64MinOffset(j, s) : q4_Kx64ScaleOffset(j, s)) + kUnitRows * half;
-              _mm_storel_epi64(reinterpret_cast<__m128i*>(out), e ? _mm_unpackhi_epi64(values[h], values[h])
-                                                                  : values[h]);
-            }
-          }
-        }
-      }
-      for (size_t chunk = 0; chunk < 4; chunk++) {
-        __m256i v[8];
-        for (size_t i = 0; i < 8; i++) {
-          v[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block[i] + offsetof(BlockQ4_K, qs) + 32 * chunk));
-        }
+      __m256i v[8];
+      for (int p = 0; p < 8; p++) {
+        for (size_t i = 0; i < 8; i++) v[i] = levels(block[i], p);
         transposeWords8x8(v);
         for (size_t k = 0; k < 8; k++) {
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + q4_Kx64LineOffset(s, chunk, k) + 32 * half), v[k]);
+          uint8_t* line = dst + bytesLineOffset(unit / 2, 8 * p + k) + 32 * (unit % 2);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(line), v[k]);
         }
       }
+      rest(block, unit, dst);
     }
   }
 }
 
-// Q4_Kx64 prefill and decode: as Q4_0Layout's tile, per super-block. A row's i16 pairs sum one sub-block (16 pairs of
-// at most 15 * 128 each: under 32768), then vpmaddwd applies the row's sub-block scale, and the mins meet the
+// Q4_K rows -> Q4_Kx64Bytes blocks (packBytesGroup), the scales and the pairs of mins moved as the levels are
+void packQ4_KBytesGroupAvx2(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {
+  packBytesGroup<BlockQ4_K, kQ4_KBytesBlockBytes>(src, srcRowBytes, rows, nBlocks, dst, q4Levels,
+                                                  [](const uint8_t* const (&block)[8], size_t unit, uint8_t* out) {
+    const size_t s = unit / 2, half = unit % 2;
+    Q4ScaleBytes bytes[8];
+    for (size_t i = 0; i < 8; i++) {
+      const size_t row = kUnitRows * unit + i;
+      std::memcpy(out + kQ4_KBytesDOffset + 2 * row, block[i] + offsetof(BlockQ4_K, d), 2);
+      std::memcpy(out + kQ4_KBytesDminOffset + 2 * row, block[i] + offsetof(BlockQ4_K, dmin), 2);
+      bytes[i] = q4ScaleBytes(block[i] + offsetof(BlockQ4_K, scales));
+    }
+    __m256i v[8];
+    for (size_t i = 0; i < 8; i++) {
+      v[i] = replicateWords(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes[i].scales))));
+    }
+    transposeWords8x8(v);
+    for (size_t j = 0; j < 8; j++) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + q4_KBytesScaleOffset(s, j) + 32 * half), v[j]);
+    }
+    // a row's 8 mins as words: its pairs of sub-blocks are 32-bit words 0..3 (4..7 are zero)
+    for (size_t i = 0; i < 8; i++) {
+      v[i] = _mm256_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(bytes[i].mins)));
+    }
+    transposeWords8x8(v);
+    for (size_t i = 0; i < 4; i++) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + q4_KBytesMinOffset(s, i) + 32 * half), v[i]);
+    }
+  });
+}
+
+// Q4_Kx64Bytes prefill: as Q4_0Layout's tile, per super-block. A row's i16 pairs sum one sub-block (16 pairs of at
+// most 15 * 128 each: under 32768), then vpmaddwd applies the row's sub-block scale, and the mins meet the
 // activations' sub-block sums two sub-blocks per vpmaddwd. Every (row, column) adds its super-blocks in order as
 // scalar::matmulInterleaved does: acc = fma(sumi, d_w * d_x, acc), then acc = fma(summ, -(dmin_w * d_x), acc).
+// The tile ran out of instructions the core could issue (about 5 a cycle), not of multipliers: levels stored a
+// byte each need no masks or shifts, and a sub-block is unrolled with each running sum held in a register
+// (inRegister), which stops GCC adding the products as a tree and spilling them. 1823 -> 1203 instructions a
+// super-block of 16 rows x 2 columns (callgrind); 1.18-1.47x the nibble tile's GFLOP/s in the same process.
 struct Q4_KLayout {
   using Activation = BlockQ8_K;
   using Prepared = PreparedSuperBlock;
-  static constexpr size_t kGroupRows = kQ4_Kx64Rows;
+  static constexpr size_t kGroupRows = kBytesGroupRows;
   static constexpr size_t kBlockValues = kQKK;
-  static constexpr size_t kGroupBlockBytes = kQ4_Kx64BlockBytes;
+  static constexpr size_t kGroupBlockBytes = kQ4_KBytesBlockBytes;
   static constexpr size_t kFileBlockBytes = sizeof(BlockQ4_K);
-  // Four groups' chunks of 2 super-blocks (76 KB, in L2) share each prepared chunk (9 KB a column pair), whose 64
-  // broadcasts per super-block and column took 12% of the time when they served one group. From two groups to four,
-  // the copy and preparation fell from 8.2% to 6.0% of the Q4_K_M slice's prefill samples (engine A/B within noise).
-  static constexpr size_t kChunkBlocks = 2;
+  // A group's super-block is 19 KB. Four groups (77 KB, in L2) share each prepared chunk, whose 64 broadcasts per
+  // super-block and column took 12% of the time when they served one group.
+  static constexpr size_t kChunkBlocks = 1;
   static constexpr size_t kPanelGroups = 4;
   static void prepare(const BlockQ8_K& xb, PreparedSuperBlock& out) { prepareSuperBlock(xb, out); }
   static void pack(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {
-    packQ4_Kx64GroupAvx2(src, srcRowBytes, rows, nBlocks, dst);
+    packQ4_KBytesGroupAvx2(src, srcRowBytes, rows, nBlocks, dst);
   }
 
   template <size_t C>
   static MN_INLINE void runTile(const uint8_t* block, size_t s, size_t count, const PreparedSuperBlock* x,
                                 __m256 (&acc)[2][C]) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    for (size_t i = 0; i < count; i++, block += kQ4_Kx64BlockBytes) {
+    for (size_t i = 0; i < count; i++, block += kQ4_KBytesBlockBytes) {
       __m256i sumi[2][C];
-      for (size_t u = 0; u < 2; u++) {
-        for (size_t c = 0; c < C; c++) sumi[u][c] = _mm256_setzero_si256();
-      }
       for (size_t j = 0; j < 8; j++) {
         __m256i pairs[2][C];
-        for (size_t u = 0; u < 2; u++) {
-          for (size_t c = 0; c < C; c++) pairs[u][c] = _mm256_setzero_si256();
-        }
-#pragma GCC unroll 1
+#pragma GCC unroll 8
         for (size_t k = 0; k < 8; k++) {
-          const uint8_t* line = block + q4_Kx64LineOffset(s, j / 2, k);
-          __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line));
-          __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32));
-          if (j % 2) {
-            q0 = _mm256_srli_epi16(q0, 4);
-            q1 = _mm256_srli_epi16(q1, 4);
-          }
-          const __m256i levels[2] = {_mm256_and_si256(q0, low4), _mm256_and_si256(q1, low4)};
+          const uint8_t* line = block + bytesLineOffset(s, 8 * j + k);
+          const __m256i levels[2] = {inRegister(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line))),
+                                     inRegister(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32)))};
           for (size_t c = 0; c < C; c++) {
-            const __m256i xk = x[c * kChunkBlocks + i].x[8 * j + k];
+            const __m256i xk = inRegister(x[c * kChunkBlocks + i].x[8 * j + k]);
             for (size_t u = 0; u < 2; u++) {
-              pairs[u][c] = _mm256_add_epi16(pairs[u][c], _mm256_maddubs_epi16(levels[u], xk));
+              const __m256i products = _mm256_maddubs_epi16(levels[u], xk);
+              pairs[u][c] = inRegister(k == 0 ? products : _mm256_add_epi16(pairs[u][c], products));
             }
           }
         }
         for (size_t u = 0; u < 2; u++) {
-          const __m256i scales = unitWords(block + q4_Kx64ScaleOffset(j, s) + kUnitRows * u);
+          const __m256i scales =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q4_KBytesScaleOffset(s, j) + 32 * u));
           for (size_t c = 0; c < C; c++) {
-            sumi[u][c] = _mm256_add_epi32(sumi[u][c], _mm256_madd_epi16(pairs[u][c], scales));
+            const __m256i scaled = _mm256_madd_epi16(pairs[u][c], scales);
+            sumi[u][c] = j == 0 ? scaled : _mm256_add_epi32(sumi[u][c], scaled);
           }
         }
       }
       for (size_t u = 0; u < 2; u++) {
         __m256i mins[4];  // the mins of sub-blocks 2i and 2i + 1 as each row's i16 pair
         for (size_t i2 = 0; i2 < 4; i2++) {
-          const __m128i even = _mm_loadl_epi64(
-              reinterpret_cast<const __m128i*>(block + q4_Kx64MinOffset(2 * i2, s) + kUnitRows * u));
-          const __m128i odd = _mm_loadl_epi64(
-              reinterpret_cast<const __m128i*>(block + q4_Kx64MinOffset(2 * i2 + 1, s) + kUnitRows * u));
-          mins[i2] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(even, odd));
+          mins[i2] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q4_KBytesMinOffset(s, i2) + 32 * u));
         }
-        const __m256 dw = _mm256_cvtph_ps(
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + q4_Kx64DOffset(s) + 2 * kUnitRows * u)));
-        const __m256 dminw = _mm256_cvtph_ps(
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + q4_Kx64DminOffset(s) + 2 * kUnitRows * u)));
+        const size_t row = kRunRows * s + kUnitRows * u;
+        const __m256 dw =
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kQ4_KBytesDOffset + 2 * row)));
+        const __m256 dminw =
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kQ4_KBytesDminOffset + 2 * row)));
         for (size_t c = 0; c < C; c++) {
           const PreparedSuperBlock& xs = x[c * kChunkBlocks + i];
           __m256i summ = _mm256_madd_epi16(mins[0], xs.sums[0]);
@@ -416,15 +419,11 @@ struct Q4_KLayout {
   }
 };
 
-// Q6_K prefill copies 64 rows a super-block at a time into this file's own layout, with a level per byte, so the tile
-// reads its operands as they are (no decode reads it; Q6_K has no repacked mode). Per run of 16 rows: 64 lines of 4
-// values (line k: values 4k .. 4k + 3 of unit 0's 8 rows, one row a 32-bit lane, then unit 1's); then per run,
-// sub-block of 16 values and unit, the 8 rows' scales, each in both halves of its lane; then the 64 rows' fp16 d.
-constexpr size_t kQ6_Kx64Rows = 64;
-constexpr size_t q6_Kx64LineOffset(size_t s, size_t k) { return 4096 * s + 64 * k; }
-constexpr size_t q6_Kx64ScaleOffset(size_t s, size_t j) { return 16384 + 1024 * s + 64 * j; }
-constexpr size_t kQ6_Kx64DOffset = 20480;
-constexpr size_t kQ6_Kx64BlockBytes = kQ6_Kx64DOffset + 2 * kQ6_Kx64Rows;
+// Q6_Kx64Bytes: then per run, sub-block of 16 values and unit, the 8 rows' scales, each in both halves of its lane;
+// then the 64 rows' fp16 d. (Q6_K has no repacked mode.)
+constexpr size_t q6_KBytesScaleOffset(size_t s, size_t j) { return kBytesLinesBytes + 1024 * s + 64 * j; }
+constexpr size_t kQ6_KBytesDOffset = kBytesLinesBytes + 4096;
+constexpr size_t kQ6_KBytesBlockBytes = kQ6_KBytesDOffset + 2 * kBytesGroupRows;
 
 // One column's Q8_K super-block prepared for the Q6_K tile: x[k] holds its values 4k .. 4k + 3 broadcast; offset[j]
 // the start of sub-block j's i16 pairs, -32 times the sums of its values 4k, 4k + 1 and of 4k + 2, 4k + 3 (every k
@@ -451,54 +450,40 @@ void prepareQ6SuperBlock(const BlockQ8_K& xb, PreparedQ6SuperBlock& out) {
   out.d = _mm256_set1_ps(xb.d);
 }
 
-// Rows [0, rows) (at most 64; the rest zero), super-blocks [0, nBlocks) -> nBlocks Q6_Kx64 blocks: per unit of 8 rows,
-// each 32 values' levels unpacked per row and moved as one 8 x 8 transpose of 32-bit words, and the 16 scales the
-// same way as words.
-void packQ6_Kx64GroupAvx2(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {
-  alignas(32) static const uint8_t kZeroBlock[sizeof(BlockQ6_K)] = {};
-  for (size_t b = 0; b < nBlocks; b++, dst += kQ6_Kx64BlockBytes) {
-    for (size_t unit = 0; unit < kQ6_Kx64Rows / kUnitRows; unit++) {
-      const size_t s = unit / 2, half = unit % 2;
-      const uint8_t* block[8];
+// Q6_K rows -> Q6_Kx64Bytes blocks (packBytesGroup), the 16 scales moved as the levels are
+void packQ6_KBytesGroupAvx2(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {
+  packBytesGroup<BlockQ6_K, kQ6_KBytesBlockBytes>(src, srcRowBytes, rows, nBlocks, dst, q6Levels,
+                                                  [](const uint8_t* const (&block)[8], size_t unit, uint8_t* out) {
+    for (size_t i = 0; i < 8; i++) {
+      std::memcpy(out + kQ6_KBytesDOffset + 2 * (kUnitRows * unit + i), block[i] + offsetof(BlockQ6_K, d), 2);
+    }
+    __m256i v[8];
+    for (size_t h = 0; h < 2; h++) {  // sub-blocks 8h .. 8h + 7
       for (size_t i = 0; i < 8; i++) {
-        const size_t row = kUnitRows * unit + i;
-        block[i] = row < rows ? src + row * srcRowBytes + b * sizeof(BlockQ6_K) : kZeroBlock;
-        std::memcpy(dst + kQ6_Kx64DOffset + 2 * row, block[i] + offsetof(BlockQ6_K, d), 2);
+        const __m128i scales =
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(block[i] + offsetof(BlockQ6_K, scales) + 8 * h));
+        v[i] = replicateWords(_mm256_cvtepi8_epi32(scales));
       }
-      __m256i v[8];
-      for (int p = 0; p < 8; p++) {
-        for (size_t i = 0; i < 8; i++) v[i] = q6Levels(block[i], p);
-        transposeWords8x8(v);
-        for (size_t k = 0; k < 8; k++) {
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + q6_Kx64LineOffset(s, 8 * p + k) + 32 * half), v[k]);
-        }
-      }
-      for (size_t h = 0; h < 2; h++) {  // sub-blocks 8h .. 8h + 7
-        for (size_t i = 0; i < 8; i++) {
-          const __m128i scales = _mm_loadl_epi64(
-              reinterpret_cast<const __m128i*>(block[i] + offsetof(BlockQ6_K, scales) + 8 * h));
-          v[i] = replicateWords(_mm256_cvtepi8_epi32(scales));
-        }
-        transposeWords8x8(v);
-        for (size_t j = 0; j < 8; j++) {
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + q6_Kx64ScaleOffset(s, 8 * h + j) + 32 * half), v[j]);
-        }
+      transposeWords8x8(v);
+      for (size_t j = 0; j < 8; j++) {
+        uint8_t* scalesOut = out + q6_KBytesScaleOffset(unit / 2, 8 * h + j) + 32 * (unit % 2);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(scalesOut), v[j]);
       }
     }
-  }
+  });
 }
 
-// Q6_Kx64 prefill: as Q4_0Layout's tile, per 16-value sub-block. Each row's i16 pair starts at the prepared offset and
-// adds 8 products each: every partial sum is 8 terms of (q - 32) * x or -32 * x, at most 32 * 127 apart from zero
-// (Q8_K's values lie in [-127, 127]), so it stays within 8 * 4064 = 32512. vpmaddwd applies the row's scale, and
-// each (row, column) adds its super-block's exact sum as the AVX2 file-layout Q6_K kernel does:
+// Q6_Kx64Bytes prefill: as Q4_0Layout's tile, per 16-value sub-block. Each row's i16 pair starts at the prepared
+// offset and adds 8 products each: every partial sum is 8 terms of (q - 32) * x or -32 * x, at most 32 * 127 apart
+// from zero (Q8_K's values lie in [-127, 127]), so it stays within 8 * 4064 = 32512. vpmaddwd applies the row's
+// scale, and each (row, column) adds its super-block's exact sum as the AVX2 file-layout Q6_K kernel does:
 // acc = fma(sumi, d_w * d_x, acc).
 struct Q6_KLayout {
   using Activation = BlockQ8_K;
   using Prepared = PreparedQ6SuperBlock;
-  static constexpr size_t kGroupRows = kQ6_Kx64Rows;
+  static constexpr size_t kGroupRows = kBytesGroupRows;
   static constexpr size_t kBlockValues = kQKK;
-  static constexpr size_t kGroupBlockBytes = kQ6_Kx64BlockBytes;
+  static constexpr size_t kGroupBlockBytes = kQ6_KBytesBlockBytes;
   static constexpr size_t kFileBlockBytes = sizeof(BlockQ6_K);
   // A group's super-block is 20 KB. Four groups (80 KB, in L2) share each prepared chunk, whose broadcasts took 9% of
   // the time with two; with four the kernel's best of 6 alternating runs went from 104 to 107-117 GFLOP/s.
@@ -506,13 +491,13 @@ struct Q6_KLayout {
   static constexpr size_t kPanelGroups = 4;
   static void prepare(const BlockQ8_K& xb, PreparedQ6SuperBlock& out) { prepareQ6SuperBlock(xb, out); }
   static void pack(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {
-    packQ6_Kx64GroupAvx2(src, srcRowBytes, rows, nBlocks, dst);
+    packQ6_KBytesGroupAvx2(src, srcRowBytes, rows, nBlocks, dst);
   }
 
   template <size_t C>
   static MN_INLINE void runTile(const uint8_t* block, size_t s, size_t count, const PreparedQ6SuperBlock* x,
                                 __m256 (&acc)[2][C]) {
-    for (size_t i = 0; i < count; i++, block += kQ6_Kx64BlockBytes) {
+    for (size_t i = 0; i < count; i++, block += kQ6_KBytesBlockBytes) {
       __m256i sumi[2][C];
       for (size_t u = 0; u < 2; u++) {
         for (size_t c = 0; c < C; c++) sumi[u][c] = _mm256_setzero_si256();
@@ -521,7 +506,7 @@ struct Q6_KLayout {
         __m256i pairs[2][C];
         for (size_t c = 0; c < C; c++) pairs[0][c] = pairs[1][c] = x[c * kChunkBlocks + i].offset[j];
         for (size_t k = 4 * j; k < 4 * j + 4; k++) {
-          const uint8_t* line = block + q6_Kx64LineOffset(s, k);
+          const uint8_t* line = block + bytesLineOffset(s, k);
           const __m256i levels[2] = {inRegister(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line))),
                                      inRegister(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32)))};
           for (size_t c = 0; c < C; c++) {
@@ -533,7 +518,7 @@ struct Q6_KLayout {
         }
         for (size_t u = 0; u < 2; u++) {
           const __m256i scales =
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q6_Kx64ScaleOffset(s, j) + 32 * u));
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q6_KBytesScaleOffset(s, j) + 32 * u));
           for (size_t c = 0; c < C; c++) {
             sumi[u][c] = _mm256_add_epi32(sumi[u][c], _mm256_madd_epi16(pairs[u][c], scales));
           }
@@ -541,7 +526,7 @@ struct Q6_KLayout {
       }
       for (size_t u = 0; u < 2; u++) {
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(
-            reinterpret_cast<const __m128i*>(block + kQ6_Kx64DOffset + 2 * (kRunRows * s + kUnitRows * u))));
+            reinterpret_cast<const __m128i*>(block + kQ6_KBytesDOffset + 2 * (kRunRows * s + kUnitRows * u))));
         for (size_t c = 0; c < C; c++) {
           const __m256 scale = _mm256_mul_ps(dw, x[c * kChunkBlocks + i].d);
           acc[u][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[u][c]), scale, acc[u][c]);
