@@ -100,6 +100,7 @@ MN_INLINE void storeLanes(float* y, __m256 v, size_t first, size_t count) {
 
 // Lanes [first, first + count) <- y[0 .. count), the others zero
 MN_INLINE __m256 loadLanes(const float* y, size_t first, size_t count) {
+  if (first == 0 && count == 8) return _mm256_loadu_ps(y);
   alignas(32) float lanes[8] = {};
   std::memcpy(lanes + first, y, count * sizeof(float));
   return _mm256_load_ps(lanes);
