@@ -44,6 +44,14 @@ function signPatterns(n: number, block: number): Float32Array {
   return x;
 }
 
+/** nCols columns of signPatterns(n, block), its five in turn */
+function signColumns(n: number, block: number, nCols: number): Float32Array {
+  const patterns = signPatterns(n, block);
+  const x = new Float32Array(nCols * n);
+  for (let c = 0; c < nCols; c++) x.set(patterns.subarray((c % 5) * n, (c % 5 + 1) * n), c * n);
+  return x;
+}
+
 /**
  * The avx2 matmul of the first 1, 7, 70 and all nRows rows of `weights` with each of `columnCounts` columns of x, run
  * in row ranges of 41, gives `expected`'s bits (nRows a column) and writes nothing else.
@@ -164,9 +172,9 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
   });
 
   it("Q4_K at the edges of the AVX2 kernels' i16 pair sums (levels 15, scales and mins 63, activations of +-127) gives the scalar reference's bits, as the file has the rows and repacked", () => {
-    // Each i16 of the AVX2 Q4_Kx64 tile adds 16 products level * x of one sub-block: with every level 15 and every x
-    // +-127 its partial sums reach +-30480, against a limit of 32767.
-    const nRows = 64, n = 1024, nCols = 5;
+    // Each i16 of the AVX2 Q4_K prefill tile (16 or more columns) adds 16 products level * x of one sub-block: with
+    // every level 15 and every x +-127 its partial sums reach +-30480, against a limit of 32767.
+    const nRows = 64, n = 1024, nCols = 17;
     const blockBytes = GGML_TYPE_TRAITS[GgmlType.Q4_K].blockBytes;
     const weights = new Uint8Array(nRows * n / 256 * blockBytes);
     const patterns = [0xff, 0xff, 0x0f, 0xf0];
@@ -176,7 +184,7 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
       weights.fill(0xff, at + 4, at + 16); // every 6-bit scale and min 63
       weights.fill(patterns[row % 4], at + 16, at + blockBytes);
     }
-    const x = signPatterns(n, 64);
+    const x = signColumns(n, 64, nCols);
     const reference = matmul("scalar", GgmlType.Q4_K, weights, nRows, n, x, nCols, { repacked: true });
     // levels 15 against x = 1: (63 * 15 - 0.5 * 63) per value
     expect(Math.abs(reference[0] - (63 * 15 - 0.5 * 63) * n)).toBeLessThan(1e-2 * 63 * 15 * n);
@@ -202,30 +210,6 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
       expectFirstRowsInRanges(GgmlType.Q4_K, weights, nRows, n, x, [1, 2, 3, 5, 15, 16, 17], reference);
     });
 
-    it("Q4_K at the edges of the AVX2 prefill's i16 sums (levels 15, scales and mins 63, activations of +-127) gives the 1-column bits", () => {
-      // Each i16 of the AVX2 Q4_K tile (16 or more columns) sums a sub-block's 32 terms level * x in pairs: with every
-      // level 15 and every x +-127 a pair reaches 16 * 15 * 127 = 30480, against a limit of 32767.
-      const nRows = 64, n = 1024, nCols = 40;
-      const blockBytes = GGML_TYPE_TRAITS[GgmlType.Q4_K].blockBytes;
-      const weights = new Uint8Array(nRows * n / 256 * blockBytes);
-      for (let b = 0; b < weights.length / blockBytes; b++) {
-        const at = b * blockBytes;
-        weights.set([0x00, 0x3c, 0x00, 0x3c], at); // d = dmin = 1
-        weights.fill(0xff, at + 4, at + blockBytes); // every 6-bit scale and min 63, every level 15
-      }
-      const patterns = signPatterns(n, 64);
-      const x = new Float32Array(nCols * n);
-      for (let c = 0; c < nCols; c++) x.set(patterns.subarray((c % 5) * n, (c % 5 + 1) * n), c * n);
-      const out = matmul("avx2", GgmlType.Q4_K, weights, nRows, n, x, nCols);
-      // levels 15, scale and min 63 against x = 1: 63 * 15 - 63 per value
-      expect(Math.abs(out[0] - (63 * 15 - 63) * n)).toBeLessThan(1e-3 * 63 * 15 * n);
-      for (let c = 0; c < nCols; c++) {
-        const single = matmul("avx2", GgmlType.Q4_K, weights, nRows, n, x.subarray(c * n, (c + 1) * n), 1);
-        const at = firstBitDifference(single, out.subarray(c * nRows), nRows);
-        expect(at, `column ${c} row ${at} differs`).toBe(-1);
-      }
-    });
-
     it("avx2 Q6_K prefill of 32 or more columns (rows copied 64 at a time, a level a byte) gives each column's 1-column bits at any row count and row range", () => {
       const nRows = 300, n = 4096 + 512; // a panel of 256 rows and part of the next
       const weights = quantize(GgmlType.Q6_K, gaussians(nRows * n, 45), n);
@@ -248,9 +232,7 @@ describe("20 kernels: Q4_0 rows interleaved 128 at a time and Q4_K rows 64 at a 
         weights.fill(row % 4 < 2 ? 127 : 128, at + 192, at + 208); // scales 127 or -128
         weights.set([0x00, 0x3c], at + 208); // d = 1
       }
-      const patterns = signPatterns(n, 64);
-      const x = new Float32Array(nCols * n);
-      for (let c = 0; c < nCols; c++) x.set(patterns.subarray((c % 5) * n, (c % 5 + 1) * n), c * n);
+      const x = signColumns(n, 64, nCols);
       const out = matmul("avx2", GgmlType.Q6_K, weights, nRows, n, x, nCols);
       // levels 0, scale 127 against x = 1: 127 * -32 per value
       expect(Math.abs(out[0] - 127 * -32 * n)).toBeLessThan(1e-3 * 127 * 32 * n);
