@@ -224,7 +224,7 @@ void broadcastFours(const BlockQ8_K& xb, __m256i* out) {
   for (size_t k = 0; k < 64; k++) out[k] = _mm256_set1_epi32(static_cast<int32_t>(loadU32(q + 4 * k)));
 }
 
-// One column's Q8_K super-block prepared for the Q4_Kx64 tile: x[8j + k] holds its values 32j + 4k .. 32j + 4k + 3
+// One column's Q8_K super-block prepared for the Q4_K tile: x[8j + k] holds its values 32j + 4k .. 32j + 4k + 3
 // (sub-block j) broadcast, sums[i] the sums of sub-blocks 2i and 2i + 1 as an i16 pair in every lane (for the mins),
 // and d its d_x.
 struct alignas(32) PreparedSuperBlock {
@@ -351,7 +351,7 @@ void packQ4_KBytesGroupAvx2(const uint8_t* src, size_t srcRowBytes, size_t rows,
 // The tile ran out of instructions the core could issue (about 5 a cycle), not of multipliers: levels stored a
 // byte each need no masks or shifts, and a sub-block is unrolled with each running sum held in a register
 // (inRegister), which stops GCC adding the products as a tree and spilling them. 1823 -> 1203 instructions a
-// super-block of 16 rows x 2 columns (callgrind); 1.18-1.47x the nibble tile's GFLOP/s in the same process.
+// super-block of 16 rows x 2 columns (callgrind); 1.18-1.70x the nibble tile's GFLOP/s in the same process.
 struct Q4_KLayout {
   using Activation = BlockQ8_K;
   using Prepared = PreparedSuperBlock;
@@ -360,7 +360,8 @@ struct Q4_KLayout {
   static constexpr size_t kGroupBlockBytes = kQ4_KBytesBlockBytes;
   static constexpr size_t kFileBlockBytes = sizeof(BlockQ4_K);
   // A group's super-block is 19 KB. Four groups (77 KB, in L2) share each prepared chunk, whose 64 broadcasts per
-  // super-block and column took 12% of the time when they served one group.
+  // super-block and column took 12% of the time when they served one group. Chunks of two super-blocks (154 KB) ran
+  // the tile at 0.94x.
   static constexpr size_t kChunkBlocks = 1;
   static constexpr size_t kPanelGroups = 4;
   static void prepare(const BlockQ8_K& xb, PreparedSuperBlock& out) { prepareSuperBlock(xb, out); }
