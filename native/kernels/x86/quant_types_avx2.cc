@@ -84,10 +84,11 @@ MN_INLINE KSuper prepare(const uint8_t* block) {
   KSuper k;
   k.block = block;
   if (T == KType::Q4_K || T == KType::Q5_K) {
-    const Q4ScaleBytes bytes = q4ScaleBytes(block + offsetof(BlockQ4_K, scales));
-    k.scales[0] = replicateWords(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes.scales))));
+    static_assert(offsetof(BlockQ4_K, scales) == offsetof(BlockQ5_K, scales), "one offset for both");
+    const __m128i bytes = q4ScaleBytes(block + offsetof(BlockQ4_K, scales));
+    k.scales[0] = replicateWords(_mm256_cvtepu8_epi32(bytes));
     k.scales[1] = k.scales[0];
-    k.extra = _mm256_zextsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(bytes.mins))));
+    k.extra = _mm256_zextsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128(bytes, 8)));
     k.dAndDmin = halfLanes(loadU32(block));
   } else {
     __m128i bytes;  // 16 scales as signed bytes

@@ -318,7 +318,7 @@ void packQ4_KBytesGroupAvx2(const uint8_t* src, size_t srcRowBytes, size_t rows,
   packBytesGroup<BlockQ4_K, kQ4_KBytesBlockBytes>(src, srcRowBytes, rows, nBlocks, dst, q4Levels,
                                                   [](const uint8_t* const (&block)[8], size_t unit, uint8_t* out) {
     const size_t s = unit / 2, half = unit % 2;
-    Q4ScaleBytes bytes[8];
+    __m128i bytes[8];  // each row's scales, then its mins
     for (size_t i = 0; i < 8; i++) {
       const size_t row = kUnitRows * unit + i;
       std::memcpy(out + kQ4_KBytesDOffset + 2 * row, block[i] + offsetof(BlockQ4_K, d), 2);
@@ -326,17 +326,13 @@ void packQ4_KBytesGroupAvx2(const uint8_t* src, size_t srcRowBytes, size_t rows,
       bytes[i] = q4ScaleBytes(block[i] + offsetof(BlockQ4_K, scales));
     }
     __m256i v[8];
-    for (size_t i = 0; i < 8; i++) {
-      v[i] = replicateWords(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes[i].scales))));
-    }
+    for (size_t i = 0; i < 8; i++) v[i] = replicateWords(_mm256_cvtepu8_epi32(bytes[i]));
     transposeWords8x8(v);
     for (size_t j = 0; j < 8; j++) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + q4_KBytesScaleOffset(s, j) + 32 * half), v[j]);
     }
     // a row's 8 mins as words: its pairs of sub-blocks are 32-bit words 0..3 (4..7 are zero)
-    for (size_t i = 0; i < 8; i++) {
-      v[i] = _mm256_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(bytes[i].mins)));
-    }
+    for (size_t i = 0; i < 8; i++) v[i] = _mm256_cvtepu8_epi16(_mm_srli_si128(bytes[i], 8));
     transposeWords8x8(v);
     for (size_t i = 0; i < 4; i++) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + q4_KBytesMinOffset(s, i) + 32 * half), v[i]);
