@@ -4,7 +4,7 @@
 // pieces' 16-bit sub-block scales), in element order, into the super-block's exact integer sums, and every
 // (row, column) adds its super-blocks in order as scalar::matmulInterleaved does for Q4_Kx64:
 // acc = fma(sumi, d_w * d_x, acc), then acc = fma(summ, -(dmin_w * d_x), acc). Decode and prefill share those steps,
-// and Q4_K prefill of 8 or more columns and Q6_K prefill of 32 or more run on copies of the rows with 8 rows in a
+// and Q4_K prefill of 16 or more columns and Q6_K prefill of 32 or more run on copies of the rows with 8 rows in a
 // vector's lanes (repacked_avx2.cc), with the same bits.
 #include <cstddef>
 #include <cstdint>
@@ -122,11 +122,8 @@ MN_INLINE KSuper prepare(const uint8_t* block) {
 // Piece p (values 32p .. 32p + 31) of the super-block: unsigned levels and the 16-bit scale of each element pair
 template <KType T>
 MN_INLINE void piece(const KSuper& k, int p, __m256i& w, __m256i& s) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
   if (T == KType::Q4_K || T == KType::Q5_K) {
-    const uint8_t* qs = k.block + (T == KType::Q4_K ? offsetof(BlockQ4_K, qs) : offsetof(BlockQ5_K, qs));
-    const __m256i packed = load256(qs + 32 * (p / 2));
-    w = _mm256_and_si256(p % 2 ? _mm256_srli_epi16(packed, 4) : packed, low4);
+    w = nibbleLevels(k.block + (T == KType::Q4_K ? offsetof(BlockQ4_K, qs) : offsetof(BlockQ5_K, qs)), p);
     if (T == KType::Q5_K) {  // bit 4 of piece p's levels is bit p of qh
       const __m256i qh = load256(k.block + offsetof(BlockQ5_K, qh));
       const __m256i high = _mm256_slli_epi16(_mm256_srli_epi16(qh, p), 4);

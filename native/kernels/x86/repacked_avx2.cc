@@ -279,11 +279,7 @@ constexpr size_t kQ4_KBytesDminOffset = kQ4_KBytesDOffset + 2 * kBytesGroupRows;
 constexpr size_t kQ4_KBytesBlockBytes = kQ4_KBytesDminOffset + 2 * kBytesGroupRows;
 
 // Values 32p .. 32p + 31 (p < 8) of a Q4_K super-block: its 4-bit levels, one byte each in element order
-MN_INLINE __m256i q4Levels(const uint8_t* block, int p) {
-  const __m256i packed =
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + offsetof(BlockQ4_K, qs) + 32 * (p / 2)));
-  return _mm256_and_si256(p % 2 ? _mm256_srli_epi16(packed, 4) : packed, _mm256_set1_epi8(0x0F));
-}
+MN_INLINE __m256i q4Levels(const uint8_t* block, int p) { return nibbleLevels(block + offsetof(BlockQ4_K, qs), p); }
 
 // Rows [0, rows) (at most 64; the rest zero), super-blocks [0, nBlocks) of Block rows -> nBlocks group blocks of
 // kBlockBytes: per unit of 8 rows, each 32 values' levels (levels(block, p), q4Levels or q6Levels) unpacked per row
@@ -340,14 +336,43 @@ void packQ4_KBytesGroupAvx2(const uint8_t* src, size_t srcRowBytes, size_t rows,
   });
 }
 
+// Sub-block j of the byte-level layouts' run s (lines N j .. N j + N - 1) against C columns, whose broadcast values
+// are xs[c][k] for line k: each row's i16 pairs start at start[c] and add the lines' vpmaddubsw, then vpmaddwd with
+// the sub-block's scales (unit u's at scales + 32 u) adds them into sumi[u][c]. Unrolled, with each running sum held
+// in a register (inRegister), which stops GCC adding the products as a tree and spilling them.
+template <size_t N, size_t C>
+MN_INLINE void addSubBlock(const uint8_t* block, size_t s, size_t j, const __m256i* const (&xs)[C],
+                           const __m256i (&start)[C], const uint8_t* scales, __m256i (&sumi)[2][C]) {
+  __m256i pairs[2][C];
+  for (size_t c = 0; c < C; c++) pairs[0][c] = pairs[1][c] = start[c];
+#pragma GCC unroll 8
+  for (size_t i = 0; i < N; i++) {  // GCC unrolls this loop only with constant bounds
+    const size_t k = N * j + i;
+    const uint8_t* line = block + bytesLineOffset(s, k);
+    const __m256i levels[2] = {inRegister(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line))),
+                               inRegister(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32)))};
+    for (size_t c = 0; c < C; c++) {
+      const __m256i xk = inRegister(xs[c][k]);
+      for (size_t u = 0; u < 2; u++) {
+        pairs[u][c] = inRegister(_mm256_add_epi16(pairs[u][c], _mm256_maddubs_epi16(levels[u], xk)));
+      }
+    }
+  }
+  for (size_t u = 0; u < 2; u++) {
+    const __m256i unitScales = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 32 * u));
+    for (size_t c = 0; c < C; c++) {
+      sumi[u][c] = _mm256_add_epi32(sumi[u][c], _mm256_madd_epi16(pairs[u][c], unitScales));
+    }
+  }
+}
+
 // Q4_Kx64Bytes prefill: as Q4_0Layout's tile, per super-block. A row's i16 pairs sum one sub-block (16 pairs of at
 // most 15 * 128 each: under 32768), then vpmaddwd applies the row's sub-block scale, and the mins meet the
 // activations' sub-block sums two sub-blocks per vpmaddwd. Every (row, column) adds its super-blocks in order as
 // scalar::matmulInterleaved does: acc = fma(sumi, d_w * d_x, acc), then acc = fma(summ, -(dmin_w * d_x), acc).
 // The tile ran out of instructions the core could issue (about 5 a cycle), not of multipliers: levels stored a
-// byte each need no masks or shifts, and a sub-block is unrolled with each running sum held in a register
-// (inRegister), which stops GCC adding the products as a tree and spilling them. 1823 -> 1203 instructions a
-// super-block of 16 rows x 2 columns (callgrind); 1.18-1.70x the nibble tile's GFLOP/s in the same process.
+// byte each need no masks or shifts, and addSubBlock is unrolled. 1823 -> 1107 instructions a super-block of 16 rows
+// x 2 columns (callgrind); 1.18-1.70x the nibble tile's GFLOP/s in the same process.
 struct Q4_KLayout {
   using Activation = BlockQ8_K;
   using Prepared = PreparedSuperBlock;
@@ -369,30 +394,14 @@ struct Q4_KLayout {
   static MN_INLINE void runTile(const uint8_t* block, size_t s, size_t count, const PreparedSuperBlock* x,
                                 __m256 (&acc)[2][C]) {
     for (size_t i = 0; i < count; i++, block += kQ4_KBytesBlockBytes) {
-      __m256i sumi[2][C];
+      const __m256i* broadcasts[C];
+      __m256i start[C], sumi[2][C];
+      for (size_t c = 0; c < C; c++) {
+        broadcasts[c] = x[c * kChunkBlocks + i].x;
+        start[c] = sumi[0][c] = sumi[1][c] = _mm256_setzero_si256();
+      }
       for (size_t j = 0; j < 8; j++) {
-        __m256i pairs[2][C];
-#pragma GCC unroll 8
-        for (size_t k = 0; k < 8; k++) {
-          const uint8_t* line = block + bytesLineOffset(s, 8 * j + k);
-          const __m256i levels[2] = {inRegister(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line))),
-                                     inRegister(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32)))};
-          for (size_t c = 0; c < C; c++) {
-            const __m256i xk = inRegister(x[c * kChunkBlocks + i].x[8 * j + k]);
-            for (size_t u = 0; u < 2; u++) {
-              const __m256i products = _mm256_maddubs_epi16(levels[u], xk);
-              pairs[u][c] = inRegister(k == 0 ? products : _mm256_add_epi16(pairs[u][c], products));
-            }
-          }
-        }
-        for (size_t u = 0; u < 2; u++) {
-          const __m256i scales =
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q4_KBytesScaleOffset(s, j) + 32 * u));
-          for (size_t c = 0; c < C; c++) {
-            const __m256i scaled = _mm256_madd_epi16(pairs[u][c], scales);
-            sumi[u][c] = j == 0 ? scaled : _mm256_add_epi32(sumi[u][c], scaled);
-          }
-        }
+        addSubBlock<8, C>(block, s, j, broadcasts, start, block + q4_KBytesScaleOffset(s, j), sumi);
       }
       for (size_t u = 0; u < 2; u++) {
         __m256i mins[4];  // the mins of sub-blocks 2i and 2i + 1 as each row's i16 pair
@@ -495,31 +504,15 @@ struct Q6_KLayout {
   static MN_INLINE void runTile(const uint8_t* block, size_t s, size_t count, const PreparedQ6SuperBlock* x,
                                 __m256 (&acc)[2][C]) {
     for (size_t i = 0; i < count; i++, block += kQ6_KBytesBlockBytes) {
-      __m256i sumi[2][C];
-      for (size_t u = 0; u < 2; u++) {
-        for (size_t c = 0; c < C; c++) sumi[u][c] = _mm256_setzero_si256();
+      const __m256i* broadcasts[C];
+      __m256i start[C], sumi[2][C];
+      for (size_t c = 0; c < C; c++) {
+        broadcasts[c] = x[c * kChunkBlocks + i].x;
+        sumi[0][c] = sumi[1][c] = _mm256_setzero_si256();
       }
       for (size_t j = 0; j < 16; j++) {
-        __m256i pairs[2][C];
-        for (size_t c = 0; c < C; c++) pairs[0][c] = pairs[1][c] = x[c * kChunkBlocks + i].offset[j];
-        for (size_t k = 4 * j; k < 4 * j + 4; k++) {
-          const uint8_t* line = block + bytesLineOffset(s, k);
-          const __m256i levels[2] = {inRegister(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line))),
-                                     inRegister(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32)))};
-          for (size_t c = 0; c < C; c++) {
-            const __m256i xk = inRegister(x[c * kChunkBlocks + i].x[k]);
-            for (size_t u = 0; u < 2; u++) {
-              pairs[u][c] = _mm256_add_epi16(pairs[u][c], _mm256_maddubs_epi16(levels[u], xk));
-            }
-          }
-        }
-        for (size_t u = 0; u < 2; u++) {
-          const __m256i scales =
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q6_KBytesScaleOffset(s, j) + 32 * u));
-          for (size_t c = 0; c < C; c++) {
-            sumi[u][c] = _mm256_add_epi32(sumi[u][c], _mm256_madd_epi16(pairs[u][c], scales));
-          }
-        }
+        for (size_t c = 0; c < C; c++) start[c] = x[c * kChunkBlocks + i].offset[j];
+        addSubBlock<4, C>(block, s, j, broadcasts, start, block + q6_KBytesScaleOffset(s, j), sumi);
       }
       for (size_t u = 0; u < 2; u++) {
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(

@@ -70,6 +70,13 @@ MN_INLINE __m256i replicateWords(__m256i v) {
   return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(v, 16));
 }
 
+// Values 32p .. 32p + 31 (p < 8) of the 4-bit levels packed as Q4_K's and Q5_K's qs (the low nibbles of 32 bytes,
+// then their high nibbles), one byte each in element order
+MN_INLINE __m256i nibbleLevels(const uint8_t* qs, int p) {
+  const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * (p / 2)));
+  return _mm256_and_si256(p % 2 ? _mm256_srli_epi16(packed, 4) : packed, _mm256_set1_epi8(0x0F));
+}
+
 // Values 32p .. 32p + 31 (p < 8) of a Q6_K super-block: its unsigned 6-bit levels, one byte each in element order
 MN_INLINE __m256i q6Levels(const uint8_t* block, int p) {
   const BlockQ6_K* b = reinterpret_cast<const BlockQ6_K*>(block);
