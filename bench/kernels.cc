@@ -189,10 +189,28 @@ void benchType(mn::GgmlType type, Shape shape, const Options& options) {
                 cachedRows * rowBytes / cachedSeconds / 1e9, kPrefillCols, prefillSeconds * 1e3,
                     flops / prefillSeconds / 1e9);
     if (scalar || !k->interleaves(type)) continue;
-    // The same matrix repacked at load (weights: "repacked"): prefill only, as the engine runs it.
+    // The same matrices repacked at load (weights: "repacked"), decode and prefill as the engine runs them. Decode's
+    // GB/s count the file's bytes, as the roofline does (Q4_Kx64 reads 148 bytes for 144).
     const size_t groups = shape.rows / mn::interleavedGroupRows(type);
-    std::vector<uint8_t> repacked(groups * mn::interleavedGroupBytes(type, shape.n));  // Q4_Kx64: 148 bytes for 144
-    mn::repackInterleaved(type, weights.data(), rowBytes, shape.n, 0, groups, repacked.data());
+    const size_t repackedBytes = groups * mn::interleavedGroupBytes(type, shape.n);
+    std::vector<uint8_t> repacked(copies * repackedBytes);
+    for (size_t copy = 0; copy < copies; copy++) {
+      mn::repackInterleaved(type, weights.data() + copy * matrixBytes, rowBytes, shape.n, 0, groups,
+                            repacked.data() + copy * repackedBytes);
+    }
+    const double repackedDecodeSeconds = bestSeconds(decodeRepeats, [&](int i) {
+      runMatmul(*k, type, repacked.data() + (i % copies) * repackedBytes, rowBytes, shape, shape.rows, act.data(),
+                actRowBytes, 1, y.data(), options.threads, true);
+    });
+    const double repackedCachedSeconds = bestSeconds(decodeRepeats, [&](int) {
+      for (int call = 0; call < cachedCalls; call++) {
+        runMatmul(*k, type, repacked.data(), rowBytes, shape, cachedRows, act.data(), actRowBytes, 1, y.data(), 1,
+                  true);
+      }
+    }) / cachedCalls;
+    std::printf("  %-7s repacked decode %7.2f ms %6.1f GB/s (in L2: %6.1f GB/s)\n", mn::isaName(isa),
+                repackedDecodeSeconds * 1e3, matrixBytes / repackedDecodeSeconds / 1e9,
+                cachedRows * rowBytes / repackedCachedSeconds / 1e9);
     const double repackedSeconds = bestSeconds(options.quick ? 2 : 4, [&](int) {
       runMatmul(*k, type, repacked.data(), rowBytes, shape, shape.rows, act.data(), actRowBytes, kPrefillCols,
                 y.data(), options.threads, true);

@@ -255,7 +255,7 @@ await model.dispose();`;
     }
   });
 
-  it("a repacked dense Q4_K_M model (Q4_K matrices repacked, its Q5_K, Q6_K and Q8_0 ones mapped) computes the mapped model's logits to float rounding, batched or token by token", async () => {
+  it("a repacked dense Q4_K_M model (Q4_K matrices repacked, its Q5_K, Q6_K and Q8_0 ones mapped) computes the mapped model's logits to float rounding (on AVX2 bit for bit), batched or token by token", async () => {
     // With an F32 cache: with F16 one, a query component a rounding away from an fp16 boundary took the other side
     // at one position of this random model, and its attention moved the logits by 1% (measured).
     await mkdir(dir, { recursive: true });
@@ -266,7 +266,8 @@ await model.dispose();`;
     try {
       expect(repacked.weights).toBe(REPACKS_Q4_K ? "repacked" : "mapped");
       const [a, b] = [await logitsOf(mapped, "f32"), await logitsOf(repacked, "f32")];
-      expect(largestDifferences(a, b, 1e-5)).toBe(REPACKS_Q4_K);
+      // The AVX2 file-layout Q4_K kernels add each super-block's sums in the Q4_Kx64 kernels' order; the others do not.
+      expect(largestDifferences(a, b, 1e-5)).toBe(REPACKS_Q4_K && ACTIVE_ISA !== "avx2");
       expect(Buffer.from((await batchedLogits(repacked, "f32")).buffer).equals(Buffer.from(b[TOKENS.length - 1].buffer))).toBe(true);
     } finally {
       await Promise.all([mapped.dispose(), repacked.dispose()]);

@@ -45,10 +45,6 @@ KernelTable x86Table(Isa isa, const x86::MatmulKernels& matmul, const OpKernels&
                    matmul.dequantizeRow);
 }
 
-// AVX2 repacks Q4_0 only: its Q4_Kx64 kernel serves the prefill of Q4_K rows as the file has them, and a Q4_Kx64
-// decode for AVX2 does not exist (run through the prefill kernel, it decoded the Q4_K_M slice 0.79x as fast as mapped).
-bool interleavesQ4_0(GgmlType type) { return type == GgmlType::Q4_0; }
-
 // Q4_1, Q5_0, Q5_1 and the K-quants have their own files (quant_types_*.cc).
 bool isQuantTypeKernel(GgmlType type) {
   switch (type) {
@@ -113,7 +109,7 @@ const Tables& tables() {
 #if MN_X86_KERNELS
     const CpuFeatures& cpu = detectedCpuFeatures();
     t.byIsa[1] = x86Table(Isa::Avx2, x86::kMatmulAvx2, x86::kOpsAvx2, x86::kMatmulInterleavedAvx2,
-                          interleavesQ4_0);
+                          hasInterleavedLayout);
     t.byIsa[1].matmul = matmulAvx2;
     t.byIsa[1].dequantizeRow = dequantizeRowAvx2;
     t.byIsa[2] = x86Table(Isa::Avx512, x86::kMatmulAvx512, x86::kOpsAvx512, x86::kMatmulInterleavedAvx512,

@@ -1,7 +1,7 @@
-// AVX2 matmul over Q4_0 rows interleaved 128 at a time at load (Q4_0x128 against Q8_0 activations; layouts in
+// AVX2 matmul over rows interleaved at load (Q4_0x128 against Q8_0 activations, Q4_Kx64 against Q8_K; layouts in
 // quants.h), and the prefill of Q4_0, Q4_K and Q6_K rows as the file has them, which copies them into Q4_0x128,
-// Q4_Kx64Bytes and Q6_Kx64Bytes groups first (the last two this file's own, a level a byte). (AVX2 does not repack
-// Q4_K at load: there is no Q4_Kx64 decode kernel here; kernels.cc.)
+// Q4_Kx64Bytes and Q6_Kx64Bytes groups first (the last two this file's own, a level a byte; repacked Q4_Kx64 rows are
+// unpacked into Q4_Kx64Bytes for prefill too).
 //
 // Half a line of a block's quants holds 4 bytes (8 levels) of each of 8 rows, so a vector's eight 32-bit lanes are 8
 // rows. Q4_0: vpmaddubsw of the low (high) nibbles with 4 of the activation's values broadcast adds 2 pair sums to
@@ -13,10 +13,11 @@
 // scalar::matmulInterleaved does, which the AVX2 file-layout K-quant kernels do too (quant_types_avx2.cc); Q6_K the
 // same per 16-value sub-block.
 //
-// Decode walks each group block by block (one memory stream, 2304 contiguous bytes a block), the 16 sets of 8
-// rows keeping their sums in L1. Prefill takes a run of 16 rows (one line per 4 values) against 2
-// columns whose activations were broadcast once into memory: each vector loaded serves two vpmaddubsw, and every
-// operand comes straight from a load, where broadcasting in the loop took the shuffle ports the multiplies need.
+// Decode walks each group block by block (one memory stream: 2304 contiguous bytes a Q4_0x128 block, 9472 a Q4_Kx64
+// one), keeping the sets of 8 rows' sums in L1, and prefetches each line's successor 1.5 KB ahead. Prefill takes a run
+// of 16 rows (one line per 4 values) against 2 columns whose activations were broadcast once into memory: each vector
+// loaded serves two vpmaddubsw, and every operand comes straight from a load, where broadcasting in the loop took the
+// shuffle ports the multiplies need.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -37,8 +38,15 @@ namespace {
 
 constexpr size_t kUnitRows = 8;                            // rows per vector: a unit
 constexpr size_t kGroupUnits = kQ4_0x128Rows / kUnitRows;  // 16
-constexpr size_t kPrefetchBytes = 4608;                    // as the file-layout decode
 constexpr size_t kActChunkBlocks = 512;                    // activation offsets and scales prepared at a time
+
+// Decode prefetches, with each line of weights it loads, the line kDecodePrefetchBytes after it into L1. A kernel that
+// computes a few instructions per line keeps too few lines in flight to stream at memory speed by itself: each
+// prefetched block whole, 4.5-9 KB ahead, in a burst at its start, Q4_0x128 decode streamed 0.78-0.82 of a plain read
+// of the same memory and Q4_Kx64 0.63-0.72 (though it computes 2-3x as fast in L2). Line by line, 1-2 KB ahead, they
+// streamed 0.91-1.05 and 0.90-0.95; 3-32 KB ahead, 0.80-0.93. (2 threads, 2 MiB pages, both FFN shapes, median of 20
+// alternating passes, Zen 3.)
+constexpr size_t kDecodePrefetchBytes = 1536;
 
 // -8 * sum(q_x) of a Q8_0 block: the offset of Q4_0's unsigned levels
 MN_INLINE int32_t levelOffset(const BlockQ8_0& block) {
@@ -61,12 +69,16 @@ struct UnitLevels {
   __m256i low[4], high[4];
 };
 
-// Unit u (rows 8u .. 8u + 7 of the group) of the group block at `block`
-MN_INLINE UnitLevels unitLevels(const uint8_t* block, size_t u) {
+// Unit u (rows 8u .. 8u + 7 of the group) of the group block at `block` (and the lines kDecodePrefetchBytes after its
+// lines prefetched when `prefetch`)
+MN_INLINE UnitLevels unitLevels(const uint8_t* block, size_t u, bool prefetch) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   const size_t s = u / 2, half = 32 * (u % 2);
   UnitLevels levels;
   for (size_t k = 0; k < 4; k++) {
+    if (prefetch) {
+      _mm_prefetch(reinterpret_cast<const char*>(block + q4_0x128LineOffset(s, k) + kDecodePrefetchBytes), _MM_HINT_T0);
+    }
     const __m256i quants =
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q4_0x128LineOffset(s, k) + half));
     levels.low[k] = _mm256_and_si256(quants, low4);
@@ -93,6 +105,25 @@ MN_INLINE __m256i unitSums(const UnitLevels& w, const BlockQ8_0& xb, int32_t off
   return _mm256_add_epi32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)), _mm256_set1_epi32(offset));
 }
 
+// The rows of group g (of groupRows rows) in [rowBegin, rowEnd), unit by unit: rows [lo(u), hi(u)) of unit u (none
+// when hi <= lo), and the unit's lanes of y loaded and stored
+struct GroupRange {
+  size_t groupRow, first, end;
+
+  GroupRange(size_t g, size_t groupRows, size_t rowBegin, size_t rowEnd)
+      : groupRow(g * groupRows),
+        first(rowBegin > groupRow ? rowBegin - groupRow : 0),
+        end(rowEnd - groupRow < groupRows ? rowEnd - groupRow : groupRows) {}
+  size_t lo(size_t u) const { return u * kUnitRows > first ? u * kUnitRows : first; }
+  size_t hi(size_t u) const { return (u + 1) * kUnitRows < end ? (u + 1) * kUnitRows : end; }
+  __m256 load(const float* y, size_t u) const {
+    return hi(u) > lo(u) ? loadLanes(y + groupRow + lo(u), lo(u) - u * kUnitRows, hi(u) - lo(u)) : _mm256_setzero_ps();
+  }
+  void store(float* y, size_t u, __m256 v) const {
+    if (hi(u) > lo(u)) storeLanes(y + groupRow + lo(u), v, lo(u) - u * kUnitRows, hi(u) - lo(u));
+  }
+};
+
 // W rows [rowBegin, rowEnd) @ x (n,) -> y[r]: per chunk of activation blocks (prepared once), each group's units
 // [u0, u1) walked block by block, their sums carried in y from one chunk to the next
 void decode(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, float* y) {
@@ -104,33 +135,22 @@ void decode(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const ui
     prepareActivations(x, b0, count, offsets, scales);
     const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(x) + b0;
     for (size_t g = rowBegin / kQ4_0x128Rows; g * kQ4_0x128Rows < rowEnd; g++) {
-      const size_t groupRow = g * kQ4_0x128Rows;
-      const size_t first = rowBegin > groupRow ? rowBegin - groupRow : 0;
-      const size_t end = rowEnd - groupRow < kQ4_0x128Rows ? rowEnd - groupRow : kQ4_0x128Rows;
-      const size_t u0 = first / kUnitRows, u1 = (end + kUnitRows - 1) / kUnitRows;
-      // rows [lo(u), hi(u)) of unit u are in the range
-      const auto lo = [&](size_t u) { return u * kUnitRows > first ? u * kUnitRows : first; };
-      const auto hi = [&](size_t u) { return (u + 1) * kUnitRows < end ? (u + 1) * kUnitRows : end; };
+      const GroupRange range(g, kQ4_0x128Rows, rowBegin, rowEnd);
+      const size_t u0 = range.first / kUnitRows, u1 = (range.end + kUnitRows - 1) / kUnitRows;
       __m256 acc[kGroupUnits];
-      for (size_t u = u0; u < u1; u++) {
-        acc[u] = b0 == 0 ? _mm256_setzero_ps() : loadLanes(y + groupRow + lo(u), lo(u) - u * kUnitRows, hi(u) - lo(u));
-      }
+      for (size_t u = u0; u < u1; u++) acc[u] = b0 == 0 ? _mm256_setzero_ps() : range.load(y, u);
       for (size_t i = 0; i < count; i++) {
         const uint8_t* block = w + g * groupBytes + (b0 + i) * kQ4_0x128BlockBytes;
-        // the scale lines and the units' quant lines of the block kPrefetchBytes ahead
-        for (size_t at = 0; at < q4_0x128LineOffset(0, 0); at += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(block + at + kPrefetchBytes), _MM_HINT_T0);
-        }
-        for (size_t at = q4_0x128LineOffset(u0 / 2, 0); at < q4_0x128LineOffset((u1 - 1) / 2 + 1, 0); at += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(block + at + kPrefetchBytes), _MM_HINT_T0);
+        for (size_t at = 0; at < q4_0x128LineOffset(0, 0); at += 64) {  // the scales' lines, as the units' lines
+          _mm_prefetch(reinterpret_cast<const char*>(block + at + kDecodePrefetchBytes), _MM_HINT_T0);
         }
         const __m256 dx = _mm256_set1_ps(scales[i]);
-        for (size_t u = u0; u < u1; u++) {
-          const __m256i sums = unitSums(unitLevels(block, u), xb[i], offsets[i]);
+        for (size_t u = u0; u < u1; u++) {  // a line once: with its first unit in the range
+          const __m256i sums = unitSums(unitLevels(block, u, u % 2 == 0 || u == u0), xb[i], offsets[i]);
           acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(unitScales(block, u), dx), acc[u]);
         }
       }
-      for (size_t u = u0; u < u1; u++) storeLanes(y + groupRow + lo(u), acc[u], lo(u) - u * kUnitRows, hi(u) - lo(u));
+      for (size_t u = u0; u < u1; u++) range.store(y, u, acc[u]);
     }
   }
 }
@@ -224,23 +244,31 @@ void broadcastFours(const BlockQ8_K& xb, __m256i* out) {
   for (size_t k = 0; k < 64; k++) out[k] = _mm256_set1_epi32(static_cast<int32_t>(loadU32(q + 4 * k)));
 }
 
-// One column's Q8_K super-block prepared for the Q4_K tile: x[8j + k] holds its values 32j + 4k .. 32j + 4k + 3
-// (sub-block j) broadcast, sums[i] the sums of sub-blocks 2i and 2i + 1 as an i16 pair in every lane (for the mins),
-// and d its d_x.
-struct alignas(32) PreparedSuperBlock {
-  __m256i x[64];
+// A Q8_K super-block's sums of sub-blocks 2i and 2i + 1 as an i16 pair in every lane (sums[i], for the mins), and its
+// d_x broadcast
+struct alignas(32) SuperBlockSums {
   __m256i sums[4];
   __m256 d;
 };
 
-void prepareSuperBlock(const BlockQ8_K& xb, PreparedSuperBlock& out) {
-  broadcastFours(xb, out.x);
+void prepareSums(const BlockQ8_K& xb, SuperBlockSums& out) {
   for (size_t i = 0; i < 4; i++) {
     const uint16_t even = static_cast<uint16_t>(xb.bsums[4 * i] + xb.bsums[4 * i + 1]);
     const uint16_t odd = static_cast<uint16_t>(xb.bsums[4 * i + 2] + xb.bsums[4 * i + 3]);
     out.sums[i] = _mm256_set1_epi32(static_cast<int32_t>(even | static_cast<uint32_t>(odd) << 16));
   }
   out.d = _mm256_set1_ps(xb.d);
+}
+
+// One column's Q8_K super-block prepared for the Q4_K tile: its sums, and x[8j + k] holding its values
+// 32j + 4k .. 32j + 4k + 3 (sub-block j) broadcast.
+struct alignas(32) PreparedSuperBlock : SuperBlockSums {
+  __m256i x[64];
+};
+
+void prepareSuperBlock(const BlockQ8_K& xb, PreparedSuperBlock& out) {
+  prepareSums(xb, out);
+  broadcastFours(xb, out.x);
 }
 
 // Moves 8 rows' vectors of 8 words into 8 vectors of the 8 rows' words: word j of v[i] -> word i of v[j]
@@ -624,13 +652,186 @@ void prefillFileLayout(const uint8_t* w, size_t wRowBytes, size_t n, size_t rowB
   }
 }
 
+// ======================================================================================= Q4_Kx64 (repacked Q4_K)
+
+// Sub-block j's scales of run s's unit u (8 rows; bytes in quants.h's Q4_Kx64 order), each in both halves of its lane
+MN_INLINE __m256i q4_Kx64UnitScales(const uint8_t* block, size_t j, size_t s, size_t u) {
+  // lane i of each 128-bit half (row 4h + i): bytes [4h + i, 0, 4h + i, 0] of the 8 scales broadcast
+  const __m256i control = _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1,  //
+                                           4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1);
+  int64_t scales;
+  std::memcpy(&scales, block + q4_Kx64ScaleOffset(j, s) + kUnitRows * u, sizeof(scales));
+  return _mm256_shuffle_epi8(_mm256_set1_epi64x(scales), control);
+}
+
+// The mins of sub-blocks 2i and 2i + 1 of run s's units as each row's i16 pair: pairs[u] for unit u
+MN_INLINE void q4_Kx64MinPairs(const uint8_t* block, size_t i, size_t s, __m256i (&pairs)[2]) {
+  const __m128i even = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + q4_Kx64MinOffset(2 * i, s)));
+  const __m128i odd = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + q4_Kx64MinOffset(2 * i + 1, s)));
+  pairs[0] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(even, odd));
+  pairs[1] = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(even, odd));
+}
+
+constexpr size_t kQ4_KDecodeChunkBlocks = 64;  // activation super-blocks prepared at a time: each group one stream
+constexpr size_t kQ4_Kx64Runs = kQ4_Kx64Rows / kRunRows;
+
+// Run s (rows 16s .. 16s + 15, units 2s and 2s + 1) of a Q4_Kx64 group block against activation super-block xb
+// (its sums in x): acc[u] += each row's terms, acc = fma(sumi, d_w * d_x, acc), then
+// acc = fma(summ, -(dmin_w * d_x), acc). A line holds 4 quants of each of the run's rows; its low nibbles are values
+// of sub-block 2c and its high ones of 2c + 1, so each of its halves (a unit) serves two vpmaddubsw, and a row's i16
+// pairs sum one sub-block (16 products of at most 15 * 128: under 32768) before vpmaddwd applies the row's scale.
+MN_INLINE void q4_Kx64RunDot(const uint8_t* block, size_t s, const BlockQ8_K& xb, const SuperBlockSums& x,
+                              __m256 (&acc)[2]) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256i sumi[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+  for (size_t c = 0; c < 4; c++) {
+    __m256i pairs[2][2];  // [unit][sub-block 2c + h]
+    for (size_t u = 0; u < 2; u++) pairs[u][0] = pairs[u][1] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (size_t k = 0; k < 8; k++) {
+      const uint8_t* line = block + q4_Kx64LineOffset(s, c, k);
+      _mm_prefetch(reinterpret_cast<const char*>(line + kDecodePrefetchBytes), _MM_HINT_T0);
+      const uint8_t* q = reinterpret_cast<const uint8_t*>(xb.qs) + 64 * c + 4 * k;
+      const __m256i xLow = _mm256_set1_epi32(static_cast<int32_t>(loadU32(q)));
+      const __m256i xHigh = _mm256_set1_epi32(static_cast<int32_t>(loadU32(q + 32)));
+      for (size_t u = 0; u < 2; u++) {
+        const __m256i quants = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 32 * u));
+        const __m256i low = _mm256_and_si256(quants, low4);
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(quants, 4), low4);
+        pairs[u][0] = inRegister(_mm256_add_epi16(pairs[u][0], _mm256_maddubs_epi16(low, xLow)));
+        pairs[u][1] = inRegister(_mm256_add_epi16(pairs[u][1], _mm256_maddubs_epi16(high, xHigh)));
+      }
+    }
+    for (size_t u = 0; u < 2; u++) {
+      for (size_t h = 0; h < 2; h++) {
+        const __m256i scales = q4_Kx64UnitScales(block, 2 * c + h, s, u);
+        sumi[u] = _mm256_add_epi32(sumi[u], _mm256_madd_epi16(pairs[u][h], scales));
+      }
+    }
+  }
+  __m256i summ[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+  for (size_t i = 0; i < 4; i++) {
+    __m256i mins[2];
+    q4_Kx64MinPairs(block, i, s, mins);
+    for (size_t u = 0; u < 2; u++) summ[u] = _mm256_add_epi32(summ[u], _mm256_madd_epi16(mins[u], x.sums[i]));
+  }
+  for (size_t u = 0; u < 2; u++) {
+    const uint8_t* d = block + q4_Kx64DOffset(s) + 2 * kUnitRows * u;
+    const uint8_t* dmin = block + q4_Kx64DminOffset(s) + 2 * kUnitRows * u;
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d)));
+    const __m256 dminw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(dmin)));
+    acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[u]), _mm256_mul_ps(dw, x.d), acc[u]);
+    acc[u] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ[u]), _mm256_mul_ps(dminw, x.d), acc[u]);
+  }
+}
+
+// W (Q4_Kx64) rows [rowBegin, rowEnd) @ x (n,) Q8_K -> y[r]: per chunk of activation super-blocks (their sums
+// prepared), each group's runs walked super-block by super-block, their sums carried in y from one chunk to the next.
+// The activations' fours are broadcast straight from x, which stays in L1 (prepared, they take 2 KB a super-block).
+void decodeQ4_Kx64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, float* y) {
+  const size_t nBlocks = n / kQKK, groupBytes = nBlocks * kQ4_Kx64BlockBytes;
+  const BlockQ8_K* xb = reinterpret_cast<const BlockQ8_K*>(x);
+  SuperBlockSums prepared[kQ4_KDecodeChunkBlocks];
+  for (size_t b0 = 0; b0 < nBlocks; b0 += kQ4_KDecodeChunkBlocks) {
+    const size_t count = nBlocks - b0 < kQ4_KDecodeChunkBlocks ? nBlocks - b0 : kQ4_KDecodeChunkBlocks;
+    for (size_t i = 0; i < count; i++) prepareSums(xb[b0 + i], prepared[i]);
+    for (size_t g = rowBegin / kQ4_Kx64Rows; g * kQ4_Kx64Rows < rowEnd; g++) {
+      const GroupRange range(g, kQ4_Kx64Rows, rowBegin, rowEnd);
+      const size_t s0 = range.first / kRunRows, s1 = (range.end + kRunRows - 1) / kRunRows;
+      __m256 acc[kQ4_Kx64Runs][2];
+      for (size_t s = s0; s < s1; s++) {
+        for (size_t v = 0; v < 2; v++) acc[s][v] = b0 == 0 ? _mm256_setzero_ps() : range.load(y, 2 * s + v);
+      }
+      const uint8_t* block = w + g * groupBytes + b0 * kQ4_Kx64BlockBytes;
+      for (size_t i = 0; i < count; i++, block += kQ4_Kx64BlockBytes) {
+        for (size_t at = 0; at < q4_Kx64LineOffset(0, 0, 0); at += 64) {  // the scales' lines, as the runs' lines
+          _mm_prefetch(reinterpret_cast<const char*>(block + kDecodePrefetchBytes + at), _MM_HINT_T0);
+        }
+        for (size_t s = s0; s < s1; s++) q4_Kx64RunDot(block, s, xb[b0 + i], prepared[i], acc[s]);
+      }
+      for (size_t s = s0; s < s1; s++) {
+        for (size_t v = 0; v < 2; v++) range.store(y, 2 * s + v, acc[s][v]);
+      }
+    }
+  }
+}
+
+// One Q4_Kx64 group block -> the same rows' Q4_Kx64Bytes block: each line's low and high nibbles become the lines of
+// its two sub-blocks (no transpose: both layouts keep a row in a 32-bit lane), the scales and pairs of mins move as
+// the decode reads them, and d and dmin keep their order.
+void unpackQ4_Kx64Block(const uint8_t* block, uint8_t* out) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (size_t s = 0; s < kQ4_Kx64Runs; s++) {
+    for (size_t c = 0; c < 4; c++) {
+      for (size_t k = 0; k < 8; k++) {
+        for (size_t u = 0; u < 2; u++) {
+          const __m256i quants =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + q4_Kx64LineOffset(s, c, k) + 32 * u));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + bytesLineOffset(s, 16 * c + k) + 32 * u),
+                              _mm256_and_si256(quants, low4));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + bytesLineOffset(s, 16 * c + 8 + k) + 32 * u),
+                              _mm256_and_si256(_mm256_srli_epi16(quants, 4), low4));
+        }
+      }
+    }
+    for (size_t u = 0; u < 2; u++) {
+      for (size_t j = 0; j < 8; j++) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + q4_KBytesScaleOffset(s, j) + 32 * u),
+                            q4_Kx64UnitScales(block, j, s, u));
+      }
+    }
+    for (size_t i = 0; i < 4; i++) {
+      __m256i mins[2];
+      q4_Kx64MinPairs(block, i, s, mins);
+      for (size_t u = 0; u < 2; u++) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + q4_KBytesMinOffset(s, i) + 32 * u), mins[u]);
+      }
+    }
+  }
+  static_assert(q4_Kx64DminOffset(0) == q4_Kx64DOffset(0) + 2 * kQ4_Kx64Rows, "d, then dmin, each in row order");
+  static_assert(kQ4_KBytesDminOffset == kQ4_KBytesDOffset + 2 * kBytesGroupRows, "the same here");
+  std::memcpy(out + kQ4_KBytesDOffset, block + q4_Kx64DOffset(0), 4 * kQ4_Kx64Rows);
+}
+
+// Q4_Kx64 prefill: each panel of up to Q4_KLayout::kPanelGroups groups, a super-block at a time, unpacked into
+// Q4_Kx64Bytes blocks and multiplied there as the file layout's copies are (prefillChunk)
+void prefillQ4_Kx64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
+                    size_t nCols, float* y, size_t ldy) {
+  using L = Q4_KLayout;
+  static_assert(L::kGroupRows == kQ4_Kx64Rows && L::kChunkBlocks == 1, "a group block unpacks into one group block");
+  constexpr size_t kPanelRows = L::kPanelGroups * L::kGroupRows;
+  alignas(64) uint8_t groups[L::kPanelGroups * L::kGroupBlockBytes];
+  const size_t nBlocks = n / kQKK, groupBytes = nBlocks * kQ4_Kx64BlockBytes;
+  for (size_t r0 = rowBegin; r0 < rowEnd;) {
+    const size_t panelRow = r0 / kPanelRows * kPanelRows;
+    const size_t r1 = panelRow + kPanelRows < rowEnd ? panelRow + kPanelRows : rowEnd;
+    const size_t g0 = r0 / kQ4_Kx64Rows, g1 = (r1 + kQ4_Kx64Rows - 1) / kQ4_Kx64Rows;
+    for (size_t b = 0; b < nBlocks; b++) {
+      for (size_t g = g0; g < g1; g++) {
+        unpackQ4_Kx64Block(w + g * groupBytes + b * kQ4_Kx64BlockBytes,
+                           groups + (g - panelRow / kQ4_Kx64Rows) * L::kGroupBlockBytes);
+      }
+      prefillChunk<L>(groups, L::kGroupBlockBytes, panelRow, r0, r1, b, 1, x, actRowBytes, nCols, y, ldy);
+    }
+    r0 = r1;
+  }
+}
+
 void matmulInterleaved(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
                        size_t actRowBytes, size_t nCols, float* y, size_t ldy) {
-  if (wType != GgmlType::Q4_0 || rowBegin >= rowEnd) return;
-  if (nCols == 1) {
-    decode(w, n, rowBegin, rowEnd, x, y);
-  } else {
-    prefill<Q4_0Layout>(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+  if (rowBegin >= rowEnd) return;
+  if (wType == GgmlType::Q4_K) {
+    if (nCols == 1) {
+      decodeQ4_Kx64(w, n, rowBegin, rowEnd, x, y);
+    } else {
+      prefillQ4_Kx64(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+    }
+  } else if (wType == GgmlType::Q4_0) {
+    if (nCols == 1) {
+      decode(w, n, rowBegin, rowEnd, x, y);
+    } else {
+      prefill<Q4_0Layout>(w, n, rowBegin, rowEnd, x, actRowBytes, nCols, y, ldy);
+    }
   }
 }
 

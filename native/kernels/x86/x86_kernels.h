@@ -34,8 +34,8 @@ extern const OpKernels kOpsAvx2;    // ops_avx2.cc
 extern const OpKernels kOpsAvx512;  // ops_avx512.cc
 extern const QuantTypeKernels kQuantTypesAvx2;
 extern const QuantTypeKernels kQuantTypesAvx512;
-// Q4_0x128 x Q8_0 and Q4_Kx64 x Q8_K (quants.h) with VNNI, decode and prefill in one order (repacked_avx512.cc);
-// Q4_0x128 only with AVX2 (repacked_avx2.cc).
+// Q4_0x128 x Q8_0 and Q4_Kx64 x Q8_K (quants.h), decode and prefill in one order, with VNNI (repacked_avx512.cc) and
+// with AVX2 (repacked_avx2.cc).
 using MatmulInterleavedFn = decltype(KernelTable::matmulInterleaved);
 extern const MatmulInterleavedFn kMatmulInterleavedAvx512;
 extern const MatmulInterleavedFn kMatmulInterleavedAvx2;
