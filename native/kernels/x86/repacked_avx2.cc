@@ -44,8 +44,8 @@ constexpr size_t kActChunkBlocks = 512;                    // activation offsets
 // computes a few instructions per line keeps too few lines in flight to stream at memory speed by itself: each
 // prefetched block whole, 4.5-9 KB ahead, in a burst at its start, Q4_0x128 decode streamed 0.78-0.82 of a plain read
 // of the same memory and Q4_Kx64 0.63-0.72 (though it computes 2-3x as fast in L2). Line by line, 1-2 KB ahead, they
-// streamed 0.91-1.05 and 0.90-0.95; 3-32 KB ahead, 0.80-0.93. (2 threads, 2 MiB pages, both FFN shapes, median of 20
-// alternating passes, Zen 3.)
+// streamed 0.90-1.07 and 0.86-0.99; 3-32 KB ahead, 0.80-0.93. (2 threads, 2 MiB pages, both FFN shapes, median of
+// 20-24 alternating passes, Zen 3.)
 constexpr size_t kDecodePrefetchBytes = 1536;
 
 // -8 * sum(q_x) of a Q8_0 block: the offset of Q4_0's unsigned levels
