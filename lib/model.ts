@@ -45,8 +45,8 @@ export interface LoadOptions {
    *   Loading reads and rewrites those matrices (1–2.3 s for a 2 GB file there), and RAM must hold them: rejects with
    *   `OUT_OF_MEMORY` when they are larger than the memory available. On AVX2 the logits are the mapped ones to
    *   the bit (on a Zen 3 CPU the Q4_0 Mixtral slice decoded 1.7× and Q4_K_M 1.3× as fast as mapped, and both
-   *   prefilled about 1.1× as fast). Models with no matrix the CPU's
-   *   kernels can repack load as `"mapped"` ({@link Mixtral.weights} says which).
+   *   prefilled about 1.1× as fast). Models with no matrix the CPU's kernels can repack load as `"mapped"`
+   *   ({@link Mixtral.weights} says which).
    */
   weights?: WeightMemory;
   /**
