@@ -44,8 +44,8 @@ export interface LoadOptions {
    *   block's terms are added once, in another order); single-token and batched evaluation still agree to the bit.
    *   Loading reads and rewrites those matrices (1–2.3 s for a 2 GB file there), and RAM must hold them: rejects with
    *   `OUT_OF_MEMORY` when they are larger than the memory available. On AVX2 the logits are the mapped ones to
-   *   the bit (on a Zen 3 CPU the Q4_0 Mixtral slice decoded 1.7× and Q4_K_M 1.3× as fast as mapped, and both
-   *   prefilled about 1.1× as fast). Models with no matrix the CPU's kernels can repack load as `"mapped"`
+   *   the bit (on a Zen 3 CPU the Q4_0 Mixtral slice decoded 1.7× and Q4_K_M 1.1× as fast as mapped, and both
+   *   prefilled 1.1–1.2× as fast). Models with no matrix the CPU's kernels can repack load as `"mapped"`
    *   ({@link Mixtral.weights} says which).
    */
   weights?: WeightMemory;
