@@ -309,10 +309,17 @@ void packQ4_0x128Group(const uint8_t* src, size_t srcRowBytes, size_t rows, size
   }
 }
 
-void packQ4_Kx64Group(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst) {
-  if (rows < kQ4_Kx64Rows) std::memset(dst, 0, nBlocks * kQ4_Kx64BlockBytes);
-  for (size_t b = 0; b < nBlocks; b++, dst += kQ4_Kx64BlockBytes) {
-    for (size_t row = 0; row < rows; row++) {
+namespace {
+
+// Rows [0, 128) of src (Q4_0, n values each, srcRowBytes apart) -> one Q4_0x128 group at dst (128 rows' bytes).
+void repackQ4_0x128(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
+  packQ4_0x128Group(src, srcRowBytes, kQ4_0x128Rows, n / kQK, dst);
+}
+
+// Rows [0, 64) of src (Q4_K, n values each, srcRowBytes apart) -> one Q4_Kx64 group at dst (n / 256 * 9472 bytes).
+void repackQ4_Kx64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
+  for (size_t b = 0; b < n / kQKK; b++, dst += kQ4_Kx64BlockBytes) {
+    for (size_t row = 0; row < kQ4_Kx64Rows; row++) {
       const BlockQ4_K& block = reinterpret_cast<const BlockQ4_K*>(src + row * srcRowBytes)[b];
       const size_t s = row / 16, j = row % 16;
       std::memcpy(dst + q4_Kx64DOffset(s) + 2 * j, &block.d, 2);
@@ -330,18 +337,6 @@ void packQ4_Kx64Group(const uint8_t* src, size_t srcRowBytes, size_t rows, size_
       }
     }
   }
-}
-
-namespace {
-
-// Rows [0, 128) of src (Q4_0, n values each, srcRowBytes apart) -> one Q4_0x128 group at dst (128 rows' bytes).
-void repackQ4_0x128(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
-  packQ4_0x128Group(src, srcRowBytes, kQ4_0x128Rows, n / kQK, dst);
-}
-
-// Rows [0, 64) of src (Q4_K, n values each, srcRowBytes apart) -> one Q4_Kx64 group at dst (n / 256 * 9472 bytes).
-void repackQ4_Kx64(const uint8_t* src, size_t srcRowBytes, size_t n, uint8_t* dst) {
-  packQ4_Kx64Group(src, srcRowBytes, kQ4_Kx64Rows, n / kQKK, dst);
 }
 
 }  // namespace

@@ -160,9 +160,6 @@ void repackInterleaved(GgmlType type, const uint8_t* src, size_t srcRowBytes, si
 // nBlocks blocks at dst, the rows past `rows` zero: the repack's step, and the AVX2 prefill's copy of rows as the file
 // has them, a chunk of blocks at a time.
 void packQ4_0x128Group(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst);
-// The same for Q4_K: rows [0, rows) (at most 64), super-blocks [0, nBlocks) -> one Q4_Kx64 group of nBlocks
-// super-blocks.
-void packQ4_Kx64Group(const uint8_t* src, size_t srcRowBytes, size_t rows, size_t nBlocks, uint8_t* dst);
 
 // The packed sub-block scales of a K-quant super-block, as small integers.
 // Q4_K / Q5_K: 8 scales and 8 mins of 6 bits from 12 bytes.
