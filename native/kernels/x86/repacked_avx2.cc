@@ -611,23 +611,31 @@ void prefillChunk(const uint8_t* blocks, size_t groupStride, size_t panelRow, si
 
 // Prefill takes a panel of groups at a time, and per chunk of its blocks every pair of columns: the chunks (37-80 KB)
 // stay in cache while they pass. One pass over all the rows per tile of columns, as before, streamed the matrix from
-// memory once per tile and ran at half the speed (bench/kernels.sh).
-template <typename L>
-void prefill(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
-             size_t nCols, float* y, size_t ldy) {
+// memory once per tile and ran at half the speed (bench/kernels.sh). This walks them:
+// chunk(panelRow, r0, r1, b0, count) for each panel of up to L::kPanelGroups groups that rows [rowBegin, rowEnd) touch
+// (its first row panelRow; rows [r0, r1) of it in the range) and each chunk [b0, b0 + count) of its blocks
+template <typename L, typename Chunk>
+void forEachPanelChunk(size_t nBlocks, size_t rowBegin, size_t rowEnd, Chunk chunk) {
   constexpr size_t kPanelRows = L::kPanelGroups * L::kGroupRows;
-  const size_t nBlocks = n / L::kBlockValues, groupBytes = nBlocks * L::kGroupBlockBytes;
   for (size_t r0 = rowBegin; r0 < rowEnd;) {
     const size_t panelRow = r0 / kPanelRows * kPanelRows;
     const size_t r1 = panelRow + kPanelRows < rowEnd ? panelRow + kPanelRows : rowEnd;
-    const uint8_t* panel = w + panelRow / L::kGroupRows * groupBytes;
     for (size_t b0 = 0; b0 < nBlocks; b0 += L::kChunkBlocks) {
-      const size_t count = nBlocks - b0 < L::kChunkBlocks ? nBlocks - b0 : L::kChunkBlocks;
-      prefillChunk<L>(panel + b0 * L::kGroupBlockBytes, groupBytes, panelRow, r0, r1, b0, count, x, actRowBytes, nCols,
-                      y, ldy);
+      chunk(panelRow, r0, r1, b0, nBlocks - b0 < L::kChunkBlocks ? nBlocks - b0 : L::kChunkBlocks);
     }
     r0 = r1;
   }
+}
+
+template <typename L>
+void prefill(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x, size_t actRowBytes,
+             size_t nCols, float* y, size_t ldy) {
+  const size_t nBlocks = n / L::kBlockValues, groupBytes = nBlocks * L::kGroupBlockBytes;
+  forEachPanelChunk<L>(nBlocks, rowBegin, rowEnd, [&](size_t panelRow, size_t r0, size_t r1, size_t b0, size_t count) {
+    const uint8_t* panel = w + panelRow / L::kGroupRows * groupBytes;
+    prefillChunk<L>(panel + b0 * L::kGroupBlockBytes, groupBytes, panelRow, r0, r1, b0, count, x, actRowBytes, nCols,
+                    y, ldy);
+  });
 }
 
 // Rows [rowBegin, rowEnd) as the file has them: each panel of up to kPanelGroups groups' rows, a chunk of blocks at a
@@ -799,22 +807,15 @@ void prefillQ4_Kx64(const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, 
                     size_t nCols, float* y, size_t ldy) {
   using L = Q4_KLayout;
   static_assert(L::kGroupRows == kQ4_Kx64Rows && L::kChunkBlocks == 1, "a group block unpacks into one group block");
-  constexpr size_t kPanelRows = L::kPanelGroups * L::kGroupRows;
   alignas(64) uint8_t groups[L::kPanelGroups * L::kGroupBlockBytes];
   const size_t nBlocks = n / kQKK, groupBytes = nBlocks * kQ4_Kx64BlockBytes;
-  for (size_t r0 = rowBegin; r0 < rowEnd;) {
-    const size_t panelRow = r0 / kPanelRows * kPanelRows;
-    const size_t r1 = panelRow + kPanelRows < rowEnd ? panelRow + kPanelRows : rowEnd;
-    const size_t g0 = r0 / kQ4_Kx64Rows, g1 = (r1 + kQ4_Kx64Rows - 1) / kQ4_Kx64Rows;
-    for (size_t b = 0; b < nBlocks; b++) {
-      for (size_t g = g0; g < g1; g++) {
-        unpackQ4_Kx64Block(w + g * groupBytes + b * kQ4_Kx64BlockBytes,
-                           groups + (g - panelRow / kQ4_Kx64Rows) * L::kGroupBlockBytes);
-      }
-      prefillChunk<L>(groups, L::kGroupBlockBytes, panelRow, r0, r1, b, 1, x, actRowBytes, nCols, y, ldy);
+  forEachPanelChunk<L>(nBlocks, rowBegin, rowEnd, [&](size_t panelRow, size_t r0, size_t r1, size_t b, size_t) {
+    for (size_t g = r0 / kQ4_Kx64Rows; g * kQ4_Kx64Rows < r1; g++) {
+      unpackQ4_Kx64Block(w + g * groupBytes + b * kQ4_Kx64BlockBytes,
+                         groups + (g - panelRow / kQ4_Kx64Rows) * L::kGroupBlockBytes);
     }
-    r0 = r1;
-  }
+    prefillChunk<L>(groups, L::kGroupBlockBytes, panelRow, r0, r1, b, 1, x, actRowBytes, nCols, y, ldy);
+  });
 }
 
 void matmulInterleaved(GgmlType wType, const uint8_t* w, size_t n, size_t rowBegin, size_t rowEnd, const uint8_t* x,
